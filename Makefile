@@ -1,0 +1,38 @@
+# nucleus-bench: every target installs what it needs first (see `setup`).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup bench test lint perf perf-target clean
+
+# Idempotent: re-installs only when pyproject.toml changed since the last install.
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The default benchmark: embedded target, the realistic fleet over WebSocket and HTTP on one seeded stream.
+bench: setup
+	$(BIN)/nucleus-bench run scenarios/desktop-fleet.toml --transport both
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check bench tests locustfiles
+	$(BIN)/mypy
+
+# Benchmarks, never tests: they print figures and ratios measured side by side in one run.
+perf-target: setup
+	$(BIN)/python -m bench.perf.target
+
+perf: setup
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) || true
+	$(BIN)/python -m bench.perf.client
+
+clean:
+	rm -rf $(VENV) build *.egg-info

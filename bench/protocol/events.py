@@ -1,0 +1,317 @@
+"""Events of the Tracking API as frozen, slotted values, and their lenient parser.
+
+Parsing follows contract.md, "Messages (client to server)": lenient in what it accepts (``deviceId`` or
+``machineId``, ``locale`` or ``language``, ids as strings or integers with their JSON type kept,
+``sessionId`` as an integer or a numeric string, ``date`` as ISO 8601 or epoch milliseconds) and strict
+about what is really required (a device for every type, a name for ``event`` and ``error``, a positive
+session for everything but ``heartbeat``). A broken event raises ``InvalidEvent``; nothing else escapes.
+
+Fields the document requires on ``init`` and ``error`` but real modules leave out are not errors:
+``Event.missing_required()`` names them so the target can count them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal, NewType
+
+from bench.protocol.errors import InvalidEvent, Reason
+
+#: An event id exactly as the client sent it; the ack echoes it with the same JSON type.
+EventId = str | int
+DeviceId = NewType("DeviceId", str)
+DeviceKey = Literal["deviceId", "machineId"]
+
+
+class EventType(StrEnum):
+    INIT = "init"
+    EVENT = "event"
+    ERROR = "error"
+    USERID = "userid"
+    PROPS = "props"
+    HEARTBEAT = "heartbeat"
+    VIEW = "nucleus:view"
+
+
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """The extra data of ``init`` and ``error`` (tracking-api.md, "Extra events data")."""
+
+    platform: str | None = None
+    os_version: str | None = None
+    total_ram: int | float | None = None
+    version: str | None = None
+    language: str | None = None
+    locale: str | None = None
+    arch: str | None = None
+    client: str | None = None
+    module_version: str | None = None
+
+    def missing(self) -> tuple[str, ...]:
+        """Wire names of the fields the document requires that are absent (``locale`` stands for ``language``)."""
+        out = [wire for wire, attr in _REQUIRED_EXTRA if getattr(self, attr) is None]
+        if self.language is None and self.locale is None:
+            out.append("language")
+        return tuple(out)
+
+
+# (wire key, attribute) for the Extra fields; orders serialization.
+_EXTRA_FIELDS: tuple[tuple[str, str], ...] = (
+    ("platform", "platform"),
+    ("osVersion", "os_version"),
+    ("totalRam", "total_ram"),
+    ("version", "version"),
+    ("language", "language"),
+    ("locale", "locale"),
+    ("arch", "arch"),
+    ("client", "client"),
+    ("moduleVersion", "module_version"),
+)
+_REQUIRED_EXTRA = (("platform", "platform"), ("osVersion", "os_version"), ("totalRam", "total_ram"),
+                   ("version", "version"))
+_EXTRA_KEYS = frozenset(w for w, _ in _EXTRA_FIELDS)
+_KNOWN_KEYS = frozenset({"type", "name", "sessionId", "date", "id", "userId", "anonId", "deviceId",
+                         "machineId", "payload"}) | _EXTRA_KEYS
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event. Subclasses fix ``TYPE``; build them directly or with ``parse_event``."""
+
+    TYPE: ClassVar[EventType] = EventType.EVENT
+    REQUIRES_NAME: ClassVar[bool] = False
+    REQUIRES_SESSION: ClassVar[bool] = True
+    HAS_EXTRA: ClassVar[bool] = False
+
+    device_id: str
+    session_id: int | None = None
+    id: EventId | None = None
+    name: str | None = None
+    date: int | float | str | None = None
+    user_id: str | None = None
+    anon_id: str | None = None
+    payload: dict[str, Any] | None = None
+    extra: Extra | None = None
+    device_key: DeviceKey = "deviceId"
+    unknown: dict[str, Any] | None = None
+
+    def missing_required(self) -> tuple[str, ...]:
+        """Fields tracking-api.md requires that this event lacks (counted by the target, never rejected)."""
+        if not self.HAS_EXTRA:
+            return ()
+        return (self.extra or _NO_EXTRA).missing()
+
+    def to_obj(self) -> dict[str, Any]:
+        """The JSON object for this event, as the official modules lay it out."""
+        obj: dict[str, Any] = {"type": self.TYPE.value}
+        if self.name is not None:
+            obj["name"] = self.name
+        if self.session_id is not None:
+            obj["sessionId"] = self.session_id
+        if self.date is not None:
+            obj["date"] = self.date
+        if self.id is not None:
+            obj["id"] = self.id
+        if self.user_id is not None:
+            obj["userId"] = self.user_id
+        if self.anon_id is not None:
+            obj["anonId"] = self.anon_id
+        obj[self.device_key] = self.device_id
+        if self.payload is not None:
+            obj["payload"] = self.payload
+        if self.extra is not None:
+            for wire, attr in _EXTRA_FIELDS:
+                value = getattr(self.extra, attr)
+                if value is not None:
+                    obj[wire] = value
+        if self.unknown:
+            for key, value in self.unknown.items():
+                obj.setdefault(key, value)
+        return obj
+
+
+_NO_EXTRA = Extra()
+
+
+@dataclass(frozen=True, slots=True)
+class Init(Event):
+    TYPE: ClassVar[EventType] = EventType.INIT
+    HAS_EXTRA: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class Track(Event):
+    """The default ``event`` type."""
+
+    TYPE: ClassVar[EventType] = EventType.EVENT
+    REQUIRES_NAME: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    TYPE: ClassVar[EventType] = EventType.ERROR
+    REQUIRES_NAME: ClassVar[bool] = True
+    HAS_EXTRA: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, slots=True)
+class UserId(Event):
+    TYPE: ClassVar[EventType] = EventType.USERID
+
+
+@dataclass(frozen=True, slots=True)
+class Props(Event):
+    TYPE: ClassVar[EventType] = EventType.PROPS
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Event):
+    """WebSocket keep-alive. Carries a device, needs no session, is never stored as an event."""
+
+    TYPE: ClassVar[EventType] = EventType.HEARTBEAT
+    REQUIRES_SESSION: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, slots=True)
+class View(Event):
+    """``nucleus:view``: page and screen views (modules v3-v5)."""
+
+    TYPE: ClassVar[EventType] = EventType.VIEW
+
+
+#: Table dispatch: wire type -> event class.
+EVENT_CLASSES: dict[str, type[Event]] = {
+    cls.TYPE.value: cls for cls in (Init, Track, Error, UserId, Props, Heartbeat, View)
+}
+
+
+def _opt_str(obj: dict[str, Any], key: str, event_id: EventId | None) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidEvent(Reason.BAD_FIELD, f"{key} must be a string", event_id)
+
+
+def _parse_id(value: Any) -> EventId | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InvalidEvent(Reason.BAD_ID, "id must be a string or an integer")
+
+
+def _parse_session(value: Any, required: bool, event_id: EventId | None) -> int | None:
+    if value is None:
+        if required:
+            raise InvalidEvent(Reason.BAD_SESSION, "sessionId is required", event_id)
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        session = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        session = int(value)  # v4 after a page reload (contract.md, "Messages")
+    else:
+        raise InvalidEvent(Reason.BAD_SESSION, "sessionId must be a positive integer", event_id)
+    if session <= 0:
+        raise InvalidEvent(Reason.BAD_SESSION, "sessionId must be a positive integer", event_id)
+    return session
+
+
+def _parse_date(value: Any, event_id: EventId | None) -> int | float | str | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value) or value < 0:
+            raise InvalidEvent(Reason.BAD_DATE, "date must be non-negative epoch milliseconds", event_id)
+        return value
+    if isinstance(value, str):
+        if value.isascii() and value.isdigit():
+            return value
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent(Reason.BAD_DATE, "date must be ISO 8601 or epoch milliseconds",
+                               event_id) from None
+        return value
+    raise InvalidEvent(Reason.BAD_DATE, "date must be ISO 8601 or epoch milliseconds", event_id)
+
+
+def _parse_extra(obj: dict[str, Any], event_id: EventId | None) -> Extra | None:
+    if _EXTRA_KEYS.isdisjoint(obj):
+        return None
+    ram = obj.get("totalRam")
+    if ram is not None and (isinstance(ram, bool) or not isinstance(ram, int | float)):
+        raise InvalidEvent(Reason.BAD_FIELD, "totalRam must be a number", event_id)
+    return Extra(
+        platform=_opt_str(obj, "platform", event_id),
+        os_version=_opt_str(obj, "osVersion", event_id),
+        total_ram=ram,
+        version=_opt_str(obj, "version", event_id),
+        language=_opt_str(obj, "language", event_id),
+        locale=_opt_str(obj, "locale", event_id),
+        arch=_opt_str(obj, "arch", event_id),
+        client=_opt_str(obj, "client", event_id),
+        module_version=_opt_str(obj, "moduleVersion", event_id),
+    )
+
+
+def parse_event(obj: Any) -> Event:
+    """Build an ``Event`` from one decoded JSON value of a ``data`` array.
+
+    Raises:
+        InvalidEvent: the value breaks a rule of contract.md; ``event_id`` is set when it could be read.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidEvent(Reason.NOT_OBJECT, "event must be a JSON object")
+    event_id = _parse_id(obj.get("id"))
+    kind = obj.get("type", "event")
+    cls = EVENT_CLASSES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise InvalidEvent(Reason.BAD_TYPE, f"unknown type {kind!r}", event_id)
+    device_key: DeviceKey = "deviceId"
+    device = obj.get("deviceId")
+    if device is None:
+        device_key, device = "machineId", obj.get("machineId")
+    if not isinstance(device, str) or not device:
+        raise InvalidEvent(Reason.MISSING_DEVICE, "deviceId or machineId is required", event_id)
+    name = obj.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidEvent(Reason.BAD_FIELD, "name must be a string", event_id)
+    if cls.REQUIRES_NAME and not name:
+        raise InvalidEvent(Reason.MISSING_NAME, f"name is required for {cls.TYPE.value}", event_id)
+    payload = obj.get("payload")
+    if payload is not None and not isinstance(payload, dict):
+        raise InvalidEvent(Reason.BAD_FIELD, "payload must be an object", event_id)
+    unknown = {k: v for k, v in obj.items() if k not in _KNOWN_KEYS} or None
+    if device_key == "deviceId" and "machineId" in obj:
+        unknown = {**(unknown or {}), "machineId": obj["machineId"]}
+    return cls(
+        device_id=device,
+        session_id=_parse_session(obj.get("sessionId"), cls.REQUIRES_SESSION, event_id),
+        id=event_id,
+        name=name,
+        date=_parse_date(obj.get("date"), event_id),
+        user_id=_opt_str(obj, "userId", event_id),
+        anon_id=_opt_str(obj, "anonId", event_id),
+        payload=payload,
+        extra=_parse_extra(obj, event_id),
+        device_key=device_key,
+        unknown=unknown,
+    )
+
+
+def date_ms(event: Event, received_ms: float) -> float:
+    """The event's time in epoch milliseconds; the receive time when it has none (tracking-api.md)."""
+    date = event.date
+    if date is None:
+        return received_ms
+    if isinstance(date, str):
+        if date.isdigit():
+            return float(date)
+        parsed = datetime.fromisoformat(date)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # a date without an offset is read as UTC
+        return parsed.timestamp() * 1000.0
+    return float(date)
