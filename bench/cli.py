@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="nucleus-bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="nucleus-bench", description="Load generator and benchmark harness for Nucleus-compatible tracking APIs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)

@@ -1,0 +1,11 @@
+"""The fleet: a scenario and its seed in, a plan of intended sends out.
+
+Pure: no sockets, no event loop, no clock.
+
+See ``bench.fleet.plan`` for the theory of operation and ``bench.fleet.device`` for one device's timeline.
+"""
+
+from bench.fleet.device import ID_STRIDE, MAX_SESSION_ID, SILENCE_NS
+from bench.fleet.plan import TRANSPORTS, Plan, Send, Transport
+
+__all__ = ["ID_STRIDE", "MAX_SESSION_ID", "SILENCE_NS", "TRANSPORTS", "Plan", "Send", "Transport"]
