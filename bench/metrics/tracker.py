@@ -1,0 +1,417 @@
+"""The ack tracker: matches ``reportedIds`` to the events sent, times them, and accounts for every one.
+
+Theory of operation
+-------------------
+Every tracked send is a *message*: a plain tuple ``(token, ids, created_ns, intended_ns, actual_ns)``
+(one per message, never one object per event). Each connection keeps a FIFO (``deque``) of its
+unanswered messages, in send order. ``_pending`` maps every event id still waiting to the message that
+first sent it (the *first send*: its intended and actual times are the ones latency is measured from,
+even when a retry or a re-send is what gets acknowledged; wrk2's rule against coordinated omission).
+
+Matching (contract.md, "Acknowledgements": one reply per message, in order):
+
+- WebSocket: a reply answers the oldest unanswered message of its connection holding any of the
+  reported ids; an empty reply answers the oldest unanswered message. The fast path is the usual case:
+  the reply equals the ids of the queue's head, compared as tuples in C. Messages older than the one
+  answered are set aside: the server is past them, so their reply was dropped; their events stay
+  pending until the timeout (they may still be acked by a stray reply, counted as such).
+- A message that expires unanswered leaves its queue but is still owed a reply: the connection counts
+  it as *stale*, and the next reply that matches no queued message (an empty one first) is taken as
+  its late reply instead of answering (and rejecting) the next message.
+- HTTP: a reply names its message by the token ``on_send`` returned.
+- Of the answered message, reported ids are *acked* (latencies appended) and the others *rejected*
+  (contract.md: invalid events are left out of ``reportedIds``). A reported id outside the message is
+  acked when pending anywhere, else classified below.
+
+Every event ends exactly once: acked, rejected or lost (``expire``: unanswered ``timeout_ns`` after its
+first actual send; ``finish``: still pending at the end of the drain). ``sent`` counts ids that became
+pending, so ``sent == acked + rejected + lost + in_flight`` holds by construction (``accounting()``).
+Re-sending an id that is still pending is counted in ``resent``, not in ``sent``.
+
+An ack of an id that is not pending is never counted as acked twice. Finished ids are remembered for at
+least ``remember_ns`` (default: the timeout) to tell a *duplicate* ack (it was acked) from a *late* ack
+(it had been counted lost or rejected) and an *unknown* id (never sent, or forgotten). They live in two
+generations of dicts that ``expire`` rotates every ``remember_ns``, so forgetting costs nothing per
+event; the memory is one dict entry per event finished in the last one or two ``remember_ns``.
+
+Latencies (ns ints) go to three plain lists on the hot path; ``fold()`` (about once a second) moves
+them into the ``corrected`` (ack - intended send), ``raw`` (ack - actual send) and ``delivery``
+(ack - event creation) histograms, in µs, with one vectorised call each. Time is passed in (monotonic
+ns since the run's start); nothing here reads a clock.
+
+Expiry scans the head of each connection's queue (sends are in time order per connection) and a heap
+of set-aside messages, so ``expire`` costs O(connections + expired), not O(pending).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from bench.metrics.accounting import Accounting
+from bench.metrics.histogram import DEFAULT_LAYOUT, Histogram, Layout
+from bench.metrics.result import TrackerResult
+from bench.protocol.events import EventId
+
+#: (token, ids, created_ns, intended_ns, actual_ns): one tracked message.
+Msg = tuple[int, tuple[EventId, ...], tuple[int, ...], int, int]
+
+# How a finished id ended, remembered for remember_ns to classify later acks.
+_ACKED, _REJECTED, _LOST = 1, 2, 3
+
+
+class AckTracker:
+    """Matches reportedIds to pending events. Latency buffers are plain lists folded by ``fold()``.
+
+    Attributes:
+        sent: events that became pending (``on_send`` of an id not pending).
+        acked / rejected / lost: how events ended (each exactly once).
+        duplicate_acks: acks of ids already acked (or repeated within one reply).
+        unknown_acks: acks of ids never sent (or forgotten: finished more than ``remember_ns`` ago).
+        late_acks: acks of ids already counted lost or rejected (not counted as acked).
+        resent: ids sent again while still pending (retries, re-sends of an unacked queue).
+        stray_replies: replies that matched no unanswered message of their connection.
+        corrected / raw / delivery: latency histograms in µs (filled by ``fold``).
+    """
+
+    __slots__ = ("_corr", "_deliv", "_finished", "_generation_ns", "_limbo", "_old_finished", "_pending",
+                 "_queues", "_raw", "_seq", "_stale", "_token", "acked", "corrected", "delivery",
+                 "duplicate_acks", "late_acks", "lost", "raw", "rejected", "remember_ns", "resent", "sent",
+                 "stray_replies", "timeout_ns", "unknown_acks")
+
+    def __init__(self, *, timeout_ns: int, remember_ns: int | None = None,
+                 layout: Layout = DEFAULT_LAYOUT) -> None:
+        """Args:
+            timeout_ns: an event unacknowledged this long after its first actual send is lost.
+            remember_ns: how long finished ids are at least remembered to classify later acks (default:
+                ``timeout_ns``).
+            layout: the histograms' bucket layout.
+        """
+        if timeout_ns <= 0:
+            raise ValueError(f"timeout_ns must be > 0, not {timeout_ns}")
+        self.timeout_ns = timeout_ns
+        self.remember_ns = timeout_ns if remember_ns is None else remember_ns
+        # conn -> its unanswered messages in send order.
+        self._queues: dict[int, deque[Msg]] = {}
+        # conn -> messages that expired unanswered: an empty reply arriving now is theirs, not the next one's.
+        self._stale: dict[int, int] = {}
+        self._pending: dict[EventId, Msg] = {}
+        # Finished ids -> how they ended, in two generations (see the module docstring).
+        self._finished: dict[EventId, int] = {}
+        self._old_finished: dict[EventId, int] = {}
+        self._generation_ns = 0
+        self._limbo: list[tuple[int, int, Msg]] = []  # (actual_ns, seq, msg) of set-aside first sends
+        self._seq = itertools.count()
+        self._token = 0
+        self._corr: list[int] = []
+        self._raw: list[int] = []
+        self._deliv: list[int] = []
+        self.corrected = Histogram(layout)
+        self.raw = Histogram(layout)
+        self.delivery = Histogram(layout)
+        self.sent = self.acked = self.rejected = self.lost = 0
+        self.duplicate_acks = self.unknown_acks = self.late_acks = 0
+        self.resent = self.stray_replies = 0
+
+    # -- the hot path --------------------------------------------------------------------------------
+    def on_send(self, conn: int, ids: Sequence[EventId], intended_ns: int, actual_ns: int,
+                created_ns: Sequence[int]) -> int:
+        """Register one written message; returns its token (increasing, unique across connections).
+
+        Pass tuples (the fleet's ``Send`` fields): they are kept, not copied. A message without ids is
+        tracked too, so that its (empty) reply does not answer another message.
+        """
+        queue = self._queues.get(conn)
+        if queue is None:
+            queue = self._queues[conn] = deque()
+        token = self._token = self._token + 1
+        ids_t = ids if isinstance(ids, tuple) else tuple(ids)
+        created_t = created_ns if isinstance(created_ns, tuple) else tuple(created_ns)
+        n = len(ids_t)
+        if len(created_t) != n:
+            raise ValueError(f"on_send: {n} ids but {len(created_t)} creation times")
+        msg: Msg = (token, ids_t, created_t, intended_ns, actual_ns)
+        queue.append(msg)
+        pending = self._pending
+        if n == 1:
+            if pending.setdefault(ids_t[0], msg) is msg:
+                self.sent += 1
+            else:
+                self.resent += 1
+            return token
+        before = len(pending)
+        setdefault = pending.setdefault  # keeps the first send of an id already pending
+        for i in ids_t:
+            setdefault(i, msg)
+        added = len(pending) - before
+        self.sent += added
+        self.resent += n - added
+        return token
+
+    def on_ws_ack(self, conn: int, reported: Sequence[EventId], now_ns: int) -> None:
+        """A WebSocket reply ``{"reportedIds": reported}`` arrived on ``conn`` at ``now_ns``."""
+        if not isinstance(reported, tuple):
+            reported = tuple(reported)
+        queue = self._queues.get(conn)
+        if queue:
+            msg = queue[0]
+            ids = msg[1]
+            # The fast path: the reply is exactly the head's ids (an empty one only when no expired
+            # message is owed a reply first).
+            if ids == reported and (ids or not self._stale.get(conn)):
+                queue.popleft()
+                if self._stale:
+                    self._stale.pop(conn, None)
+                if len(ids) != 1:
+                    self._ack_all(msg, now_ns)
+                    return
+                i = ids[0]
+                first = self._pending.pop(i, None)
+                if first is msg:  # the commonest case of all, inlined
+                    self._corr.append(now_ns - msg[3])
+                    self._raw.append(now_ns - msg[4])
+                    self._deliv.append(now_ns - msg[2][0])
+                    self.acked += 1
+                    self._finished[i] = _ACKED
+                else:
+                    self._ack_popped(i, first, msg[2][0], now_ns)
+                return
+        self._ws_ack_slow(conn, reported, now_ns)
+
+    def _ack_all(self, msg: Msg, now: int) -> None:
+        """Every id of ``msg`` was reported: a full ack."""
+        _, ids, created, intended, actual = msg
+        pending = self._pending
+        finished = self._finished
+        deliv = self._deliv
+        n = 0
+        for i, t in zip(ids, created):  # noqa: B905  (equal lengths checked in on_send)
+            first = pending.pop(i, None)
+            if first is msg:
+                n += 1
+                deliv.append(now - t)
+                finished[i] = _ACKED
+            else:
+                self._ack_popped(i, first, t, now)
+        if n:
+            self._corr.extend([now - intended] * n)
+            self._raw.extend([now - actual] * n)
+            self.acked += n
+
+    def _ack_popped(self, i: EventId, first: Msg | None, created: int, now: int) -> None:
+        """A reported id of the answered message, just popped from pending (``first``: its first send)."""
+        if first is None:
+            self._ack_finished(i, known=True)
+        else:
+            self._ack_pending(i, first, created, now)
+
+    def _ack_pending(self, i: EventId, first: Msg, created: int, now: int) -> None:
+        """Ack a pending id (already popped), timed from its first send."""
+        self._corr.append(now - first[3])
+        self._raw.append(now - first[4])
+        self._deliv.append(now - created)
+        self.acked += 1
+        self._finished[i] = _ACKED
+
+    def _ack_finished(self, i: EventId, *, known: bool) -> None:
+        """An ack of an id no longer pending: duplicate, late, or unknown (never acked twice)."""
+        state = self._finished.get(i) or self._old_finished.get(i)
+        if state == _ACKED or (state is None and known):
+            self.duplicate_acks += 1
+        elif state is not None:
+            self.late_acks += 1
+        else:
+            self.unknown_acks += 1
+
+    # -- the general path ----------------------------------------------------------------------------
+    def _ws_ack_slow(self, conn: int, reported: tuple[EventId, ...], now: int) -> None:
+        queue = self._queues.get(conn) or deque()
+        stale = self._stale
+        if not reported:
+            if stale.get(conn):
+                stale[conn] -= 1  # the late reply of an expired message
+            elif queue:
+                self._answer(queue.popleft(), frozenset(), now)
+            else:
+                self.stray_replies += 1
+            return
+        want = set(reported)
+        self.duplicate_acks += len(reported) - len(want)
+        k = next((k for k, m in enumerate(queue) if not want.isdisjoint(m[1])), -1)
+        if k < 0:
+            if stale.get(conn):
+                stale[conn] -= 1  # the late reply of an expired message
+            else:
+                self.stray_replies += 1
+            for i in want:
+                self._ack_loose(i, now)
+            return
+        for _ in range(k):
+            self._set_aside(queue.popleft())  # in-order replies: theirs will not come
+        stale.pop(conn, None)
+        self._answer(queue.popleft(), want, now)
+
+    def _answer(self, msg: Msg, want: set[EventId] | frozenset[EventId], now: int) -> None:
+        """``msg`` was answered with the ids ``want``: those are acked, its other pending ids rejected."""
+        _, ids, created, _, _ = msg
+        pending = self._pending
+        finished = self._finished
+        for i, t in zip(ids, created):  # noqa: B905
+            first = pending.pop(i, None)
+            if i in want:
+                self._ack_popped(i, first, t, now)
+            elif first is not None:
+                self.rejected += 1
+                finished[i] = _REJECTED
+        if want:
+            for i in want.difference(ids):
+                self._ack_loose(i, now)
+
+    def _ack_loose(self, i: EventId, now: int) -> None:
+        """A reported id outside the message answered (or with no message): ack it if pending anywhere."""
+        first = self._pending.pop(i, None)
+        if first is None:
+            self._ack_finished(i, known=False)
+        else:
+            self._ack_pending(i, first, first[2][first[1].index(i)], now)
+
+    def _set_aside(self, msg: Msg) -> None:
+        """``msg`` leaves its queue unanswered; events it first sent stay pending, timed out from the heap."""
+        pending = self._pending
+        if any(pending.get(i) is msg for i in msg[1]):
+            heapq.heappush(self._limbo, (msg[4], next(self._seq), msg))
+
+    def _take(self, conn: int, token: int) -> Msg | None:
+        """Remove and return the unanswered message ``token`` of ``conn`` (None when not there)."""
+        queue = self._queues.get(conn)
+        if queue:
+            if queue[0][0] == token:  # requests of one connection are mostly answered in order
+                return queue.popleft()
+            for k, msg in enumerate(queue):
+                if msg[0] == token:
+                    del queue[k]
+                    return msg
+        return None
+
+    # -- HTTP ----------------------------------------------------------------------------------------
+    def on_http_reply(self, conn: int, token: int, reported: Sequence[EventId], now_ns: int) -> None:
+        """The HTTP request ``token`` of ``conn`` was answered ``200 {"reportedIds": reported}``."""
+        if not isinstance(reported, tuple):
+            reported = tuple(reported)
+        msg = self._take(conn, token)
+        if msg is not None and msg[1] == reported:
+            self._ack_all(msg, now_ns)
+            return
+        want = set(reported)
+        self.duplicate_acks += len(reported) - len(want)
+        if msg is not None:
+            self._answer(msg, want, now_ns)
+            return
+        self.stray_replies += 1  # expired or failed before its reply came
+        for i in want:
+            self._ack_loose(i, now_ns)
+
+    def on_http_failure(self, conn: int, token: int, now_ns: int, *, retry: bool) -> None:
+        """The HTTP request ``token`` failed (an error status).
+
+        ``retry=True``: its events stay pending; they will be sent again (``on_send``, new token) and
+        keep the times of their first send. ``retry=False``: its pending events are rejected.
+        """
+        msg = self._take(conn, token)
+        if msg is None:
+            return
+        if retry:
+            self._set_aside(msg)
+            return
+        pending = self._pending
+        finished = self._finished
+        for i in msg[1]:
+            if pending.pop(i, None) is not None:
+                self.rejected += 1
+                finished[i] = _REJECTED
+
+    # -- connections, time, the end ------------------------------------------------------------------
+    def on_conn_closed(self, conn: int, now_ns: int) -> None:
+        """``conn`` closed: no reply can come on it; its pending events stay pending until the timeout."""
+        self._stale.pop(conn, None)
+        for msg in self._queues.pop(conn, ()):
+            self._set_aside(msg)
+
+    def expire(self, now_ns: int) -> int:
+        """Count as lost every event pending ``timeout_ns`` after its first actual send.
+
+        Also rotates the memory of finished ids. Call it about once a second.
+
+        Returns:
+            How many events this call counted lost.
+        """
+        deadline = now_ns - self.timeout_ns
+        before = self.lost
+        stale = self._stale
+        for conn, queue in self._queues.items():
+            while queue and queue[0][4] <= deadline:
+                self._lose(queue.popleft())
+                stale[conn] = stale.get(conn, 0) + 1
+        limbo = self._limbo
+        while limbo and limbo[0][0] <= deadline:
+            self._lose(heapq.heappop(limbo)[2])
+        if now_ns - self._generation_ns >= self.remember_ns:
+            self._old_finished = self._finished
+            self._finished = {}
+            self._generation_ns = now_ns
+        return self.lost - before
+
+    def _lose(self, msg: Msg) -> None:
+        """Events first sent by ``msg`` and still pending are lost."""
+        pending = self._pending
+        finished = self._finished
+        for i in msg[1]:
+            if pending.get(i) is msg:
+                del pending[i]
+                finished[i] = _LOST
+                self.lost += 1
+
+    def finish(self, now_ns: int) -> None:
+        """End of the drain: every event still pending is lost. Later acks still count as late."""
+        pending = self._pending
+        finished = self._finished
+        for i in pending:
+            finished[i] = _LOST
+        self.lost += len(pending)
+        pending.clear()
+        self._limbo.clear()
+
+    # -- results -------------------------------------------------------------------------------------
+    def fold(self) -> None:
+        """Move the buffered latencies into the histograms (ns -> µs). Call about once a second."""
+        for buf, hist in ((self._corr, self.corrected), (self._raw, self.raw), (self._deliv, self.delivery)):
+            if buf:
+                hist.record_many(np.array(buf, dtype=np.int64) / 1000.0)  # int64 converts faster
+                buf.clear()
+
+    @property
+    def in_flight(self) -> int:
+        """Events sent and not yet acked, rejected or lost."""
+        return len(self._pending)
+
+    @property
+    def buffered(self) -> int:
+        """Latency samples (per histogram) waiting for the next ``fold``."""
+        return len(self._corr)
+
+    def accounting(self) -> Accounting:
+        return Accounting(self.sent, self.acked, self.rejected, self.lost, len(self._pending))
+
+    def result(self) -> TrackerResult:
+        """Fold, then a frozen copy of the counters and histograms (to ship to the parent and merge)."""
+        self.fold()
+        return TrackerResult(
+            sent=self.sent, acked=self.acked, rejected=self.rejected, lost=self.lost,
+            in_flight=len(self._pending), duplicate_acks=self.duplicate_acks,
+            unknown_acks=self.unknown_acks, late_acks=self.late_acks, resent=self.resent,
+            stray_replies=self.stray_replies, corrected=self.corrected.copy(), raw=self.raw.copy(),
+            delivery=self.delivery.copy())
