@@ -1,0 +1,221 @@
+"""The ``run`` command as a library call: target, transports one after the other, results, report.
+
+``execute(RunRequest) -> int`` is what the CLI calls; capacity search and other drivers call
+``bench.runner.run_transport`` directly. Exit status: 0 for a clean run (lost events and phantom acks
+are measurements), 1 when the accounting identity fails (a harness bug), 2 for the user's errors and an
+unreachable target (raised as ``UsageError``; results measured before it are still written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bench.protocol.errors import UsageError
+from bench.runner.engine import RunConfig, raise_nofile_limit
+from bench.runner.output import build_summary, make_run_dir, run_meta, transport_lines, write_results
+from bench.runner.procs import run_transport
+from bench.runner.progress import Progress
+from bench.runner.reconcile import (
+    Reconciliation,
+    fetch_stored_count,
+    not_done,
+    reconcile_counts,
+    reconcile_reference,
+    verify_url_for,
+)
+from bench.runner.result import TransportResult
+from bench.scenario import Scenario, load_scenario, parse_duration
+from bench.transports.common import TransportOptions, parse_source_addrs
+
+#: TCP connect timeout of the reachability check made before each transport.
+PREFLIGHT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Everything ``nucleus-bench run`` was asked to do, flags checked for form (not yet for meaning)."""
+
+    scenario_path: str
+    transports: tuple[str, ...] = ("ws",)
+    target_url: str | None = None
+    app_ids: tuple[str, ...] | None = None
+    duration: str | None = None
+    rate: float | None = None
+    devices: int | None = None
+    processes: int = 1
+    out_dir: str = "results"
+    seed: int | None = None
+    insecure: bool = False
+    source_addrs: str | None = None
+    progress: bool = True
+    verify_url: str | None = None
+    stats_token: str | None = None
+    target_args: tuple[str, ...] = ()
+    target_store: str | None = None
+    http_concurrency: int = 128
+    argv: tuple[str, ...] = field(default_factory=tuple)
+
+
+def new_app_id() -> str:
+    """A fresh appId shaped like real ones: 24 lowercase hex characters (contract.md, "Endpoints")."""
+    return secrets.token_hex(12)
+
+
+def load(request: RunRequest) -> Scenario:
+    """The scenario with the command line's overrides (ScenarioError / UsageError on bad input)."""
+    scenario = load_scenario(request.scenario_path)
+    duration = parse_duration(request.duration) if request.duration is not None else None
+    return scenario.with_overrides(duration_s=duration, rate=request.rate, devices=request.devices,
+                                   seed=request.seed)
+
+
+def preflight(base_url: str) -> None:
+    """Fail fast, in one line, when nothing listens at the target (exit 2)."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=PREFLIGHT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise UsageError(f"target {base_url} is unreachable: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
+def target(request: RunRequest) -> Iterator[tuple[str, bool]]:
+    """Yield (base URL, embedded?): the given target, or the embedded reference target (started, stopped)."""
+    if request.target_url is not None:
+        yield request.target_url, False
+        return
+    from bench.target.embedded import EmbeddedTarget, TargetStartError
+
+    with tempfile.TemporaryDirectory(prefix="nucleus-bench-target-") as tmp:
+        store = request.target_store or str(Path(tmp) / "target.sqlite3")
+        embedded = EmbeddedTarget(store=store, extra_args=request.target_args)
+        try:
+            embedded.start()
+        except (TargetStartError, OSError) as exc:  # e.g. a bad --target-arg: the child's own last line
+            raise UsageError(f"the embedded target did not start: {exc}") from None
+        kind = "in memory" if store == "memory" else f"SQLite store {store}"
+        print(f"nucleus-bench run: no --target given: started the embedded reference target at "
+              f"{embedded.url} ({kind}); it stops at the end", file=sys.stderr)
+        try:
+            yield embedded.url, True
+        finally:
+            embedded.stop()
+
+
+def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_id: str,
+              embedded: bool, before: int | str | None) -> Reconciliation:
+    """Reference reconciliation when the target is one; else --verify-url counts; else not done."""
+    if request.verify_url is not None and before is not None:
+        after = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure)
+        return reconcile_counts(before, after, result.tracker.acked)
+    reported = result.reported_ids or []
+    rec = reconcile_reference(base_url, app_id, reported, insecure=request.insecure,
+                              token=request.stats_token)
+    if rec.done or embedded:
+        return rec
+    return not_done("the target is not the reference target and no --verify-url was given")
+
+
+class _Session:
+    """One ``run`` invocation: results so far, where they go, and how to write them."""
+
+    def __init__(self, request: RunRequest, scenario: Scenario, base_url: str, embedded: bool) -> None:
+        self.request = request
+        self.scenario = scenario
+        self.base_url = base_url
+        self.embedded = embedded
+        self.started = datetime.now(UTC)
+        self.results: dict[str, TransportResult] = {}
+        self.app_ids: dict[str, str] = {}
+        self.run_dir: Path | None = None
+        self.summary: dict[str, Any] = {}
+
+    def run_one(self, transport: str, app_id: str, options: TransportOptions) -> None:
+        request, sc = self.request, self.scenario
+        preflight(self.base_url)
+        before = None
+        if request.verify_url is not None:
+            before = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure)
+        config = RunConfig(scenario=sc, transport=transport,  # type: ignore[arg-type]
+                           target_url=self.base_url, app_id=app_id, options=options,
+                           processes=request.processes)
+        with Progress(f"{sc.name} {transport}", request.progress) as progress:
+            result = run_transport(config, progress=progress.update)
+        result.reconciliation = reconcile(request, result, self.base_url, app_id, self.embedded, before)
+        self.results[transport] = result
+        self.app_ids[transport] = app_id
+        self.write()
+        for line in transport_lines(transport, self.summary["transports"][transport]):
+            print(line)
+
+    def write(self, error: str | None = None) -> None:
+        if not self.results:
+            return
+        sc = self.scenario
+        if self.run_dir is None:
+            self.run_dir = make_run_dir(self.request.out_dir, sc.name, self.started)
+        header = {
+            "scenario": {"name": sc.name, "path": sc.path, "seed": sc.seed, "duration_s": sc.duration_s,
+                         "devices": sc.devices, "rate": sc.rate, "per_device_rate": sc.per_device_rate,
+                         "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
+                         "ack_timeout_s": sc.ack_timeout_s},
+            "target": {"url": self.base_url, "embedded": self.embedded},
+            "started_at": self.started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
+            "processes": self.request.processes, "error": error,
+        }
+        self.summary = build_summary(self.results, self.app_ids, header)
+        meta = run_meta(argv=self.request.argv, seed=sc.seed, scenario_path=sc.path,
+                        extra={"target": header["target"], "app_ids": dict(self.app_ids)})
+        write_results(self.run_dir, self.summary, self.results, meta)
+
+
+def _options(request: RunRequest) -> TransportOptions:
+    addrs = parse_source_addrs(request.source_addrs) if request.source_addrs else ()
+    return TransportOptions(insecure=request.insecure, source_addrs=addrs,
+                            http_concurrency=request.http_concurrency)
+
+
+def execute(request: RunRequest) -> int:
+    """Run every requested transport, write the results, print the report. Returns the exit status."""
+    scenario = load(request)
+    options = _options(request)
+    if request.processes > scenario.devices:
+        raise UsageError(f"--processes {request.processes} is more than the {scenario.devices} devices")
+    app_ids = request.app_ids or ((scenario.app_id,) * len(request.transports) if scenario.app_id else None)
+    if app_ids is not None and len(set(app_ids)) != len(request.transports):
+        raise UsageError("the scenario's app_id serves one transport; for both give --app-id WS_ID,HTTP_ID")
+    raise_nofile_limit()
+    with target(request) as (base_url, embedded):
+        session = _Session(request, scenario, base_url, embedded)
+        try:
+            for k, transport in enumerate(request.transports):
+                session.run_one(transport, app_ids[k] if app_ids else new_app_id(), options)
+        except UsageError as exc:
+            session.write(error=str(exc))  # whatever was measured is still written
+            raise
+    _report(session)
+    return 0 if session.summary.get("ok") else 1
+
+
+def _report(session: _Session) -> None:
+    if len(session.results) > 1:
+        from rich.console import Console
+
+        from bench.runner.output import comparison_table
+
+        Console().print(comparison_table(session.summary))
+    if session.run_dir is not None:
+        print(f"results: {session.run_dir}")

@@ -1,0 +1,223 @@
+"""Run one transport's plan in this process: scheduler, transport, tracker, bookkeeping, drain.
+
+Theory of operation: time zero of the run is an absolute ``time.monotonic_ns()`` value that every
+process of a sharded run shares (CLOCK_MONOTONIC is system-wide), so the ramp and every intended time
+line up across processes. The run has three phases:
+
+1. **send**: the scheduler executes the plan; the monitor folds latencies and expires timed-out events
+   once a second and records one row of the per-second series.
+2. **drain**: sending has stopped (HTTP posts the batches still queued); wait until nothing is in flight
+   or the ack timeout has passed since the end of the send phase.
+3. **finish**: never-written events are handed to the tracker (they end as lost), ``tracker.finish``
+   counts whatever is still pending as lost, connections close.
+
+Generator self-monitoring (issue 7): schedule lag per send, event-loop lag every 100 ms, and the process's
+CPU share of one core during the send phase decide ``generator.saturated``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from bench.fleet import Plan
+from bench.metrics import AckTracker, Histogram, SecondSeries
+from bench.runner.result import TransportResult, process_reasons
+from bench.runner.scheduler import Monitor, Scheduler
+from bench.scenario import Scenario
+from bench.transports.common import TransportOptions, TransportStats
+from bench.transports.http import HttpTransport, http_url
+from bench.transports.ws import WsTransport, ws_url
+
+Transport = Literal["ws", "http"]
+#: Poll period of the drain (nothing in flight yet?). Bounded by the ack timeout.
+DRAIN_POLL_S = 0.01
+#: How long before time zero a process gets to set up (connect pools, warm imports).
+DEFAULT_LEAD_NS = 50_000_000
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """One transport's run against one target: what ``run_transport`` needs, all of it picklable.
+
+    Attributes:
+        scenario: the validated scenario, overrides applied.
+        transport: "ws" or "http".
+        target_url: the server's base URL, ``http(s)://host:port``.
+        app_id: the app the events go to.
+        options: TLS, source addresses, concurrency.
+        processes: shards of the fleet, one process each.
+    """
+
+    scenario: Scenario
+    transport: Transport
+    target_url: str
+    app_id: str
+    options: TransportOptions = field(default_factory=TransportOptions)
+    processes: int = 1
+
+
+def raise_nofile_limit() -> int:
+    """Raise this process's open-file soft limit to its hard limit (one fd per connection). Returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            return soft
+    return soft
+
+
+def _make_transport(config: RunConfig, tracker: AckTracker,
+                    clock: Callable[[], int]) -> WsTransport | HttpTransport:
+    if config.transport == "ws":
+        return WsTransport(ws_url(config.target_url, config.app_id), tracker, clock, config.options)
+    return HttpTransport(http_url(config.target_url, config.app_id), tracker, clock, config.options)
+
+
+class _Books:
+    """The once-a-second bookkeeping: fold, expire, one series row; and progress snapshots."""
+
+    def __init__(self, tracker: AckTracker, stats: TransportStats, scheduler: Scheduler,
+                 clock: Callable[[], int], progress: ProgressFn | None) -> None:
+        self.tracker = tracker
+        self.stats = stats
+        self.scheduler = scheduler
+        self.clock = clock
+        self.progress = progress
+        self.schedule_lag = Histogram()
+        self.loop_lag = Histogram()
+        self.series = SecondSeries()
+        self.monitor: Monitor | None = None
+        self._last = (0, 0, 0, 0, 0)
+
+    def fold(self) -> None:
+        self.tracker.fold()
+        lags = self.scheduler.lags_ns
+        if lags:
+            self.schedule_lag.record_many(np.asarray(lags, dtype=np.float64) / 1000.0)
+            lags.clear()
+        if self.monitor is not None and self.monitor.loop_lags_ns:
+            self.loop_lag.record_many(np.asarray(self.monitor.loop_lags_ns, dtype=np.float64) / 1000.0)
+            self.monitor.loop_lags_ns.clear()
+
+    def on_second(self, second: int) -> None:
+        self.tracker.expire(self.clock())
+        self.fold()
+        self.row(second)
+
+    def row(self, second: int) -> None:
+        t = self.tracker
+        now = (t.sent, t.acked, t.rejected, t.lost, self.stats.bytes_sent)
+        sent, acked, rejected, lost, sent_bytes = (a - b for a, b in zip(now, self._last, strict=True))
+        self._last = now
+        if sent or acked or rejected or lost or sent_bytes:
+            self.series.add(second, sent=sent, acked=acked, rejected=rejected, lost=lost,
+                            bytes_sent=sent_bytes)
+
+    def snapshot(self) -> None:
+        if self.progress is None:
+            return
+        self.fold()
+        t = self.tracker
+        self.progress({
+            "t": self.clock() / 1e9, "sent": t.sent, "acked": t.acked, "lost": t.lost,
+            "rejected": t.rejected, "in_flight": t.in_flight, "errors": self.stats.errors,
+            "p50": t.corrected.percentile(50.0), "p99": t.corrected.percentile(99.0),
+            "lag_p99": self.schedule_lag.percentile(99.0),
+        })
+
+
+async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
+                          start_at_ns: int | None = None, progress: ProgressFn | None = None,
+                          ready: Callable[[], int] | None = None) -> TransportResult:
+    """Run shard ``shard`` of ``shards`` of the plan over one transport in the running loop.
+
+    Args:
+        start_at_ns: absolute ``time.monotonic_ns()`` of the run's t=0; None: shortly from now.
+        progress: called ~2 times a second with a snapshot dict (cumulative counters, p50/p99 µs).
+        ready: called once set up; returns ``start_at_ns`` (how sharded runs agree on t=0).
+    """
+    sc = config.scenario
+    tracker = AckTracker(timeout_ns=int(sc.ack_timeout_s * 1e9))
+    plan = Plan(sc, shard=shard, shards=shards)
+    t0 = [start_at_ns if start_at_ns is not None else time.monotonic_ns() + DEFAULT_LEAD_NS]
+
+    def clock() -> int:
+        return time.monotonic_ns() - t0[0]
+
+    transport = _make_transport(config, tracker, clock)
+    if isinstance(transport, HttpTransport):
+        await transport.start()
+    connects = sorted((plan.connect_at_ns(d), d) for d in plan.devices)
+    scheduler = Scheduler(plan.sends(config.transport), connects, transport, clock)
+    books = _Books(tracker, transport.stats, scheduler, clock, progress)
+    monitor = books.monitor = Monitor(clock, books.on_second, books.snapshot if progress else None)
+    if ready is not None:
+        t0[0] = await asyncio.get_running_loop().run_in_executor(None, ready)
+    if (wait := -clock()) > 0:
+        await asyncio.sleep(wait / 1e9)
+    cpu0 = time.process_time()
+    watcher = asyncio.get_running_loop().create_task(monitor.run())
+    try:
+        await scheduler.run()
+        send_ns, send_cpu = clock(), time.process_time() - cpu0
+        await _drain(transport, tracker, clock, send_ns + int(sc.ack_timeout_s * 1e9))
+        transport.abandon_unsent()
+        end_ns = clock()
+        tracker.expire(end_ns)
+        tracker.finish(end_ns)
+        books.fold()
+        monitor.tick(end_ns)
+        books.row(end_ns // 1_000_000_000)
+        cpu = time.process_time() - cpu0
+    finally:
+        watcher.cancel()
+        await transport.close()
+    result = _result(config, plan, tracker, transport, books)
+    result.cpu_s, result.send_cpu_s = cpu, send_cpu
+    result.send_s, result.wall_s = send_ns / 1e9, end_ns / 1e9
+    result.cpu_share_max = send_cpu / (send_ns / 1e9) if send_ns > 0 else 0.0
+    result.behind_max_us = scheduler.behind_ns / 1000
+    result.reasons = process_reasons(result.cpu_share_max, result.behind_max_us)
+    return result
+
+
+async def _drain(transport: WsTransport | HttpTransport, tracker: AckTracker,
+                 clock: Callable[[], int], deadline_ns: int) -> None:
+    """Wait until every event is answered (or never written) or the deadline passes."""
+    while clock() < deadline_ns:
+        if tracker.in_flight == 0 and transport.pending_writes == 0:
+            return
+        await asyncio.sleep(DRAIN_POLL_S)
+
+
+def _result(config: RunConfig, plan: Plan, tracker: AckTracker, transport: WsTransport | HttpTransport,
+            books: _Books) -> TransportResult:
+    return TransportResult(
+        transport=config.transport, planned_events=plan.expected_events(), processes=1,
+        tracker=tracker.result(), stats=transport.stats, schedule_lag=books.schedule_lag,
+        loop_lag=books.loop_lag, series=books.series,
+        max_rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        reported_ids=transport.reported,
+    )
+
+
+def run_shard(config: RunConfig, *, shard: int = 0, shards: int = 1, start_at_ns: int | None = None,
+              progress: ProgressFn | None = None, ready: Callable[[], int] | None = None) -> TransportResult:
+    """``run_shard_async`` in a fresh uvloop event loop (this process's)."""
+    import uvloop
+
+    raise_nofile_limit()
+    return uvloop.run(run_shard_async(config, shard=shard, shards=shards, start_at_ns=start_at_ns,
+                                      progress=progress, ready=ready))

@@ -1,0 +1,161 @@
+"""``run_transport``: one transport's run, in this process or sharded over several, merged exactly.
+
+With ``processes > 1`` the fleet is split with ``Plan(shard=k, shards=n)`` and each shard runs in its own
+process (multiprocessing with *spawn*: a clean interpreter with its own uvloop loop, no inherited
+sockets or locks). Protocol between the parent and a child, all over one queue:
+
+- child -> ``("ready", k)`` once set up; parent -> child pipe: the shared t=0 (absolute monotonic ns)
+  once every child is ready, so all shards start together;
+- child -> ``("progress", k, snapshot)`` about twice a second;
+- child -> ``("result", k, result_json, reported_ids)`` at the end, or ``("error", k, kind, line)``.
+
+The parent merges the children's ``TransportResult`` JSON in shard order (counters add, histograms add
+bucket by bucket), which gives exactly what one process would have counted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_mod
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bench.protocol.errors import UsageError
+from bench.protocol.events import EventId
+from bench.runner.engine import RunConfig, raise_nofile_limit, run_shard
+from bench.runner.result import TransportResult, merge_all
+
+#: How long children get to start (spawn + imports) before the parent gives up.
+CHILD_START_TIMEOUT_S = 60.0
+#: Lead from "everyone is ready" to t=0.
+START_LEAD_NS = 200_000_000
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def run_transport(config: RunConfig, *, progress: ProgressFn | None = None) -> TransportResult:
+    """Run ``config.transport`` over the whole fleet and return the merged result (no reconciliation).
+
+    This is the library entry point (the CLI and capacity search call it).
+
+    Raises:
+        UsageError: the configuration is refused (e.g. more processes than devices).
+        RuntimeError: a child process failed (a harness bug; its one-line reason is in the message).
+    """
+    if config.processes < 1:
+        raise UsageError(f"--processes must be at least 1, not {config.processes}")
+    if config.processes == 1:
+        return run_shard(config, progress=progress)
+    if config.processes > config.scenario.devices:
+        raise UsageError(f"--processes {config.processes} is more than the {config.scenario.devices} devices")
+    return _run_sharded(config, progress)
+
+
+def _child(config: RunConfig, shard: int, shards: int, out: Any, start_pipe: Connection,
+           with_progress: bool) -> None:
+    """A child process: run one shard and ship its result back (JSON + the reported ids)."""
+    def ready() -> int:
+        out.put(("ready", shard))
+        return int(start_pipe.recv())
+
+    def progress(snapshot: dict[str, Any]) -> None:
+        out.put(("progress", shard, snapshot))
+
+    try:
+        result = run_shard(config, shard=shard, shards=shards, ready=ready,
+                           progress=progress if with_progress else None)
+    except UsageError as exc:
+        out.put(("error", shard, "usage", str(exc)))
+        return
+    except BaseException as exc:  # a harness bug in a child: report it in one line, never hang the parent
+        out.put(("error", shard, "bug", f"{type(exc).__name__}: {exc}"))
+        raise
+    ids: list[EventId] | None = result.reported_ids
+    out.put(("result", shard, result.to_json(), ids))
+
+
+class _Children:
+    """The child processes of one sharded run and the parent's side of their protocol."""
+
+    def __init__(self, config: RunConfig, progress: ProgressFn | None) -> None:
+        self.n = config.processes
+        self.progress = progress
+        ctx = mp.get_context("spawn")
+        self.queue: Any = ctx.Queue()
+        self.pipes: list[Connection] = []
+        self.procs: list[Any] = []
+        for k in range(self.n):
+            child_end, parent_end = ctx.Pipe(duplex=False)  # (receive end, send end)
+            proc = ctx.Process(target=_child, name=f"nucleus-bench-shard-{k}",
+                               args=(config, k, self.n, self.queue, child_end, progress is not None))
+            self.pipes.append(parent_end)
+            self.procs.append(proc)
+        self.ready: set[int] = set()
+        self.results: dict[int, TransportResult] = {}
+        self.snapshots: dict[int, dict[str, Any]] = {}
+
+    def run(self) -> list[TransportResult]:
+        for proc in self.procs:
+            proc.start()
+        try:
+            self._wait(lambda: len(self.ready) == self.n, CHILD_START_TIMEOUT_S, "start")
+            start_at = time.monotonic_ns() + START_LEAD_NS
+            for pipe in self.pipes:
+                pipe.send(start_at)
+            self._wait(lambda: len(self.results) == self.n, None, "finish")
+        finally:
+            for proc in self.procs:
+                proc.join(timeout=10.0)
+                if proc.is_alive():
+                    proc.terminate()  # our own child, by its handle
+                    proc.join(timeout=5.0)
+        return [self.results[k] for k in range(self.n)]
+
+    def _wait(self, done: Callable[[], bool], timeout_s: float | None, what: str) -> None:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not done():
+            try:
+                message = self.queue.get(timeout=0.5)
+            except queue_mod.Empty:
+                dead = [p.name for p in self.procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"shard process {dead[0]} died before it could {what}") from None
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RuntimeError(f"shard processes did not {what} within {timeout_s:g} s") from None
+                continue
+            self._handle(message)
+
+    def _handle(self, message: tuple[Any, ...]) -> None:
+        kind, shard = message[0], message[1]
+        if kind == "ready":
+            self.ready.add(shard)
+        elif kind == "progress":
+            self.snapshots[shard] = message[2]
+            if self.progress is not None:
+                self.progress(merge_snapshots(list(self.snapshots.values())))
+        elif kind == "result":
+            result = TransportResult.from_json(message[2])
+            result.reported_ids = message[3]
+            self.results[shard] = result
+        elif kind == "error":
+            if message[2] == "usage":
+                raise UsageError(message[3])
+            raise RuntimeError(f"shard {shard}: {message[3]}")
+
+
+def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Progress of several shards: counters summed, percentiles the worst shard's (an upper bound)."""
+    out: dict[str, Any] = {"t": max(s["t"] for s in snaps)}
+    for key in ("sent", "acked", "lost", "rejected", "in_flight", "errors"):
+        out[key] = sum(s[key] for s in snaps)
+    for key in ("p50", "p99", "lag_p99"):
+        out[key] = max(s[key] for s in snaps)
+    return out
+
+
+def _run_sharded(config: RunConfig, progress: ProgressFn | None) -> TransportResult:
+    raise_nofile_limit()
+    results = _Children(config, progress).run()
+    return merge_all(results)

@@ -1,0 +1,169 @@
+"""The central scheduler: one task per process executes the fleet's plan of intended sends.
+
+Theory of operation (open loop, as wrk2): ``bench.fleet.Plan.sends`` yields every send of this shard in
+non-decreasing intended time. The scheduler wakes, takes *every* send whose intended time has come (for
+all devices at once; no timer per device), encodes each message once and hands it to its device's
+transport, then sleeps until the next intended time. It never waits for an ack before sending, so a
+slow server cannot slow the offered load (no coordinated omission); if the process itself cannot keep
+up, sends go out late and the lateness is recorded as *schedule lag* (actual dispatch - intended time),
+which is what tells the generator's own saturation apart from the server's latency.
+
+Devices come online at their ramp time (``Plan.connect_at_ns``): the scheduler calls the transport's
+``connect`` then, merged into the same loop.
+
+The monitor task beside it samples event-loop lag (a 100 ms sleep and its oversleep) and drives the
+once-a-second bookkeeping (fold, expire, per-second series) through a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Protocol
+
+from bench.protocol.events import Event, EventId
+from bench.protocol.message import encode_events
+from bench.transports.common import Clock
+
+#: Sends dispatched per wake-up before yielding to the loop, so replies keep flowing under a backlog.
+MAX_BATCH = 2048
+#: The loop-lag probe's sleep (issue 7: "a task that sleeps 100 ms and measures oversleep").
+LAG_PROBE_NS = 100_000_000
+#: Timer resolution of the event loop (uvloop and asyncio both schedule in whole milliseconds).
+TIMER_NS = 1_000_000
+_NEVER = 1 << 62
+
+
+class SendLike(Protocol):
+    """What the scheduler reads of ``bench.fleet.Send``."""
+
+    @property
+    def at_ns(self) -> int: ...
+    @property
+    def device(self) -> int: ...
+    @property
+    def events(self) -> Sequence[Event]: ...
+    @property
+    def created_ns(self) -> tuple[int, ...]: ...
+
+
+class TransportLike(Protocol):
+    """What the scheduler calls on a transport (``WsTransport`` and ``HttpTransport`` have this shape)."""
+
+    def connect(self, device: int) -> None: ...
+    def send(self, device: int, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
+             created_ns: tuple[int, ...]) -> None: ...
+    def send_untracked(self, device: int, payload: bytes) -> None: ...
+
+
+class Scheduler:
+    """Executes a plan of sends against one transport.
+
+    Args:
+        sends: the shard's sends in non-decreasing ``at_ns`` (consumed lazily).
+        connects: ``(connect_at_ns, device)`` sorted by time.
+        transport: where messages go.
+        clock: monotonic ns since the run's start.
+
+    Attributes:
+        lags_ns: schedule lag of each dispatched send, in ns (drained by the bookkeeping).
+        dispatched: sends handed to the transport (messages, heartbeats included).
+        behind_ns: the largest schedule lag seen so far.
+    """
+
+    def __init__(self, sends: Iterable[SendLike], connects: Sequence[tuple[int, int]],
+                 transport: TransportLike, clock: Clock) -> None:
+        self._sends: Iterator[SendLike] = iter(sends)
+        self._connects = connects
+        self._transport = transport
+        self._clock = clock
+        self.lags_ns: list[int] = []
+        self.dispatched = 0
+        self.behind_ns = 0
+
+    async def run(self) -> None:
+        """Dispatch every send at (or as soon as possible after) its intended time; return when done."""
+        clock = self._clock
+        transport = self._transport
+        connects = self._connects
+        lags = self.lags_ns
+        nxt = next(self._sends, None)
+        ci = 0
+        while nxt is not None or ci < len(connects):
+            now = clock()
+            while ci < len(connects) and connects[ci][0] <= now:
+                transport.connect(connects[ci][1])
+                ci += 1
+            n = 0
+            while nxt is not None and nxt.at_ns <= now and n < MAX_BATCH:
+                lag = clock() - nxt.at_ns
+                lags.append(lag)
+                if lag > self.behind_ns:
+                    self.behind_ns = lag
+                dispatch(transport, nxt)
+                nxt = next(self._sends, None)
+                n += 1
+            self.dispatched += n
+            if n >= MAX_BATCH:
+                await asyncio.sleep(0)  # behind: let replies in, then carry on at once
+                continue
+            due = min(nxt.at_ns if nxt is not None else _NEVER,
+                      connects[ci][0] if ci < len(connects) else _NEVER)
+            if due == _NEVER:
+                return  # the plan is done
+            delay = due - clock()
+            if delay > 0:
+                # Whole milliseconds, rounded up: the loop's timers have 1 ms resolution and a shorter
+                # sleep returns at once, which would spin the loop until the send is due.
+                await asyncio.sleep(-(-delay // TIMER_NS) * TIMER_NS / 1e9)
+
+
+def dispatch(transport: TransportLike, send: SendLike) -> None:
+    """Encode one send once and hand it over; a lone id-less event (a heartbeat) goes untracked."""
+    events = send.events
+    payload = encode_events(events)
+    ids = tuple(e.id for e in events if e.id is not None)
+    if not ids:
+        transport.send_untracked(send.device, payload)
+        return
+    created = send.created_ns
+    if len(ids) != len(events):  # keep created_ns parallel to ids
+        created = tuple(c for e, c in zip(events, created, strict=True) if e.id is not None)
+    transport.send(send.device, payload, ids, send.at_ns, created)
+
+
+class Monitor:
+    """Event-loop lag probe and the heartbeat of the bookkeeping.
+
+    Every 100 ms it measures how late its sleep ended (loop lag); at each whole second of the run it
+    calls ``on_second(second_index)``; every ``progress_every`` probes it calls ``on_progress()``.
+    """
+
+    def __init__(self, clock: Clock, on_second: Callable[[int], None],
+                 on_progress: Callable[[], None] | None = None, progress_every: int = 5) -> None:
+        self._clock = clock
+        self._on_second = on_second
+        self._on_progress = on_progress
+        self._progress_every = progress_every
+        self.loop_lags_ns: list[int] = []
+        self._next_second = 1
+
+    async def run(self) -> None:
+        """Probe forever (cancel to stop)."""
+        clock = self._clock
+        probes = 0
+        while True:
+            start = clock()
+            await asyncio.sleep(LAG_PROBE_NS / 1e9)
+            now = clock()
+            self.loop_lags_ns.append(max(0, now - start - LAG_PROBE_NS))
+            self.tick(now)
+            probes += 1
+            if self._on_progress is not None and probes % self._progress_every == 0:
+                self._on_progress()
+
+    def tick(self, now_ns: int) -> None:
+        """Close every whole second that has passed by ``now_ns``."""
+        while now_ns >= self._next_second * 1_000_000_000:
+            self._on_second(self._next_second - 1)
+            self._next_second += 1

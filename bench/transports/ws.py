@@ -1,0 +1,491 @@
+"""WebSocket transport: many devices' connections in one process, one write choke point.
+
+Theory of operation: each device owns at most one live connection, an ``asyncio.Protocol`` that drives
+the sans-I/O ``websockets.client.ClientProtocol`` for the opening handshake, control frames (automatic
+pongs), the closing handshake and any frame out of the ordinary. No task and no queue per connection:
+bytes in are parsed in ``data_received`` (complete data frames by a fast path, everything else by the
+protocol) and every ``reportedIds`` goes straight to the ack sink; bytes out leave through
+``_WsConn._write``, the only caller of ``transport.write``, which counts them. A message is framed once
+(``frame_text``: RFC 6455, 5.2, masked with a fresh key as 5.3 requires) and written without awaiting.
+That keeps the per-message cost to one frame build, one write and one ack parse, and an idle device to
+a few kilobytes.
+
+A message for a device whose connection is not open waits in the device's backlog and is written when
+the connection opens, keeping its intended time (so the corrected latency includes the wait). A closed
+connection is not re-opened by itself: the next send does it, as the official modules do on their next
+report tick (contract.md, "Client behaviour worth simulating"). Events pending on a closed connection
+stay pending in the tracker until the ack timeout decides (they are not lost at once).
+
+Heartbeats are written untracked. A server may answer them with an empty ``reportedIds``; such an
+empty reply is taken as the heartbeat's answer while heartbeats are outstanding, so it never stands in
+for a tracked message whose ack was dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import cast
+
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidURI
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import BytesLike
+from websockets.uri import WebSocketURI, parse_uri
+
+try:
+    from websockets.speedups import apply_mask  # C, built with the wheel
+except ImportError:  # pragma: no cover - a source install without a compiler
+    from websockets.utils import apply_mask
+
+from bench.protocol.errors import MalformedAck, UsageError
+from bench.protocol.events import EventId
+from bench.protocol.message import parse_ack
+from bench.transports.common import (
+    AckSink,
+    Clock,
+    TransportOptions,
+    TransportStats,
+    client_ssl_context,
+    source_addr,
+)
+
+#: Largest server message accepted; replies are small, a runaway one closes the connection (1009).
+MAX_REPLY_BYTES = 16 << 20
+
+# phases of a connection
+_CONNECTING, _OPEN, _DONE = 0, 1, 2
+
+#: (payload, ids, intended_ns, created_ns); ids empty = untracked heartbeat
+_Message = tuple[bytes, tuple[EventId, ...], int, tuple[int, ...]]
+
+
+class _Device:
+    __slots__ = ("backlog", "conn", "index")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.conn: _WsConn | None = None
+        self.backlog: list[_Message] = []
+
+
+class _Masks:
+    """Masking keys for client frames (RFC 6455, 5.3: a fresh unpredictable key per frame).
+
+    Drawn from an ``os.urandom`` pool refilled every 16,384 frames: one syscall per pool, not per frame.
+    """
+
+    __slots__ = ("_at", "_pool")
+    POOL = 1 << 16
+
+    def __init__(self) -> None:
+        self._pool = os.urandom(self.POOL)
+        self._at = 0
+
+    def next(self) -> bytes:
+        at = self._at
+        if at >= self.POOL:
+            self._pool, at = os.urandom(self.POOL), 0
+        self._at = at + 4
+        return self._pool[at:at + 4]
+
+
+_MASKS = _Masks()
+
+
+def frame_text(payload: bytes) -> bytes:
+    """One masked, final text frame (RFC 6455, 5.2) around ``payload``: what ``send_text`` would write."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, 0x80 | n))
+    elif n < 65536:
+        head = b"\x81\xfe" + n.to_bytes(2, "big")
+    else:
+        head = b"\x81\xff" + n.to_bytes(8, "big")
+    mask = _MASKS.next()
+    return head + mask + apply_mask(payload, mask)
+
+
+#: First header byte of a frame the fast reader takes: FIN, no RSV bits, text (0x1) or binary (0x2).
+_FAST_FIRST = frozenset((0x81, 0x82))
+
+
+class _WsConn(asyncio.Protocol):
+    """One WebSocket connection of one device.
+
+    Reading has two modes. The sans-I/O protocol parses the opening handshake and anything unusual
+    (control frames, fragments, oversized or broken frames). Between those, when the protocol holds no
+    partial data, the fast reader takes complete final text/binary frames straight from the bytes
+    (servers never mask, RFC 6455, 5.1) and hands anything else back to the protocol at a frame boundary.
+    """
+
+    __slots__ = ("conn_id", "device", "established", "fast", "fragments", "heartbeats_out", "inbuf", "opened",
+                 "owner", "phase", "proto", "transport")
+
+    def __init__(self, owner: WsTransport, device: _Device, conn_id: int) -> None:
+        self.owner = owner
+        self.device = device
+        self.conn_id = conn_id
+        self.proto = ClientProtocol(owner.uri, max_size=MAX_REPLY_BYTES)
+        self.transport: asyncio.Transport | None = None
+        self.phase = _CONNECTING
+        self.established = False
+        self.fast = False
+        self.inbuf = b""
+        self.heartbeats_out = 0
+        self.fragments: list[BytesLike] | None = None
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- the write choke point ---------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        """The only caller of ``transport.write``: every byte this connection sends is counted here."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.write(data)
+        self.owner.stats.bytes_sent += len(data)
+
+    def _flush(self) -> None:
+        """Write what the protocol has queued (handshake, pongs, close frames)."""
+        for data in self.proto.data_to_send():
+            if data:
+                self._write(data)
+            elif self.transport is not None:  # SEND_EOF: the protocol is done with the stream
+                if self.transport.can_write_eof():
+                    self.transport.write_eof()
+                else:
+                    self.transport.close()
+
+    def write_message(self, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
+                      created_ns: tuple[int, ...]) -> None:
+        """Frame and write one message, stamp its actual send time, report it to the sink."""
+        frame = frame_text(payload)
+        owner = self.owner
+        actual_ns = owner.clock()
+        self._write(frame)
+        if ids:
+            owner.stats.messages_sent += 1
+            owner.sink.on_send(self.conn_id, ids, intended_ns, actual_ns, created_ns)
+        else:
+            owner.stats.heartbeats_sent += 1
+            self.heartbeats_out += 1
+
+    # -- asyncio.Protocol callbacks ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's TCPTransport is not a subclass
+        self.owner.live.add(self)
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.owner.stats.bytes_received += len(data)
+        if self.fast:
+            self._read_fast(data)
+        else:
+            self._read_protocol(data)
+
+    def _read_fast(self, data: bytes) -> None:
+        """Take complete final data frames; hand the rest to the protocol from the first other frame."""
+        buf = self.inbuf + data if self.inbuf else data
+        pos, end = 0, len(buf)
+        while end - pos >= 2:
+            length = buf[pos + 1]
+            if buf[pos] not in _FAST_FIRST or length & 0x80:
+                self.fast, self.inbuf = False, b""
+                self._read_protocol(buf[pos:])
+                return
+            head = 2
+            if length == 126:
+                head, length = 4, int.from_bytes(buf[pos + 2:pos + 4], "big")
+            elif length == 127:
+                head, length = 10, int.from_bytes(buf[pos + 2:pos + 10], "big")
+            if end - pos < head:
+                break
+            if length > MAX_REPLY_BYTES:  # the protocol closes with 1009
+                self.fast, self.inbuf = False, b""
+                self._read_protocol(buf[pos:])
+                return
+            if end - pos < head + length:
+                break
+            start = pos + head
+            pos = start + length
+            self.on_reply(buf[start:pos])
+        self.inbuf = buf[pos:] if pos < end else b""
+
+    def _read_protocol(self, data: bytes) -> None:
+        proto = self.proto
+        proto.receive_data(data)
+        for event in proto.events_received():
+            if type(event) is Frame:
+                handler = _FRAME_HANDLERS.get(event.opcode)
+                if handler is not None:
+                    handler(self, event)
+            elif isinstance(event, Response):
+                self._on_handshake()
+        self._flush()
+        if self.phase == _OPEN and proto.state is not State.OPEN:
+            self.phase = _DONE  # a close frame arrived: the next send opens a new connection
+        if proto.state is State.CLOSED and self.transport is not None:
+            self.transport.close()
+        # back to the fast reader once the protocol holds no partial frame or message
+        self.fast = self.phase == _OPEN and self.fragments is None and not proto.reader.buffer
+
+    def eof_received(self) -> bool | None:
+        self.proto.receive_eof()
+        self._flush()
+        return None  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.on_lost(self)
+
+    # -- incoming ------------------------------------------------------------------------------------
+    def _on_handshake(self) -> None:
+        exc = self.proto.handshake_exc
+        if exc is not None:  # e.g. HTTP 404 for a bad appId (contract.md, "Endpoints")
+            if not self.opened.done():
+                self.opened.set_exception(ConnectionError(f"handshake refused: {exc}"))
+            return
+        self.phase = _OPEN
+        self.established = True
+        if not self.opened.done():
+            self.opened.set_result(None)
+        self.owner.on_open(self)
+
+    def on_data(self, frame: Frame) -> None:
+        if not frame.fin:
+            self.fragments = [frame.data]
+            return
+        self.on_reply(frame.data)
+
+    def on_continuation(self, frame: Frame) -> None:
+        if self.fragments is None:
+            return  # the protocol already failed the connection on a stray continuation
+        self.fragments.append(frame.data)
+        if frame.fin:
+            data, self.fragments = b"".join(self.fragments), None
+            self.on_reply(data)
+
+    def on_reply(self, data: BytesLike) -> None:
+        """One complete server message: an ack, or a measurement of a broken server."""
+        owner = self.owner
+        try:
+            reported = parse_ack(data).reported_ids
+        except MalformedAck:
+            owner.stats.malformed_replies += 1  # contract.md, "Acknowledgements": counted, never fatal
+            return
+        if not reported and self.heartbeats_out:
+            self.heartbeats_out -= 1
+            owner.stats.heartbeat_replies += 1
+            return
+        owner.sink.on_ws_ack(self.conn_id, reported, owner.clock())
+        if owner.reported is not None:
+            owner.reported.extend(reported)
+
+
+#: Table dispatch of data frames; control frames (ping, pong, close) are answered by the protocol itself.
+_FRAME_HANDLERS: dict[Opcode, Callable[[_WsConn, Frame], None]] = {
+    Opcode.TEXT: _WsConn.on_data,
+    Opcode.BINARY: _WsConn.on_data,  # the Swift module's binary frames (contract.md, "Messages")
+    Opcode.CONT: _WsConn.on_continuation,
+}
+
+
+def ws_url(base_url: str, app_id: str) -> str:
+    """The tracking WebSocket URL of a target base URL: ``http(s)://h:p`` -> ``ws(s)://h:p/app/{appId}/track``."""
+    base = base_url.rstrip("/")
+    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
+        if base.startswith(http):
+            base = ws + base[len(http):]
+            break
+    return f"{base}/app/{app_id}/track"
+
+
+class WsTransport:
+    """The WebSocket connections of every device of one process.
+
+    Args:
+        url: the tracking URL, ``ws(s)://host:port/app/{appId}/track`` (see ``ws_url``).
+        sink: the ack tracker; ``conn`` ids it sees are unique per connection, never reused.
+        clock: monotonic ns since the run's start.
+        options: TLS, source addresses, connect limits.
+    """
+
+    def __init__(self, url: str, sink: AckSink, clock: Clock,
+                 options: TransportOptions | None = None) -> None:
+        try:
+            self.uri: WebSocketURI = parse_uri(url)
+        except InvalidURI as exc:
+            raise UsageError(f"target: {url!r} is not a WebSocket URL: {exc}") from None
+        self.sink = sink
+        self.clock = clock
+        self.options = options or TransportOptions()
+        self.stats = TransportStats()
+        self.reported: list[EventId] | None = [] if self.options.record_reported else None
+        self.live: set[_WsConn] = set()
+        self._devices: dict[int, _Device] = {}
+        self._next_conn = 0
+        self._backlogged = 0
+        self._connecting = 0
+        self._waiting: deque[_WsConn] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._all_closed: asyncio.Event | None = None
+        self._ssl = client_ssl_context(self.options.insecure) if self.uri.secure else None
+
+    # -- what the scheduler calls ---------------------------------------------------------------------
+    def connect(self, device: int) -> None:
+        """Bring a device online (its ramp time has come). No-op when it already has a connection."""
+        dev = self._device(device)
+        if dev.conn is None or dev.conn.phase == _DONE:
+            self._start_connect(dev)
+
+    def send(self, device: int, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
+             created_ns: tuple[int, ...]) -> None:
+        """Send one message now, or as soon as the device's connection is open. Never blocks."""
+        dev = self._devices.get(device) or self._device(device)
+        conn = dev.conn
+        if conn is not None and conn.phase == _OPEN:
+            conn.write_message(payload, ids, intended_ns, created_ns)
+            return
+        dev.backlog.append((payload, ids, intended_ns, created_ns))
+        self._backlogged += 1
+        if conn is None or conn.phase == _DONE:
+            self._start_connect(dev)  # reconnect on the next send, like the official modules
+
+    def send_untracked(self, device: int, payload: bytes) -> None:
+        """A heartbeat: written and counted, never tracked."""
+        self.send(device, payload, (), 0, ())
+
+    @property
+    def pending_writes(self) -> int:
+        """Messages waiting for a connection to open (not yet on the wire)."""
+        return self._backlogged
+
+    def abandon_unsent(self) -> int:
+        """End of the run: give every never-written event to the sink as sent now, so it ends as lost.
+
+        Returns:
+            How many events were abandoned (also in ``stats.unsent_events``).
+        """
+        conn_id = self._new_conn_id()  # a connection that never existed: no reply can match it
+        now = self.clock()
+        total = 0
+        for dev in self._devices.values():
+            for _payload, ids, intended_ns, created_ns in dev.backlog:
+                if ids:
+                    self.sink.on_send(conn_id, ids, intended_ns, now, created_ns)
+                    total += len(ids)
+            dev.backlog.clear()
+        self._backlogged = 0
+        self.stats.unsent_events += total
+        return total
+
+    async def wait_connects(self) -> None:
+        """Wait until no connect or handshake is in progress (each ends open or counted as failed)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """Close every connection (a close frame when open) and wait up to ``timeout_s`` for them to go."""
+        self._closing = True
+        self._waiting.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        for conn in list(self.live):
+            if conn.transport is None:
+                continue
+            if conn.phase == _OPEN and conn.proto.state is State.OPEN:
+                conn.proto.send_close()
+                conn._flush()
+            conn.transport.close()
+        if self.live:
+            self._all_closed = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), timeout_s)
+            except TimeoutError:
+                for conn in list(self.live):
+                    if conn.transport is not None:
+                        conn.transport.abort()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- connection life ------------------------------------------------------------------------------
+    def _device(self, device: int) -> _Device:
+        dev = self._devices.get(device)
+        if dev is None:
+            dev = self._devices[device] = _Device(device)
+        return dev
+
+    def _new_conn_id(self) -> int:
+        self._next_conn += 1
+        return self._next_conn
+
+    def _start_connect(self, dev: _Device) -> None:
+        if self._closing:
+            return
+        dev.conn = conn = _WsConn(self, dev, self._new_conn_id())
+        if self._connecting >= self.options.max_connecting:
+            self._waiting.append(conn)
+            return
+        self._launch(conn)
+
+    def _launch(self, conn: _WsConn) -> None:
+        self._connecting += 1
+        task = asyncio.get_running_loop().create_task(self._open(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _open(self, conn: _WsConn) -> None:
+        """Connect and handshake one connection; a failure is counted and leaves the backlog waiting."""
+        loop = asyncio.get_running_loop()
+        uri = self.uri
+        try:
+            async with asyncio.timeout(self.options.connect_timeout_s):
+                await loop.create_connection(
+                    lambda: conn, uri.host, uri.port, ssl=self._ssl,
+                    server_hostname=uri.host if self._ssl else None,
+                    local_addr=source_addr(self.options, conn.device.index))
+                await conn.opened
+        except (OSError, TimeoutError):  # their fault (refused, reset, TLS, handshake): counted
+            self._on_connect_failed(conn)
+        finally:
+            self._connecting -= 1
+            while self._waiting and self._connecting < self.options.max_connecting:
+                waiting = self._waiting.popleft()
+                if waiting.device.conn is waiting:
+                    self._launch(waiting)
+
+    def _on_connect_failed(self, conn: _WsConn) -> None:
+        self.stats.connect_errors += 1
+        conn.phase = _DONE
+        if conn.transport is not None:
+            conn.transport.abort()
+
+    def on_open(self, conn: _WsConn) -> None:
+        """Handshake done: count it and write the device's backlog, oldest first."""
+        self.stats.connects += 1
+        dev = conn.device
+        if dev.conn is not conn:
+            return
+        backlog, dev.backlog = dev.backlog, []
+        self._backlogged -= len(backlog)
+        for payload, ids, intended_ns, created_ns in backlog:
+            conn.write_message(payload, ids, intended_ns, created_ns)
+
+    def on_lost(self, conn: _WsConn) -> None:
+        """The TCP connection is gone. Its pending events stay pending; the ack timeout decides."""
+        self.live.discard(conn)
+        conn.phase = _DONE
+        if not conn.opened.done():
+            conn.opened.set_exception(ConnectionError("connection closed during the handshake"))
+        if conn.established:
+            if not self._closing:
+                self.stats.closed_by_peer += 1
+            self.sink.on_conn_closed(conn.conn_id, self.clock())
+        if self._closing and not self.live and self._all_closed is not None:
+            self._all_closed.set()
+

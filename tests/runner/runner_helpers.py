@@ -1,0 +1,63 @@
+"""Helpers of the runner tests: a fast scenario, the CLI called in-process, its results read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.cli import main
+
+#: Every wait in these tests scales from this one constant.
+TIMEOUT_S = 20.0
+
+#: Two seconds, six devices, every event type, heartbeats, short flushes and a one-second ack timeout.
+FAST_SCENARIO = """\
+name = "fast"
+seed = 11
+duration = "2s"
+
+[fleet]
+devices = 6
+ramp = "200ms"
+
+[events]
+per_device_rate = 15
+userid_share = 0.05
+props_share = 0.05
+
+[errors]
+share = 0.05
+stack_bytes = [200, 1000]
+
+[transport]
+heartbeat = "500ms"
+http_flush = "500ms"
+ack_timeout = "1s"
+"""
+
+
+def write_scenario(tmp_path: Path, text: str = FAST_SCENARIO) -> str:
+    path = tmp_path / "fast.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def run_cli(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any] | None, Path | None]:
+    """``nucleus-bench run ARGS --out tmp --no-progress``: exit code, summary.json, run directory."""
+    out = tmp_path / "results"
+    code = main(["run", *args, "--out", str(out), "--no-progress"])
+    runs = sorted(out.glob("*")) if out.exists() else []
+    if not runs:
+        return code, None, None
+    return code, json.loads((runs[-1] / "summary.json").read_text()), runs[-1]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The error the command printed: exactly one line on stderr."""
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if line.startswith("nucleus-bench")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]

@@ -1,0 +1,221 @@
+"""The WebSocket transport against the real reference target (and, for broken replies, a broken peer)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+
+import orjson
+import uvloop
+from transport_helpers import TIMEOUT_S, WaitingTracker, make_clock
+from websockets.asyncio.server import ServerConnection, serve
+
+from bench.protocol.events import Extra, Heartbeat, Init, Track
+from bench.protocol.message import encode_events
+from bench.runner.reconcile import fetch_json
+from bench.target.embedded import EmbeddedTarget
+from bench.transports.common import TransportOptions
+from bench.transports.ws import WsTransport, frame_text, ws_url
+
+APP = "0123456789abcdef01234567"
+TargetFactory = Callable[..., EmbeddedTarget]
+
+
+def _message(device: int, event_id: int, *, init: bool = False) -> tuple[bytes, tuple[int, ...]]:
+    dev = f"device-{device}"
+    event = (Init(device_id=dev, session_id=7, id=event_id, extra=Extra(platform="linux", os_version="6.8",
+                                                                         total_ram=16, version="1.0",
+                                                                         language="en-US"))
+             if init else Track(device_id=dev, session_id=7, id=event_id, name="open_file"))
+    return encode_events([event]), (event_id,)
+
+
+def _run(coro: Callable[[], Awaitable[None]]) -> None:
+    uvloop.run(coro())  # type: ignore[arg-type]
+
+
+def test_every_message_is_written_once_and_every_ack_reaches_the_tracker(target: EmbeddedTarget,
+                                                                         app_id: str) -> None:
+    """Each sent message is one frame; each reportedIds reply acks its events; the target stored them all."""
+    app = app_id
+    sizes: list[int] = []
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        ws = WsTransport(ws_url(target.url, app), tracker, make_clock())
+        for k in range(20):
+            device = k % 2
+            payload, ids = _message(device, 1000 + k, init=k < 2)
+            sizes.append(len(frame_text(payload)))
+            ws.send(device, payload, ids, 0, (0,))
+        await tracker.until(lambda: tracker.acked == 20)
+        await ws.close()
+        assert ws.stats.messages_sent == 20
+        assert ws.stats.connects == 2
+        assert ws.stats.malformed_replies == 0
+        assert ws.reported is not None and sorted(ws.reported) == list(range(1000, 1020))
+        assert ws.stats.bytes_sent > sum(sizes)  # every frame, plus two handshakes and close frames
+
+    _run(main)
+    stats = fetch_json(f"{target.url}/app/{app}/stats")
+    assert stats["stored"]["total"] == 20
+
+
+def test_heartbeats_are_untracked_and_their_empty_replies_answer_no_event(target: EmbeddedTarget,
+                                                                          app_id: str) -> None:
+    """A heartbeat is written but never tracked; the target's empty reply to it rejects nothing."""
+    app = app_id
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        ws = WsTransport(ws_url(target.url, app), tracker, make_clock())
+        ws.send_untracked(0, encode_events([Heartbeat(device_id="device-0")]))
+        payload, ids = _message(0, 5, init=True)
+        ws.send(0, payload, ids, 0, (0,))
+        ws.send_untracked(0, encode_events([Heartbeat(device_id="device-0")]))
+        payload, ids = _message(0, 6)
+        ws.send(0, payload, ids, 0, (0,))
+        await tracker.until(lambda: tracker.acked == 2 and ws.stats.heartbeat_replies == 2)
+        await ws.close()
+        assert (tracker.sent, tracker.rejected, tracker.stray_replies) == (2, 0, 0)
+        assert ws.stats.heartbeats_sent == 2 and ws.stats.messages_sent == 2
+
+    _run(main)
+
+
+def test_a_closed_connection_is_counted_and_the_next_send_reconnects(target_factory: TargetFactory) -> None:
+    """The server closes after each ack: counted in closed_by_peer; the next send opens a new connection."""
+    closing_target = target_factory(close_ratio=1)
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        ws = WsTransport(ws_url(closing_target.url, APP), tracker, make_clock())
+        for k in range(3):
+            payload, ids = _message(0, 40 + k, init=k == 0)
+            ws.send(0, payload, ids, 0, (0,))
+            await tracker.until(lambda k=k: tracker.acked == k + 1 and tracker.closed == k + 1)  # type: ignore[misc]
+        await ws.close()
+        assert (ws.stats.connects, ws.stats.closed_by_peer) == (3, 3)
+        assert (tracker.acked, tracker.lost, tracker.in_flight) == (3, 0, 0)
+
+    _run(main)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_server_counts_connect_errors_and_never_written_events_end_lost() -> None:
+    """Refused connects are counted; what never reached the wire is handed to the tracker and ends lost."""
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        ws = WsTransport(f"ws://127.0.0.1:{_free_port()}/app/{APP}/track", tracker, make_clock(),
+                         TransportOptions(connect_timeout_s=TIMEOUT_S))
+        for k in range(3):
+            payload, ids = _message(0, k, init=k == 0)
+            ws.send(0, payload, ids, 0, (0,))
+        await ws.wait_connects()
+        assert ws.stats.connect_errors == 1 and ws.pending_writes == 3
+        assert ws.abandon_unsent() == 3
+        tracker.finish(1)
+        await ws.close()
+        assert (tracker.sent, tracker.lost, ws.stats.unsent_events, ws.stats.bytes_sent) == (3, 3, 3, 0)
+
+    _run(main)
+
+
+def test_malformed_replies_are_counted_never_fatal() -> None:
+    """Replies that are not JSON or not exactly {"reportedIds": [...]} are counted; their events time out."""
+    replies = [b"not json", orjson.dumps({"reportedIds": [2], "extra": 1}), b"[1, 2]"]
+
+    async def handler(conn: ServerConnection) -> None:
+        async for message in conn:
+            doc = orjson.loads(message)
+            ids = [e["id"] for e in doc["data"]]
+            await conn.send(replies.pop(0) if replies else orjson.dumps({"reportedIds": ids}))
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            tracker = WaitingTracker()
+            ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock())
+            for k in range(1, 5):
+                payload, ids = _message(0, k)
+                ws.send(0, payload, ids, 0, (0,))
+            await tracker.until(lambda: tracker.acked == 1)
+            await ws.close()
+        tracker.finish(1)
+        assert ws.stats.malformed_replies == 3
+        assert (tracker.sent, tracker.acked, tracker.lost) == (4, 1, 3)
+
+    _run(main)
+
+
+def test_fragmented_and_binary_replies_are_reassembled() -> None:
+    """A reply split over continuation frames, or sent as a binary frame, is one ack."""
+
+    async def handler(conn: ServerConnection) -> None:
+        async for message in conn:
+            ids = [e["id"] for e in orjson.loads(message)["data"]]
+            reply = orjson.dumps({"reportedIds": ids})
+            if ids[0] % 2:
+                await conn.send([reply[:5], reply[5:9], reply[9:]])  # fragments: text + continuations
+            else:
+                await conn.send(reply)  # bytes: a binary frame (the Swift module's way)
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            tracker = WaitingTracker()
+            ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock())
+            for k in range(1, 7):
+                payload, ids = _message(0, k)
+                ws.send(0, payload, ids, 0, (0,))
+            await tracker.until(lambda: tracker.acked == 6)
+            await ws.close()
+        assert ws.stats.malformed_replies == 0
+
+    _run(main)
+
+
+def test_ws_url_is_derived_from_the_base_url() -> None:
+    """http -> ws and https -> wss, with the tracking path of contract.md."""
+    assert ws_url("http://127.0.0.1:8000/", "abc") == "ws://127.0.0.1:8000/app/abc/track"
+    assert ws_url("https://example.test", "abc") == "wss://example.test/app/abc/track"
+
+
+def test_frame_text_is_a_masked_final_text_frame() -> None:
+    """Header, mask and masked payload, for the three length encodings of RFC 6455, 5.2."""
+    for n, head in ((5, 2), (300, 4), (70000, 10)):
+        payload = b"x" * n
+        frame = frame_text(payload)
+        assert frame[0] == 0x81 and frame[1] & 0x80
+        mask = frame[head:head + 4]
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(frame[head + 4:]))
+        assert body == payload
+
+
+
+def test_devices_bind_their_source_addresses(target: EmbeddedTarget, app_id: str) -> None:
+    """--source-addrs: device d's connection leaves from source_addrs[d % n]."""
+    addrs = ("127.0.0.2", "127.0.0.3")
+    local: dict[int, str] = {}
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        options = TransportOptions(source_addrs=addrs)
+        ws = WsTransport(ws_url(target.url, app_id), tracker, make_clock(), options)
+        for device in range(4):
+            payload, ids = _message(device, 100 + device, init=True)
+            ws.send(device, payload, ids, 0, (0,))
+        await tracker.until(lambda: tracker.acked == 4)
+        for conn in ws.live:
+            assert conn.transport is not None
+            local[conn.device.index] = conn.transport.get_extra_info("sockname")[0]
+        await ws.close()
+
+    _run(main)
+    assert local == {0: "127.0.0.2", 1: "127.0.0.3", 2: "127.0.0.2", 3: "127.0.0.3"}

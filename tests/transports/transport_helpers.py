@@ -1,0 +1,50 @@
+"""Helpers of the transport tests: a tracker that can be awaited, a clock, the one timeout constant."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from bench.metrics import AckTracker
+from bench.protocol.events import EventId
+
+#: Every wait in these tests scales from this one constant.
+TIMEOUT_S = 20.0
+class WaitingTracker(AckTracker):
+    """An ``AckTracker`` that wakes waiters whenever a reply or a close reaches it."""
+
+    def __init__(self, timeout_s: float = TIMEOUT_S) -> None:
+        super().__init__(timeout_ns=int(timeout_s * 1e9))
+        self.changed = asyncio.Event()
+        self.closed = 0
+
+    def on_ws_ack(self, conn: int, reported: Sequence[EventId], now_ns: int) -> None:
+        super().on_ws_ack(conn, reported, now_ns)
+        self.changed.set()
+
+    def on_http_reply(self, conn: int, token: int, reported: Sequence[EventId], now_ns: int) -> None:
+        super().on_http_reply(conn, token, reported, now_ns)
+        self.changed.set()
+
+    def on_http_failure(self, conn: int, token: int, now_ns: int, *, retry: bool) -> None:
+        super().on_http_failure(conn, token, now_ns, retry=retry)
+        self.changed.set()
+
+    def on_conn_closed(self, conn: int, now_ns: int) -> None:
+        super().on_conn_closed(conn, now_ns)
+        self.closed += 1
+        self.changed.set()
+
+    async def until(self, done: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> None:
+        """Wait until ``done()`` holds, re-checked after each reply or close."""
+        async with asyncio.timeout(timeout_s):
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def make_clock() -> Callable[[], int]:
+    """Monotonic ns since now: the transports' time base."""
+    t0 = time.monotonic_ns()
+    return lambda: time.monotonic_ns() - t0
