@@ -13,7 +13,7 @@ Fields the document requires on ``init`` and ``error`` but real modules leave ou
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal, NewType
@@ -51,7 +51,10 @@ class Extra:
     module_version: str | None = None
 
     def missing(self) -> tuple[str, ...]:
-        """Wire names of the fields the document requires that are absent (``locale`` stands for ``language``)."""
+        """Wire names of the fields the document requires that are absent.
+
+        ``locale`` stands for ``language``.
+        """
         out = [wire for wire, attr in _REQUIRED_EXTRA if getattr(self, attr) is None]
         if self.language is None and self.locale is None:
             out.append("language")
@@ -203,6 +206,11 @@ def _parse_id(value: Any) -> EventId | None:
     raise InvalidEvent(Reason.BAD_ID, "id must be a string or an integer")
 
 
+#: Real clients send up to 8 digits (contract.md, "Messages"). A numeric string is read as far as a JSON
+#: integer can go (orjson: 64 bits, 20 digits); a longer one is refused before int() has to read it.
+_MAX_SESSION_DIGITS = len(str((1 << 64) - 1))
+
+
 def _parse_session(value: Any, required: bool, event_id: EventId | None) -> int | None:
     if value is None:
         if required:
@@ -210,7 +218,7 @@ def _parse_session(value: Any, required: bool, event_id: EventId | None) -> int 
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         session = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit():
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= _MAX_SESSION_DIGITS:
         session = int(value)  # v4 after a page reload (contract.md, "Messages")
     else:
         raise InvalidEvent(Reason.BAD_SESSION, "sessionId must be a positive integer", event_id)
@@ -244,7 +252,7 @@ def _parse_extra(obj: dict[str, Any], event_id: EventId | None) -> Extra | None:
     ram = obj.get("totalRam")
     if ram is not None and (isinstance(ram, bool) or not isinstance(ram, int | float)):
         raise InvalidEvent(Reason.BAD_FIELD, "totalRam must be a number", event_id)
-    return Extra(
+    extra = Extra(
         platform=_opt_str(obj, "platform", event_id),
         os_version=_opt_str(obj, "osVersion", event_id),
         total_ram=ram,
@@ -255,6 +263,20 @@ def _parse_extra(obj: dict[str, Any], event_id: EventId | None) -> Extra | None:
         client=_opt_str(obj, "client", event_id),
         module_version=_opt_str(obj, "moduleVersion", event_id),
     )
+    # Extra keys that are all null carry nothing: the same event as one without them (keeps parse idempotent).
+    return None if extra == _NO_EXTRA else extra
+
+
+# Building an event without the generated __init__: a frozen dataclass's __init__ sets every field through
+# object.__setattr__, which costs more than the rest of parsing; the slot descriptors' own setters give the
+# same object (no field has a default factory or a __post_init__; the assert below keeps it that way).
+_FIELD_NAMES = ("device_id", "session_id", "id", "name", "date", "user_id", "anon_id", "payload", "extra",
+                "device_key", "unknown")
+if tuple(f.name for f in fields(Event)) != _FIELD_NAMES:
+    raise RuntimeError("parse_event's field list is stale")
+(_set_device, _set_session, _set_id, _set_name, _set_date, _set_user, _set_anon, _set_payload, _set_extra,
+ _set_key, _set_unknown) = (Event.__dict__[n].__set__ for n in _FIELD_NAMES)
+_new_event = object.__new__
 
 
 def parse_event(obj: Any) -> Event:
@@ -263,43 +285,62 @@ def parse_event(obj: Any) -> Event:
     Raises:
         InvalidEvent: the value breaks a rule of contract.md; ``event_id`` is set when it could be read.
     """
+    # Each check has a fast path for the exact types orjson returns and falls back to the full helper for
+    # anything else, so the result and the first error raised are those of the helpers alone.
     if not isinstance(obj, dict):
         raise InvalidEvent(Reason.NOT_OBJECT, "event must be a JSON object")
-    event_id = _parse_id(obj.get("id"))
-    kind = obj.get("type", "event")
+    get = obj.get
+    event_id = get("id")
+    if event_id is not None and type(event_id) is not int and type(event_id) is not str:
+        event_id = _parse_id(event_id)
+    kind = get("type", "event")
     cls = EVENT_CLASSES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise InvalidEvent(Reason.BAD_TYPE, f"unknown type {kind!r}", event_id)
     device_key: DeviceKey = "deviceId"
-    device = obj.get("deviceId")
+    device = get("deviceId")
     if device is None:
-        device_key, device = "machineId", obj.get("machineId")
+        device_key, device = "machineId", get("machineId")
     if not isinstance(device, str) or not device:
         raise InvalidEvent(Reason.MISSING_DEVICE, "deviceId or machineId is required", event_id)
-    name = obj.get("name")
+    name = get("name")
     if name is not None and not isinstance(name, str):
         raise InvalidEvent(Reason.BAD_FIELD, "name must be a string", event_id)
     if cls.REQUIRES_NAME and not name:
         raise InvalidEvent(Reason.MISSING_NAME, f"name is required for {cls.TYPE.value}", event_id)
-    payload = obj.get("payload")
+    payload = get("payload")
     if payload is not None and not isinstance(payload, dict):
         raise InvalidEvent(Reason.BAD_FIELD, "payload must be an object", event_id)
-    unknown = {k: v for k, v in obj.items() if k not in _KNOWN_KEYS} or None
+    unknown = None if _KNOWN_KEYS.issuperset(obj) else (
+        {k: v for k, v in obj.items() if k not in _KNOWN_KEYS} or None)
     if device_key == "deviceId" and "machineId" in obj:
         unknown = {**(unknown or {}), "machineId": obj["machineId"]}
-    return cls(
-        device_id=device,
-        session_id=_parse_session(obj.get("sessionId"), cls.REQUIRES_SESSION, event_id),
-        id=event_id,
-        name=name,
-        date=_parse_date(obj.get("date"), event_id),
-        user_id=_opt_str(obj, "userId", event_id),
-        anon_id=_opt_str(obj, "anonId", event_id),
-        payload=payload,
-        extra=_parse_extra(obj, event_id),
-        device_key=device_key,
-        unknown=unknown,
-    )
+    session = get("sessionId")
+    if type(session) is not int or session <= 0:
+        session = _parse_session(session, cls.REQUIRES_SESSION, event_id)
+    date = get("date")
+    if date is not None and (type(date) is not int or date < 0):
+        date = _parse_date(date, event_id)
+    user_id = get("userId")
+    if user_id is not None and type(user_id) is not str:
+        user_id = _opt_str(obj, "userId", event_id)
+    anon_id = get("anonId")
+    if anon_id is not None and type(anon_id) is not str:
+        anon_id = _opt_str(obj, "anonId", event_id)
+    extra = None if _EXTRA_KEYS.isdisjoint(obj) else _parse_extra(obj, event_id)
+    event: Event = _new_event(cls)
+    _set_device(event, device)
+    _set_session(event, session)
+    _set_id(event, event_id)
+    _set_name(event, name)
+    _set_date(event, date)
+    _set_user(event, user_id)
+    _set_anon(event, anon_id)
+    _set_payload(event, payload)
+    _set_extra(event, extra)
+    _set_key(event, device_key)
+    _set_unknown(event, unknown)
+    return event
 
 
 def date_ms(event: Event, received_ms: float) -> float:

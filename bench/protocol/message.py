@@ -72,7 +72,12 @@ def parse_envelope(
         MessageTooLarge: over ``max_bytes`` bytes or ``max_events`` events.
         MalformedMessage: not JSON, not an object, or no ``data`` array.
     """
-    size = len(data.encode() if isinstance(data, str) else data)
+    if isinstance(data, str):
+        try:
+            data = data.encode()
+        except UnicodeEncodeError:
+            raise MalformedMessage("message is not valid Unicode text") from None
+    size = len(data)
     if size > max_bytes:
         raise MessageTooLarge(f"message is {size} bytes, the limit is {max_bytes}")
     doc = decode_json(data)

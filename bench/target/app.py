@@ -1,0 +1,500 @@
+"""The reference target's HTTP and WebSocket layer on aiohttp: thin, with routes at module level.
+
+Everything the protocol decides happens in the sans-I/O parts: ``bench.protocol.parse_envelope`` parses,
+``ingest.Ingest`` decides what is stored and acknowledged, ``faults.Faults`` and ``limits.TokenBuckets``
+decide the faults and the rate limit. This module reads the clocks, moves bytes and awaits the store.
+
+WebSocket acknowledgements leave through one choke point per connection (``_Conn._send_ack``), in the order
+the messages came in: the harness matches a reply to the oldest unanswered message of its connection
+(contract.md, "Acknowledgements"). A connection reads ahead while earlier messages wait for their commit,
+up to ``MAX_PENDING`` messages, so one busy connection still fills a group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_websocket import WebSocketError
+
+from bench.protocol.errors import MalformedMessage, MessageTooLarge
+from bench.protocol.events import EventId
+from bench.protocol.message import Envelope, encode_ack, parse_envelope
+from bench.target.config import TargetConfig
+from bench.target.faults import NO_FAULT, Decision, Faults
+from bench.target.ingest import AppStats, Ingest, stats_json
+from bench.target.limits import Limits, TokenBuckets, retry_after_header
+from bench.target.store import Store
+
+#: contract.md, "Endpoints": 1-64 characters of [A-Za-z0-9_-].
+APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Messages a WebSocket may have waiting for their ack before the target stops reading it.
+MAX_PENDING = 256
+#: Close codes (RFC 6455, 7.4.1).
+CLOSE_GOING_AWAY = int(WSCloseCode.GOING_AWAY)      # shutdown, idle timeout, --close-ratio
+CLOSE_INVALID = int(WSCloseCode.INVALID_TEXT)       # 1007: not JSON, no data array
+CLOSE_TOO_BIG = int(WSCloseCode.MESSAGE_TOO_BIG)    # 1009: over a size cap
+CLOSE_ERROR = int(WSCloseCode.INTERNAL_ERROR)       # 1011: the store failed
+
+#: How long shutdown waits for open WebSockets to send their acks and close.
+SHUTDOWN_TIMEOUT_S = 10.0
+
+_NS = 1_000_000_000
+
+
+def _now_ms() -> float:
+    return time.time() * 1000.0
+
+
+class TargetState:
+    """Everything the handlers share: config, ingest, store, faults, rate limit, open connections."""
+
+    def __init__(self, config: TargetConfig, store: Store, start_ns: int) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.store = store
+        self.ingest = Ingest(dedup_window_ns=round(config.dedup_window_s * _NS),
+                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns)
+        self.faults = Faults(config.faults, start_ns)
+        rate = config.limits.http_rate
+        self.buckets = TokenBuckets(rate, config.limits.http_burst) if rate > 0 else None
+        self.conns: set[_Conn] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.sweeper: asyncio.Task[None] | None = None
+
+    async def stall(self, st: AppStats | None) -> None:
+        """Wait out a ``--stall-ms`` window, if one is open now; count it against ``st`` if given."""
+        wait_ns = self.faults.stall_remaining_ns(time.monotonic_ns())
+        if wait_ns > 0:
+            if st is not None:
+                st.faults["stalled_messages"] += 1
+            await asyncio.sleep(wait_ns / _NS)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+STATE = web.AppKey("state", TargetState)
+
+
+def _json(status: int, obj: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(obj), content_type="application/json",
+                        headers=headers)
+
+
+def _error(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json(status, {"error": text}, headers)
+
+
+def _bad_app(app_id: str) -> web.Response | None:
+    if APP_ID.fullmatch(app_id):
+        return None
+    return _error(404, f"unknown appId {app_id[:80]!r}: 1-64 characters of A-Z a-z 0-9 _ -")
+
+
+def _parse(data: bytes, limits: Limits) -> Envelope:
+    """``parse_envelope`` with the caps; any value the core cannot read makes the message malformed.
+
+    Raises:
+        MessageTooLarge: over a cap.
+        MalformedMessage: not JSON, no ``data`` array, or a value the core chokes on (a ``sessionId`` of
+            thousands of digits raises ValueError there): a server answers bad input, it does not crash.
+    """
+    try:
+        return parse_envelope(data, max_bytes=limits.max_bytes, max_events=limits.max_events)
+    except ValueError as exc:
+        raise MalformedMessage(f"unreadable value: {exc}") from None
+
+
+def _count_decision(st: AppStats, decision: Decision, ids: list[EventId]) -> None:
+    faults = st.faults
+    if decision.delay_ns > 0:
+        faults["delayed_messages"] += 1
+    if decision.lie:
+        faults["lied_messages"] += 1
+        faults["lied_ids"] += len(ids)
+
+
+# --------------------------------------------------------------------------------------------- WebSocket
+
+
+class _Ack:
+    __slots__ = ("deadline_ns", "drop", "ids", "waiter")
+
+    def __init__(self, waiter: asyncio.Future[None] | None, ids: list[EventId], deadline_ns: int,
+                 drop: bool) -> None:
+        self.waiter = waiter
+        self.ids = ids
+        self.deadline_ns = deadline_ns
+        self.drop = drop
+
+
+class _Conn:
+    """One WebSocket: a reader loop (the handler) and, while acks wait on the store, a sender task."""
+
+    __slots__ = ("app_id", "close_code", "closing", "last_rx_ns", "pending", "room", "sender", "st", "state",
+                 "ws")
+
+    def __init__(self, state: TargetState, ws: web.WebSocketResponse, app_id: str) -> None:
+        self.state = state
+        self.ws = ws
+        self.app_id = app_id
+        self.st = state.ingest.stats(app_id)
+        self.pending: deque[_Ack] = deque()
+        self.sender: asyncio.Task[None] | None = None
+        self.room = asyncio.Event()
+        self.closing = False
+        self.close_code = int(WSCloseCode.OK)
+        self.last_rx_ns = time.monotonic_ns()
+
+    async def serve(self) -> None:
+        st = self.st
+        st.conn_open += 1
+        st.conn_total += 1
+        self.state.conns.add(self)
+        receive = self.ws.receive
+        try:
+            while not self.closing:
+                msg = await receive()
+                handler = _WS_HANDLERS.get(msg.type)
+                if handler is None or not await handler(self, msg.data):
+                    break
+        except ConnectionError:  # the peer went away while an ack was being written
+            pass
+        finally:
+            self.closing = True
+            await self.finish()
+            self.state.conns.discard(self)
+            st.conn_open -= 1
+
+    def stop(self, code: int) -> None:
+        """Close after the acks already due have gone out (shutdown, idle timeout)."""
+        if not self.closing:
+            self.closing = True
+            self.close_code = code
+            self.state.spawn(self.finish())
+
+    async def finish(self) -> None:
+        """Send every ack still due, then close with ``close_code``."""
+        sender = self.sender
+        if sender is not None:
+            await asyncio.wait([sender])
+        if not self.ws.closed:
+            await self.ws.close(code=self.close_code)
+
+    async def on_data(self, data: bytes) -> bool:
+        """One text or binary message: parse, ingest, store, queue its ack. False: stop reading."""
+        if self.closing:
+            return False
+        state, st = self.state, self.st
+        self.last_rx_ns = now_ns = time.monotonic_ns()
+        if state.faults.stalls:
+            await state.stall(st)
+            now_ns = time.monotonic_ns()
+        try:
+            envelope = _parse(data, state.limits)
+        except MessageTooLarge:
+            st.oversized_messages += 1
+            self.close_code = CLOSE_TOO_BIG
+            return False
+        except MalformedMessage:
+            st.malformed_messages += 1
+            self.close_code = CLOSE_INVALID
+            return False
+        decision = state.faults.decide()
+        outcome = state.ingest.accept(self.app_id, envelope, received_ms=_now_ms(), now_ns=now_ns,
+                                      store=not decision.lie)
+        waiter = state.store.write(outcome.rows)
+        if decision is NO_FAULT and waiter is None and not self.pending:
+            await self._send_ack(outcome.ack_ids, False)  # the memory store's fast path: nothing to wait for
+            return True
+        _count_decision(st, decision, outcome.ack_ids)
+        deadline = now_ns + decision.delay_ns if decision.delay_ns else 0
+        self.pending.append(_Ack(waiter, outcome.ack_ids, deadline, decision.drop_ack))
+        if self.sender is None:
+            self.sender = asyncio.ensure_future(self._drain())
+        if decision.close:
+            self.close_code = CLOSE_GOING_AWAY
+            st.faults["closed_connections"] += 1
+            return False
+        if len(self.pending) >= MAX_PENDING:
+            self.room.clear()
+            await self.room.wait()
+        return True
+
+    async def _drain(self) -> None:
+        """The sender: each pending ack in order, once stored, delayed and not stalled."""
+        state, pending = self.state, self.pending
+        try:
+            while pending:
+                item = pending[0]
+                if item.waiter is not None and not item.waiter.done():
+                    await item.waiter
+                elif item.waiter is not None:
+                    item.waiter.result()  # raises if the commit failed
+                if item.deadline_ns:
+                    wait_ns = item.deadline_ns - time.monotonic_ns()
+                    if wait_ns > 0:
+                        await asyncio.sleep(wait_ns / _NS)
+                if state.faults.stalls:
+                    await state.stall(None)  # acks wait too; the message was counted when it came in
+                pending.popleft()
+                await self._send_ack(item.ids, item.drop)
+                if len(pending) < MAX_PENDING:
+                    self.room.set()
+        except ConnectionError:
+            pending.clear()
+        except Exception as exc:  # the store failed: the events are not durable, so no ack goes out
+            print(f"nucleus-bench target: store error: {exc}", file=sys.stderr, flush=True)
+            pending.clear()
+            self.stop(CLOSE_ERROR)
+        finally:
+            self.sender = None
+            self.room.set()
+
+    async def _send_ack(self, ids: list[EventId], drop: bool) -> None:
+        """The one place a WebSocket ack is written (contract.md: exactly ``{"reportedIds": [...]}``)."""
+        if drop:
+            faults = self.st.faults
+            faults["dropped_ack_messages"] += 1
+            faults["dropped_ack_ids"] += len(ids)
+            return
+        await self.ws.send_frame(encode_ack(ids), WSMsgType.TEXT)
+        self.st.acked += len(ids)
+
+
+async def _on_close(conn: _Conn, data: Any) -> bool:
+    # The client's close frame: its acks still due go out first (autoclose is off for that), then ours.
+    conn.close_code = int(data) if isinstance(data, int) and 1000 <= data < 5000 else int(WSCloseCode.OK)
+    return False
+
+
+async def _on_closed(conn: _Conn, data: Any) -> bool:
+    return False
+
+
+async def _on_error(conn: _Conn, data: Any) -> bool:
+    # aiohttp refuses a frame over max_msg_size before buffering it, and closes with 1009 itself.
+    if isinstance(data, WebSocketError) and data.code == WSCloseCode.MESSAGE_TOO_BIG:
+        conn.st.oversized_messages += 1
+    return False
+
+
+_WS_HANDLERS: dict[WSMsgType, Callable[[_Conn, Any], Awaitable[bool]]] = {
+    WSMsgType.TEXT: _Conn.on_data,
+    WSMsgType.BINARY: _Conn.on_data,  # the Swift module sends its JSON in binary frames
+    WSMsgType.CLOSE: _on_close,
+    WSMsgType.CLOSING: _on_closed,
+    WSMsgType.CLOSED: _on_closed,
+    WSMsgType.ERROR: _on_error,
+}
+
+
+async def track_ws(request: web.Request) -> web.StreamResponse:
+    """``GET /app/{appId}/track``, ``/{appId}/``, ``/{appId}``: the WebSocket tracking endpoint."""
+    app_id = request.match_info["app_id"]
+    refused = _bad_app(app_id)
+    if refused is not None:
+        return refused
+    state = request.app[STATE]
+    # +1: aiohttp refuses a frame of max_msg_size bytes or more; the cap allows max_bytes itself.
+    ws = web.WebSocketResponse(autoclose=False, compress=False, decode_text=False,
+                               max_msg_size=state.limits.max_bytes + 1)
+    await ws.prepare(request)
+    await _Conn(state, ws, app_id).serve()
+    return ws
+
+
+# ------------------------------------------------------------------------------------------------- HTTP
+
+
+async def track_http(request: web.Request) -> web.StreamResponse:
+    """``POST /app/{appId}/track``: one batch, answered ``200 {"reportedIds": [...]}`` once stored."""
+    app_id = request.match_info["app_id"]
+    refused = _bad_app(app_id)
+    if refused is not None:
+        return refused
+    state = request.app[STATE]
+    st = state.ingest.stats(app_id)
+    if state.buckets is not None:
+        wait_s = state.buckets.take(request.remote or "", time.monotonic_ns())
+        if wait_s > 0:
+            st.rate_limited += 1
+            return _error(429, "rate limited", {"Retry-After": retry_after_header(wait_s)})
+    limits = state.limits
+    size = request.content_length
+    if size is not None and size > limits.max_bytes:
+        st.oversized_messages += 1
+        return _error(413, f"body is {size} bytes, the limit is {limits.max_bytes}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        st.oversized_messages += 1
+        return _error(413, f"body is over the limit of {limits.max_bytes} bytes")
+    if state.faults.stalls:
+        await state.stall(st)
+    try:
+        envelope = _parse(body, limits)
+    except MessageTooLarge as exc:
+        st.oversized_messages += 1
+        return _error(413, str(exc))
+    except MalformedMessage as exc:
+        st.malformed_messages += 1
+        return _error(400, str(exc))
+    decision = state.faults.decide()
+    outcome = state.ingest.accept(app_id, envelope, received_ms=_now_ms(), now_ns=time.monotonic_ns(),
+                                  store=not decision.lie)
+    waiter = state.store.write(outcome.rows)
+    if decision is not NO_FAULT:
+        _count_decision(st, decision, outcome.ack_ids)
+    return await _http_reply(request, state, st, waiter, outcome.ack_ids, decision)
+
+
+async def _http_reply(request: web.Request, state: TargetState, st: AppStats,
+                      waiter: asyncio.Future[None] | None, ids: list[EventId],
+                      decision: Decision) -> web.StreamResponse:
+    if waiter is not None:
+        try:
+            await waiter
+        except Exception as exc:  # the store failed: nothing is durable, say so
+            return _error(503, f"store error: {exc}")
+    if decision.delay_ns:
+        await asyncio.sleep(decision.delay_ns / _NS)
+    if state.faults.stalls:
+        await state.stall(None)
+    if decision.drop_ack:
+        # The ack is never sent: the connection is cut without a response (the client cannot tell
+        # whether the batch was stored, as with a real network failure). Cancelling the handler is how
+        # aiohttp drops a request without writing anything, and without logging it.
+        st.faults["dropped_ack_messages"] += 1
+        st.faults["dropped_ack_ids"] += len(ids)
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError
+    response = _json(200, {"reportedIds": ids})
+    if decision.close:
+        st.faults["closed_connections"] += 1
+        response.force_close()
+    st.acked += len(ids)
+    return response
+
+
+# ------------------------------------------------------------------------------------------------ stats
+
+
+def _stats_refused(request: web.Request) -> web.Response | None:
+    """api.md: loopback clients only, unless ``--stats-token`` is set (then the bearer token, from anyone)."""
+    token = request.app[STATE].config.stats_token
+    if token is not None:
+        if request.headers.get("Authorization") == f"Bearer {token}":
+            return None
+        return _error(401, "stats need Authorization: Bearer <token>")
+    try:
+        if ipaddress.ip_address(request.remote or "").is_loopback:
+            return None
+    except ValueError:
+        pass
+    return _error(403, "stats answer loopback clients only (start the target with --stats-token)")
+
+
+async def all_stats(request: web.Request) -> web.Response:
+    """``GET /stats``: the counters of every app, summed."""
+    refused = _stats_refused(request)
+    if refused is not None:
+        return refused
+    return _json(200, stats_json(request.app[STATE].ingest.apps.values()))
+
+
+async def app_stats(request: web.Request) -> web.Response:
+    """``GET /app/{appId}/stats``: the counters of one app (all zero for an app never seen)."""
+    app_id = request.match_info["app_id"]
+    refused = _bad_app(app_id) or _stats_refused(request)
+    if refused is not None:
+        return refused
+    apps = request.app[STATE].ingest.apps
+    return _json(200, stats_json([apps[app_id]] if app_id in apps else []))
+
+
+async def stored_ids(request: web.Request) -> web.Response:
+    """``GET /app/{appId}/stored-ids``: ``{"ids": [...]}``, one entry per stored event with an id."""
+    app_id = request.match_info["app_id"]
+    refused = _bad_app(app_id) or _stats_refused(request)
+    if refused is not None:
+        return refused
+    return _json(200, {"ids": await request.app[STATE].store.stored_ids(app_id)})
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: (method, path, handler), registered in this order: fixed paths before ``/{app_id}``.
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/stats", all_stats),
+    ("GET", "/app/{app_id}/stats", app_stats),
+    ("GET", "/app/{app_id}/stored-ids", stored_ids),
+    ("GET", "/app/{app_id}/track", track_ws),
+    ("POST", "/app/{app_id}/track", track_http),
+    ("GET", "/{app_id}/", track_ws),  # the form tracking-api.md gives (contract.md, "Endpoints")
+    ("GET", "/{app_id}", track_ws),
+)
+
+
+# ------------------------------------------------------------------------------------------ life cycle
+
+
+async def _sweep_idle(state: TargetState) -> None:
+    """Close WebSockets that received nothing (no events, no heartbeat) for ``--idle-timeout-s``."""
+    timeout_s = state.limits.idle_timeout_s
+    timeout_ns = round(timeout_s * _NS)
+    while True:
+        await asyncio.sleep(min(1.0, timeout_s / 4))
+        now_ns = time.monotonic_ns()
+        for conn in list(state.conns):
+            if not conn.closing and now_ns - conn.last_rx_ns > timeout_ns:
+                conn.st.idle_closed += 1
+                conn.stop(CLOSE_GOING_AWAY)
+
+
+async def _on_startup(app: web.Application) -> None:
+    state = app[STATE]
+    start = getattr(state.store, "start", None)
+    if start is not None:
+        start(asyncio.get_running_loop())
+    if state.limits.idle_timeout_s > 0:
+        state.sweeper = asyncio.ensure_future(_sweep_idle(state))
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    """Graceful shutdown: every WebSocket sends the acks it owes, then closes with 1001."""
+    state = app[STATE]
+    if state.sweeper is not None:
+        state.sweeper.cancel()
+    for conn in list(state.conns):
+        conn.stop(CLOSE_GOING_AWAY)
+    if state.tasks:
+        await asyncio.wait(list(state.tasks), timeout=SHUTDOWN_TIMEOUT_S)
+
+
+async def _on_cleanup(app: web.Application) -> None:
+    # After every handler is done: commit what is queued, close the file.
+    await app[STATE].store.close()
+
+
+def build_app(state: TargetState) -> web.Application:
+    """The aiohttp application: the ``ROUTES`` table, the state and the life-cycle hooks."""
+    app = web.Application(client_max_size=state.limits.max_bytes)
+    app[STATE] = state
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, handler)
+    app.on_startup.append(_on_startup)
+    app.on_shutdown.append(_on_shutdown)
+    app.on_cleanup.append(_on_cleanup)
+    return app

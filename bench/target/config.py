@@ -1,0 +1,69 @@
+"""The reference target's configuration: one frozen value built by the CLI from its flags."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bench.protocol.errors import UsageError
+from bench.target.faults import FaultConfig
+from bench.target.ingest import DEFAULT_DEDUP_WINDOW_S, DEFAULT_SESSION_TIMEOUT_S
+from bench.target.limits import Limits
+
+#: The SQLite file used when ``--store`` is not given (in the working directory).
+DEFAULT_STORE = "nucleus-target.sqlite3"
+#: ``--store memory``: ids only, in memory.
+MEMORY = "memory"
+DEFAULT_PORT = 8000
+SYNC_MODES = ("full", "normal", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    """Everything ``nucleus-bench target`` needs to serve.
+
+    Attributes:
+        host: address to listen on.
+        port: TCP port; 0 picks a free one (the first line of output says which).
+        store: path of the SQLite file, or ``"memory"``.
+        sync: SQLite ``synchronous`` mode: ``full`` (each commit on disk before its acks), ``normal``
+            (WAL: survives a crash of the process, not of the machine) or ``off``.
+        limits: size caps, HTTP rate limit, idle timeout.
+        faults: fault injection (all off by default).
+        stats_token: when set, the stats endpoints want ``Authorization: Bearer <token>`` from anyone;
+            when not, they answer loopback clients only.
+        dedup_window_s: a re-sent event is known as a duplicate for at least this long.
+        session_timeout_s: silence that ends a session (contract.md, "Sessions": 30 minutes).
+        stop_on_stdin_eof: stop (gracefully) when standard input closes: a child of ``EmbeddedTarget``
+            then never outlives its parent.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    store: str = DEFAULT_STORE
+    sync: Literal["full", "normal", "off"] = "full"
+    limits: Limits = field(default_factory=Limits)
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    stats_token: str | None = None
+    dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S
+    session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
+    stop_on_stdin_eof: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise UsageError(f"--port must be between 0 and 65535, not {self.port}")
+        if self.sync not in SYNC_MODES:
+            raise UsageError(f"--sync must be one of {', '.join(SYNC_MODES)}, not {self.sync!r}")
+        if not self.store:
+            raise UsageError("--store must name a file or be 'memory'")
+        for flag, value in (("--dedup-window-s", self.dedup_window_s),
+                            ("--session-timeout-s", self.session_timeout_s)):
+            if not math.isfinite(value) or value <= 0:
+                raise UsageError(f"{flag} must be a positive number of seconds, not {value}")
+        if self.stats_token == "":
+            raise UsageError("--stats-token must not be empty")
+
+    @property
+    def in_memory(self) -> bool:
+        return self.store == MEMORY
