@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from bench.protocol.errors import UsageError
 
+DESCRIPTION = "Load generator and benchmark harness for Nucleus-compatible tracking APIs."
+
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "target": ("bench.target.cli", "serve the reference Nucleus-compatible target"),
@@ -29,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="nucleus-bench", description="Load generator and benchmark harness for Nucleus-compatible tracking APIs.")
+    parser = _Parser(prog="nucleus-bench", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)

@@ -1,0 +1,61 @@
+"""The messages that end a run across Locust processes, and their exact merge. Pure: no gevent, no locust.
+
+``nucleus_drain`` goes from the master (or the standalone process) to every process running users;
+``nucleus_result`` comes back with that process's ``TransportResult`` of each transport
+(``to_json()``) and the ids the server reported, as plain JSON-safe values (Locust carries custom
+messages as msgpack). ``merge_messages`` adds them up exactly (bench.runner.result.merge_all).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from bench.locust_glue.runstate import RunState
+from bench.metrics import COUNTERS
+from bench.runner.result import TransportResult, merge_all
+
+logger = logging.getLogger(__name__)
+
+DRAIN_MSG = "nucleus_drain"
+RESULT_MSG = "nucleus_result"
+
+
+def result_message(run: RunState, worker: int) -> dict[str, Any]:
+    """The ``nucleus_result`` payload of a drained run (JSON/msgpack-safe)."""
+    results = run.results()
+    for name, result in results.items():
+        logger.info("nucleus-bench worker %d %s: %s", worker, name, result.accounting().line())
+    return {"run_id": run.spec.run_id, "worker": worker,
+            "results": {name: r.to_json() for name, r in results.items()},
+            "reported": {name: list(r.reported_ids or ()) for name, r in results.items()}}
+
+
+def empty_message(run_id: str, worker: int, error: str) -> dict[str, Any]:
+    """A result from a process that ran nothing this run (so the master need not wait for it)."""
+    return {"run_id": run_id, "worker": worker, "results": {}, "reported": {}, "error": error}
+
+
+def merge_messages(messages: Mapping[str, Mapping[str, Any]]) -> dict[str, TransportResult]:
+    """Every process's results, merged per transport in worker order (exact: sums and added histograms)."""
+    per: dict[str, list[TransportResult]] = {}
+    for msg in sorted(messages.values(), key=lambda m: int(m["worker"])):
+        for name, obj in msg["results"].items():
+            result = TransportResult.from_json(obj)
+            result.reported_ids = list(msg["reported"].get(name, ()))
+            per.setdefault(name, []).append(result)
+    return {name: merge_all(results) for name, results in sorted(per.items())}
+
+
+def worker_rows(messages: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-worker counters, for the summary (``locust.workers``): the merge must equal their sum."""
+    rows = []
+    for msg in sorted(messages.values(), key=lambda m: int(m["worker"])):
+        row: dict[str, Any] = {"worker": int(msg["worker"])}
+        for name, obj in sorted(msg["results"].items()):
+            row[name] = {k: int(obj["tracker"][k]) for k in COUNTERS}
+        if msg.get("error"):
+            row["error"] = str(msg["error"])
+        rows.append(row)
+    return rows

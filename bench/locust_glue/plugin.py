@@ -1,0 +1,367 @@
+"""The Locust event listeners that tie a device fleet to Locust: ``install()`` is all a locustfile calls.
+
+What happens when (each Locust process runs the listeners for its role):
+
+- ``init_command_line_parser``: the custom arguments (bench.locust_glue.options).
+- ``init``: the master or standalone process checks the options and the scenario (a bad one is one line,
+  exit 2) and, without ``--host``, starts the embedded reference target (memory store) and says so;
+  custom messages are registered (bench.locust_glue.collect).
+- ``test_start``: the master/standalone process makes the run's ``RunSpec`` (scenario file, appIds, plan
+  duration) and puts it in the parsed options, which Locust forwards to the workers with each spawn
+  message; every process that runs users builds its ``RunState`` and starts its housekeeping.
+- ``test_stopping`` (before Locust stops any user) and ``quitting``: the master/standalone process drains
+  every process, merges their results exactly, reconciles them with the target, writes
+  ``<results-dir>/<UTC time>-locust-<scenario>/summary.json`` (the hot path's files and schema), prints
+  the end-of-run lines and the ``--check-*`` verdicts, and sets the exit code.
+- ``quit``: the embedded target, if any, is stopped.
+
+Exit code: with any ``--check-*`` given, the thresholds decide (3 when one is violated, else 0: failures
+are judged by ``--check-fail-ratio``, not by Locust's any-error rule); without, Locust's own rule stands.
+An accounting identity that does not hold (a harness bug), or a worker whose result never came (its
+events are missing from the summary, which says so in ``error``): exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import logging
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.lock
+from locust import __version__ as locust_version
+from locust import events as locust_events
+from locust import log as locust_log
+from locust.env import Environment
+from locust.event import Events
+from locust.rpc import Message
+from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner
+
+from bench.locust_glue import collect, messages
+from bench.locust_glue.devices import EventLost
+from bench.locust_glue.gates import EXIT_GATES, evaluate
+from bench.locust_glue.options import GlueOptions, add_arguments
+from bench.locust_glue.runstate import TRANSPORTS, RunSpec, RunState, plan_duration
+from bench.protocol.errors import UsageError
+from bench.runner.app import new_app_id
+from bench.runner.output import build_summary, make_run_dir, run_meta, transport_lines, write_results
+from bench.runner.reconcile import Reconciliation, not_done, reconcile_reference
+from bench.runner.result import TransportResult
+from bench.scenario import Scenario, load_scenario
+from bench.target.embedded import EmbeddedTarget
+
+logger = logging.getLogger("nucleus_bench")
+
+#: Where the master keeps the run's spec in the parsed options (forwarded to workers by Locust).
+SPEC_OPTION = "nucleus_run"
+#: Extra wait for the workers' results beyond the ack timeout (their drain, the message, the merge).
+COLLECT_GRACE_S = 10.0
+_KINDS = {"ws": "WS", "http": "HTTP"}
+
+
+@dataclass(slots=True)
+class _Collection:
+    """The master/standalone side of one run: what it agreed on and the results that came back."""
+
+    spec: RunSpec
+    scenario: Scenario
+    started: datetime
+    transports: tuple[str, ...]
+    users: int
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arrived: gevent.event.Event = field(default_factory=gevent.event.Event)
+    done: bool = False
+
+
+class Glue:
+    """The listeners of one Locust process and the state they share."""
+
+    def __init__(self) -> None:
+        self.environment: Environment | None = None
+        self.options = GlueOptions()
+        self.target: EmbeddedTarget | None = None
+        self.run: RunState | None = None
+        self.run_error = ""
+        self.housekeeper: collect.Housekeeper | None = None
+        self.final: dict[str, Any] | None = None
+        self.collection: _Collection | None = None
+        self._finalizing = gevent.lock.Semaphore()
+
+    # -- Locust event listeners -------------------------------------------------------------------
+    def on_parser(self, parser: Any, **_: Any) -> None:
+        add_arguments(parser)
+
+    def on_init(self, environment: Environment, **_: Any) -> None:
+        self.environment = environment
+        events: Any = environment.events  # locust's EventHook is untyped
+        for hook, listener in ((events.test_start, self.on_test_start),
+                               (events.test_stopping, self.on_test_stopping),
+                               (events.quitting, self.on_quitting), (events.quit, self.on_quit)):
+            hook.add_listener(listener)
+        runner = environment.runner
+        if not isinstance(runner, WorkerRunner):
+            try:
+                self.options = GlueOptions.from_parsed(environment.parsed_options)
+                load_scenario(self.options.scenario)
+            except (UsageError, argparse.ArgumentTypeError) as exc:
+                sys.stderr.write(f"nucleus-bench: error: {exc}\n")
+                sys.exit(2)
+            if environment.host is None and all(c.host is None for c in environment.user_classes):
+                self._start_target(environment)
+        if runner is not None and not isinstance(runner, MasterRunner):
+            runner.register_message(messages.DRAIN_MSG, self.on_drain,
+                                    concurrent=isinstance(runner, WorkerRunner))
+        if runner is not None and not isinstance(runner, WorkerRunner):
+            runner.register_message(messages.RESULT_MSG, self.on_result)
+
+    def on_test_start(self, environment: Environment, **_: Any) -> None:
+        runner = environment.runner
+        if not isinstance(runner, WorkerRunner):
+            try:
+                self.collection = self._new_collection(environment)
+            except (UsageError, argparse.ArgumentTypeError) as exc:
+                logger.error("nucleus-bench: %s", exc)
+                self.collection = None
+                if runner is not None:
+                    gevent.spawn(runner.stop)  # the web UI's form named a bad scenario: nothing to run
+                return
+        if not isinstance(runner, MasterRunner):
+            self._start_run(environment)
+
+    def on_test_stopping(self, environment: Environment, **_: Any) -> None:
+        if not isinstance(environment.runner, WorkerRunner):
+            self._collect(environment)
+
+    def on_quitting(self, environment: Environment, **_: Any) -> None:
+        runner = environment.runner
+        if isinstance(runner, WorkerRunner):
+            if self.run is not None and self.final is None:  # quitting on its own: still be counted
+                runner.send_message(messages.RESULT_MSG, self._finalize(runner.worker_index))
+        else:
+            self._collect(environment)
+
+    def on_quit(self, **_: Any) -> None:
+        if self.target is not None:
+            self.target.stop()
+            self.target = None
+
+    def on_drain(self, environment: Environment, msg: Message, **_: Any) -> None:
+        """A process running users: drain, then send this run's result to the master."""
+        runner = environment.runner
+        assert runner is not None
+        worker = int(getattr(runner, "worker_index", 0))
+        run_id = str(msg.data.get("run_id", "")) if isinstance(msg.data, dict) else ""
+        if self.run is None or self.run.spec.run_id != run_id:
+            payload = messages.empty_message(run_id, worker, self.run_error or "no run in this process")
+        else:
+            payload = self._finalize(worker)
+        runner.send_message(messages.RESULT_MSG, payload)
+
+    def on_result(self, environment: Environment, msg: Message, **_: Any) -> None:
+        c = self.collection
+        if c is not None and isinstance(msg.data, dict) and msg.data.get("run_id") == c.spec.run_id:
+            c.messages[str(msg.node_id)] = msg.data
+            c.arrived.set()
+
+    # -- the embedded target -----------------------------------------------------------------------
+    def _start_target(self, environment: Environment) -> None:
+        target = EmbeddedTarget(store="memory")
+        try:
+            target.start()
+        except Exception as exc:  # the child's own reason, in one line
+            sys.stderr.write(f"nucleus-bench: error: the embedded target did not start: {exc}\n")
+            sys.exit(2)
+        self.target = target
+        atexit.register(target.stop)
+        environment.host = target.url
+        logger.info("no --host given: started the embedded reference target at %s (memory store); "
+                    "it stops when Locust quits", target.url)
+
+    # -- run start ---------------------------------------------------------------------------------
+    def _new_collection(self, environment: Environment) -> _Collection:
+        """The master/standalone side of a new run; its spec goes to the workers in the parsed options."""
+        parsed = environment.parsed_options
+        self.options = opts = GlueOptions.from_parsed(parsed)
+        if not environment.host and self.target is not None:
+            environment.host = self.target.url  # the web UI's host field was emptied: ours still serves
+        scenario = load_scenario(opts.scenario)
+        given = opts.app_id or scenario.app_id
+        spec = RunSpec(run_id=secrets.token_hex(6), scenario_path=opts.scenario,
+                       app_ids=tuple((t, given or new_app_id()) for t in TRANSPORTS),
+                       duration_s=plan_duration(scenario, getattr(parsed, "run_time", None)),
+                       endpoint=opts.endpoint, insecure=opts.insecure)
+        if parsed is not None:
+            setattr(parsed, SPEC_OPTION, spec.to_json())
+        kinds = tuple(sorted({str(getattr(c, "nucleus_transport", "")) for c in environment.user_classes}
+                             - {""}))
+        runner = environment.runner
+        users = int(runner.target_user_count) if runner is not None else 0
+        return _Collection(spec=spec, scenario=scenario, started=datetime.now(UTC), transports=kinds,
+                           users=users)
+
+    def _start_run(self, environment: Environment) -> None:
+        """A process running users: its RunState for the spec the master made."""
+        if self.housekeeper is not None:
+            self.housekeeper.stop()
+        self.run, self.final, self.run_error, self.housekeeper = None, None, "", None
+        runner = environment.runner
+        worker = int(getattr(runner, "worker_index", 0))
+        try:
+            if isinstance(runner, WorkerRunner):
+                spec = RunSpec.from_json(getattr(environment.parsed_options, SPEC_OPTION, None))
+            elif self.collection is not None:
+                spec = self.collection.spec
+            else:
+                return  # the master side refused the run (and said why)
+            self.run = RunState(spec, load_scenario(spec.scenario_path), worker_index=worker)
+        except UsageError as exc:
+            self.run_error = str(exc)
+            logger.error("nucleus-bench: %s", exc)
+            return
+        self.housekeeper = collect.Housekeeper(self.run, self._fire_lost)
+
+    def _fire_lost(self, transport: str, count: int) -> None:
+        environment, run = self.environment, self.run
+        if environment is None or run is None:
+            return
+        fire: Any = environment.events.request.fire
+        ms = run.timeout_ns / 1e6
+        for _ in range(count):
+            fire(request_type=_KINDS.get(transport, transport), name="lost", response_time=ms,
+                 response_length=0, exception=EventLost(f"no ack within {ms / 1000:g} s"), context={})
+
+    def _finalize(self, worker: int) -> dict[str, Any]:
+        """Drain this process once and build its result message (later calls return the same)."""
+        with self._finalizing:
+            if self.final is None:
+                run = self.run
+                if run is None:
+                    return messages.empty_message("", worker, self.run_error or "no run in this process")
+                collect.drain(run, self._fire_lost, self.housekeeper)
+                self.housekeeper = None
+                self.final = messages.result_message(run, worker)
+            return self.final
+
+    # -- run end (master or standalone) ------------------------------------------------------------
+    def _collect(self, environment: Environment) -> None:
+        c = self.collection
+        runner = environment.runner
+        if c is None or c.done or runner is None:
+            return
+        c.done = True
+        expected = _expected_nodes(runner)
+        runner.send_message(messages.DRAIN_MSG, {"run_id": c.spec.run_id})
+        if gevent.getcurrent() not in runner.greenlet:  # the runner's own greenlets receive the messages
+            deadline = time.monotonic() + c.scenario.ack_timeout_s + COLLECT_GRACE_S
+            while not expected <= c.messages.keys():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                c.arrived.wait(left)
+                c.arrived.clear()
+        missing = sorted(expected - c.messages.keys())
+        if missing:
+            logger.error("nucleus-bench: no result from worker(s) %s: the summary leaves them out",
+                         ", ".join(missing))
+        self._report(environment, c, missing)
+
+    def _report(self, environment: Environment, c: _Collection, missing: list[str]) -> None:
+        results = messages.merge_messages(c.messages)
+        if not results:
+            logger.warning("nucleus-bench: no device ran in this test: no summary written")
+            return
+        base_url = str(environment.host or "")
+        for name, result in results.items():
+            result.reconciliation = self._reconcile(c, name, result, base_url)
+        summary, run_dir = _write(environment, c, results, missing, base_url, self.options.results_dir,
+                                  self.target is not None)
+        for name in results:
+            for line in transport_lines(name, summary["transports"][name]):
+                print(line)
+        print(f"results: {run_dir}")
+        failed = evaluate(self.options.gates, summary["transports"])
+        for line in failed:
+            print(line)
+        sys.stdout.flush()
+        runner = environment.runner
+        crashed = bool(locust_log.unhandled_greenlet_exception or (runner is not None and runner.exceptions))
+        if not summary["ok"] or missing:  # a harness bug, or a worker's events not counted
+            environment.process_exit_code = 1
+        elif failed:
+            environment.process_exit_code = EXIT_GATES
+        elif self.options.gates.any and not crashed:  # thresholds decide; a crash is still Locust's to report
+            environment.process_exit_code = 0
+
+    def _reconcile(self, c: _Collection, name: str, result: TransportResult, base_url: str) -> Reconciliation:
+        app_id = c.spec.app_id(name)
+        if sum(1 for t in c.transports if c.spec.app_id(t) == app_id) > 1:
+            return not_done("both transports sent to one appId: reconciliation needs one appId per transport")
+        return reconcile_reference(base_url, app_id, result.reported_ids or [], insecure=c.spec.insecure)
+
+
+def _expected_nodes(runner: Runner) -> set[str]:
+    """The processes whose result the run waits for: every connected worker, or this process."""
+    if isinstance(runner, MasterRunner):
+        live = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)
+        return {node_id for node_id, node in runner.clients.items() if node.state in live}
+    return {"local"}
+
+
+def _write(environment: Environment, c: _Collection, results: dict[str, TransportResult], missing: list[str],
+           base_url: str, results_dir: str, embedded: bool) -> tuple[dict[str, Any], Any]:
+    """summary.json and the other result files, in the hot path's schema (bench.runner.output)."""
+    sc = c.scenario
+    header = {
+        "scenario": {"name": sc.name, "path": sc.path, "seed": sc.seed, "duration_s": c.spec.duration_s,
+                     "devices": c.users, "rate": sc.rate, "per_device_rate": sc.device_rate,
+                     "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
+                     "ack_timeout_s": sc.ack_timeout_s},
+        "target": {"url": base_url, "embedded": embedded},
+        "started_at": c.started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
+        "processes": len(c.messages),
+        "error": f"no result from worker(s) {', '.join(missing)}" if missing else None,
+        "driver": "locust",
+        "locust": {"version": locust_version, "users": c.users, "endpoint": c.spec.endpoint,
+                   "workers": messages.worker_rows(c.messages), "missing_workers": missing},
+    }
+    app_ids = {name: c.spec.app_id(name) for name in results}
+    summary = build_summary(results, app_ids, header)
+    run_dir = make_run_dir(results_dir, f"locust-{sc.name}", c.started)
+    meta = run_meta(argv=sys.argv, seed=sc.seed, scenario_path=sc.path,
+                    extra={"target": header["target"], "app_ids": app_ids, "driver": "locust"})
+    write_results(run_dir, summary, results, meta)
+    return summary, run_dir
+
+
+GLUE = Glue()
+_installed: set[int] = set()
+
+
+def install(events: Events | None = None) -> Glue:
+    """Register the listeners (once per process, however many locustfiles call it).
+
+    Only the parser and ``init`` listeners are added here; ``init`` adds the others once the runner
+    exists, so that ``quitting`` (fired in reverse order of registration) reaches this process's
+    listener before the runner's own: the master still hears its workers, a worker still reaches
+    its master.
+    """
+    hooks: Any = events or locust_events  # locust's EventHook is untyped
+    if id(hooks) not in _installed:
+        _installed.add(id(hooks))
+        hooks.init_command_line_parser.add_listener(GLUE.on_parser)
+        hooks.init.add_listener(GLUE.on_init)
+    return GLUE
+
+
+def current_run() -> RunState | None:
+    """The run a starting user belongs to; None when this process has none (its start failed, or the
+    run is draining): the user then stops."""
+    run = GLUE.run
+    return None if run is None or run.draining else run

@@ -1,0 +1,105 @@
+"""Headless Locust runs of both locustfiles against a real reference target on loopback."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from locust_harness import RunLocust, TargetFactory, run_locust_fixture
+
+from bench.target.embedded import EmbeddedTarget
+
+run_locust = run_locust_fixture()
+
+#: contract: the target holds each ack back this long (--ack-delay-ms 50).
+ACK_DELAY_US = 50_000
+#: No ack can come much sooner than the injected delay: the target's timers run on its event loop's cached
+#: clock (libuv: whole milliseconds, read at the start of a loop iteration), so a delay can end a little
+#: early; histograms add <= 1 % relative error. 10 % below the delay is well outside both.
+FLOOR_US = ACK_DELAY_US * 0.9
+#: Measurement tolerance above the injected delay (scheduling on a loaded 2-core machine); not a speed goal.
+TOLERANCE_US = 100_000
+EVENT_TYPES = {"init", "event", "error", "userid", "props"}
+
+
+def _locust_rows(prefix: Path) -> list[dict[str, Any]]:
+    """Locust's own final statistics (``--json-file``, written at shutdown after the drain)."""
+    rows: list[dict[str, Any]] = json.loads(Path(f"{prefix}.json").read_text())
+    return rows
+
+
+def _csv_types(prefix: Path) -> set[str]:
+    """The request types in Locust's --csv statistics (rewritten every second while it runs)."""
+    with open(f"{prefix}_stats.csv", newline="", encoding="utf-8") as fh:
+        return {row["Type"] for row in csv.DictReader(fh)}
+
+
+def test_ws_user_times_each_ack_as_the_target_delays_it(run_locust: RunLocust, target_factory: TargetFactory,
+                                                        tmp_path: Path) -> None:
+    """WS latencies are true per-event ack times: every one at least the injected 50 ms, near it, never 0."""
+    delayed_target = target_factory(ack_delay_ms=ACK_DELAY_US // 1000)
+    prefix = tmp_path / "stats"
+    run = run_locust("ws.py", "--host", delayed_target.url, "--csv", str(prefix), "--json-file", str(prefix),
+                     "--check-lost-ratio", "0", "--check-fail-ratio", "0")
+    assert run.returncode == 0, run.stderr[-3000:]
+    ws = run.summary()["transports"]["ws"]
+    events = ws["events"]
+    assert events["sent"] > 0 and events["acked"] == events["sent"] == events["planned"]
+    assert ws["accounting"]["ok"]
+    for kind in ("raw", "corrected"):
+        latency = ws["ack_latency_us"][kind]
+        assert latency["count"] == events["acked"]
+        assert FLOOR_US <= latency["p50"] <= ACK_DELAY_US + TOLERANCE_US, (kind, latency)
+    rec = ws["reconciliation"]
+    assert rec["done"] and rec["acked_not_stored"] == 0 and rec["stored_not_acked"] == 0
+    rows = [r for r in _locust_rows(prefix) if r["method"] == "WS" and r["name"] in EVENT_TYPES]
+    assert sum(r["num_requests"] for r in rows) == events["acked"]
+    for row in rows:  # Locust's own rows carry the same true latencies, with sub-millisecond precision
+        assert row["min_response_time"] >= FLOOR_US / 1000, row
+        assert row["total_response_time"] != int(row["total_response_time"]), row
+    assert "WS" in _csv_types(prefix)
+
+
+def test_http_user_delivers_every_created_event(run_locust: RunLocust, target: EmbeddedTarget,
+                                               tmp_path: Path) -> None:
+    """HTTP batches: every event the devices created is posted, acknowledged, stored, and its delays kept."""
+    prefix = tmp_path / "stats"
+    run = run_locust("http.py", "--host", target.url, "--csv", str(prefix), "--json-file", str(prefix),
+                     "--check-lost-ratio", "0")
+    assert run.returncode == 0, run.stderr[-3000:]
+    http = run.summary()["transports"]["http"]
+    events = http["events"]
+    assert events["sent"] > 0 and events["acked"] == events["sent"] == events["planned"]
+    assert http["delivery_delay_us"]["count"] == events["acked"]
+    assert http["ack_latency_us"]["raw"]["count"] == events["acked"]
+    assert http["wire"]["messages_sent"] > 0 and http["wire"]["http_4xx"] == http["wire"]["http_5xx"] == 0
+    rec = http["reconciliation"]
+    assert rec["done"] and rec["stored"] == events["acked"] and rec["acked_not_stored"] == 0
+    rows = _locust_rows(prefix)
+    posts = [r for r in rows if r["method"] == "POST" and r["name"] == "/app/[appId]/track"]
+    assert posts and posts[0]["num_requests"] == http["wire"]["messages_sent"]
+    assert sum(r["num_requests"] for r in rows if r["method"] == "HTTP" and r["name"] in EVENT_TYPES) \
+        == events["acked"]
+    assert "POST" in _csv_types(prefix)
+
+
+def test_violated_threshold_exits_non_zero_and_says_which(run_locust: RunLocust,
+                                                         target: EmbeddedTarget) -> None:
+    """A violated --check-* exits 3 and prints one line naming it; a threshold that holds prints none."""
+    run = run_locust("ws.py", "--host", target.url, "--check-min-eps", "1e9", "--check-lost-ratio", "0",
+                     users=1, run_time="2s")
+    assert run.returncode == 3, run.stderr[-3000:]
+    failed = [line for line in run.stdout.splitlines() if line.startswith("check failed:")]
+    assert len(failed) == 1 and "(--check-min-eps)" in failed[0], run.stdout
+
+
+def test_bad_scenario_is_one_line_and_exit_2(run_locust: RunLocust, tmp_path: Path) -> None:
+    """A wrong scenario file stops Locust before it starts: one line naming file, line and key; exit 2."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\n[fleet]\ndevics = 3\n')
+    run = run_locust("ws.py", "--host", "http://127.0.0.1:9", scenario=bad)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    assert f"nucleus-bench: error: {bad}:3: fleet.devics: unknown key" in run.stderr
