@@ -1,0 +1,195 @@
+"""The figures of ``make perf``: medians over repeats, ratios to the bare loop of the same repeat, floors.
+
+Plain aligned text (it is pasted into the README as it is) and one JSON document with every run.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.perf._cases import CASES, DEVICES_FLOOR, RSS_FLOOR_KB, Case, Floor, Sample
+
+
+@dataclass(slots=True)
+class Row:
+    """One case's runs: a sample per repeat, or the reason it could not be measured."""
+
+    case: Case
+    samples: list[Sample | None] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def ok(self) -> list[Sample]:
+        return [s for s in self.samples if s is not None]
+
+    def median(self, value: Callable[[Sample], float]) -> float:
+        values = [v for v in map(value, self.ok()) if not math.isnan(v)]
+        return statistics.median(values) if values else math.nan
+
+
+def ratio(row: Row, bare: Row | None) -> float:
+    """Median over repeats of (this case's CPU per message) / (the bare loop's in the same repeat)."""
+    if bare is None or row.case.key == bare.case.key:
+        return 1.0 if bare is not None else math.nan
+    pairs = [a.us_per_msg / b.us_per_msg for a, b in zip(row.samples, bare.samples, strict=False)
+             if a is not None and b is not None and b.us_per_msg > 0]
+    return statistics.median(pairs) if pairs else math.nan
+
+
+def floor_met(floor: Floor, row: Row, rat: float) -> bool | None:
+    """Whether the row's medians reach ``floor`` (None: nothing to judge)."""
+    value = {
+        "us_per_msg_max": row.median(lambda s: s.us_per_msg),
+        "ratio_max": rat,
+        "events_per_cpu_min": 1e6 / row.median(lambda s: s.us_per_event),
+        "msgs_per_cpu_min": 1e6 / row.median(lambda s: s.us_per_msg),
+    }[floor.metric]
+    if math.isnan(value):
+        return None
+    return value <= floor.value if floor.metric.endswith("_max") else value >= floor.value
+
+
+def verdict(results: Sequence[bool | None]) -> str:
+    if not results:
+        return ""
+    if any(r is None for r in results):
+        return "not judged"
+    return "met" if all(results) else "NOT MET"
+
+
+def _num(value: float, fmt: str) -> str:
+    return "-" if math.isnan(value) else format(value, fmt)
+
+
+_HEAD = ("case", "events/s", "msgs/s", "CPU-us/ev", "CPU-us/msg", "x bare", "target us/msg", "floor", "")
+_WIDTH = (32, 10, 9, 10, 11, 7, 14, 38, 10)
+
+
+def _line(cells: Sequence[str]) -> str:
+    first = f"{cells[0]:<{_WIDTH[0]}}"
+    middle = "".join(f"{c:>{w}}" for c, w in zip(cells[1:7], _WIDTH[1:7], strict=True))
+    return f"{first}{middle}  {cells[7]:<{_WIDTH[7]}}{cells[8]}".rstrip()
+
+
+def cpu_table(rows: dict[str, Row]) -> list[str]:
+    """The CPU table, one line per case that ran, then the notes of runs that need one."""
+    if not rows:
+        return []
+    out = [_line(_HEAD), "-" * (sum(_WIDTH) + 2)]
+    notes: list[str] = []
+    for key in (c.key for c in CASES):
+        row = rows.get(key)
+        if row is None:
+            continue
+        case = row.case
+        if not row.ok():
+            out.append(_line((case.label, "-", "-", "-", "-", "-", "-", "not available", "")))
+            first = row.errors[0] if row.errors else "no run"
+            notes.append(first if first.startswith(f"{case.key}:") else f"{case.key}: {first}")
+            continue
+        rat = ratio(row, rows.get(case.bare))
+        met = [floor_met(f, row, rat) for f in case.floors]
+        figures = [_num(row.median(_MEDIANS[name]), fmt) for name, fmt in _COLUMNS]
+        out.append(_line((case.label, *figures[:4], _num(rat, ".2f"), figures[4],
+                          "; ".join(f.text for f in case.floors), verdict(met))))
+        notes += _flag_notes(row)
+        notes += [e if e.startswith(f"{case.key}:") else f"{case.key}: {e}" for e in row.errors]
+    return out + ([""] + [f"  note: {n}" for n in dict.fromkeys(notes)] if notes else [])
+
+
+def _flag_notes(row: Row) -> list[str]:
+    """One note per flag of a case's runs, with how many of its runs carry it (details in the JSON)."""
+    runs = row.ok()
+    flags = [f for s in runs for f in s.flags]
+    return [f"{row.case.key}: {flag} in {flags.count(flag)}/{len(runs)} runs"
+            for flag in dict.fromkeys(flags)]
+
+
+def paced_line(rows: dict[str, Row]) -> str | None:
+    """Hot path against naive timers over the same number of paced connections."""
+    hot, naive = rows.get("hot-ws-paced"), rows.get("naive-ws-paced")
+    if hot is None or naive is None or not hot.ok() or not naive.ok():
+        return None
+    h = 1e6 / hot.median(lambda s: s.us_per_msg)
+    n = 1e6 / naive.median(lambda s: s.us_per_msg)
+    return (f"device-paced: hot path {h:,.0f} msgs per client CPU-second, naive timer per device {n:,.0f} "
+            f"({h / n:.2f}x)")
+
+
+def memory_lines(idle: dict[str, Any] | None, held: dict[str, Any] | None) -> list[str]:
+    """Idle memory per device and the most devices held, with their floors."""
+    out: list[str] = []
+    if idle is not None:
+        kb = float(idle["client_kb_per_device"])
+        tag = "met" if kb <= RSS_FLOOR_KB else "NOT MET"
+        out.append(f"client RSS per idle connected device ({idle['held']:,} of {idle['devices']:,} held): "
+                   f"{kb:.1f} KiB (floor <= {RSS_FLOOR_KB:g} KiB: {tag}); "
+                   f"target {float(idle['target_kb_per_device']):.1f} KiB per connection")
+    if held is not None:
+        n = int(held["steady"] or held["held"])
+        judged = held["devices"] >= DEVICES_FLOOR
+        tag = ("met" if n >= DEVICES_FLOOR else "NOT MET") if judged else "not judged (bound below floor)"
+        if held["plateau_s"] is not None:
+            how = (f"all connected {held['plateau_s']:.1f} s after t=0 and held; ESTABLISHED per the "
+                   f"kernel: {held['client_tcp']:,} client ends, {held['target_tcp']:,} target ends")
+        else:
+            how = "never all connected: the most open at once"
+        out.append(f"most devices held at once: {n:,} of {held['devices']:,} tried, "
+                   f"{len(held['client_rss_kb'])} client + {len(held['target_rss_kb'])} target processes "
+                   f"(floor >= {DEVICES_FLOOR:,}: {tag})")
+        out.append(f"  {how}; client {float(held['client_kb_per_device']):.1f} KiB, "
+                   f"target {float(held['target_kb_per_device']):.1f} KiB per device")
+    return out
+
+
+def breakdown_lines(parts: dict[str, dict[str, float]], rows: dict[str, Row]) -> list[str]:
+    """Per-message CPU of each pure step, the measured total, and what is left (socket, loop)."""
+    keys = list(parts)
+    steps = list(dict.fromkeys(step for key in keys for step in parts[key]))
+    out = ["where the hot path's client CPU goes (us per message; pure steps timed alone):",
+           f"  {'step':<40}" + "".join(f"{k:>14}" for k in keys)]
+    for step in steps:
+        cells = (_num(parts[k].get(step, math.nan), ".2f") for k in keys)
+        out.append(f"  {step:<40}" + "".join(f"{c:>14}" for c in cells))
+    sums = {k: sum(parts[k].values()) for k in keys}
+    measured = {k: rows[k].median(lambda s: s.us_per_msg) if k in rows else math.nan for k in keys}
+    bare = {k: rows[BY_BARE[k]].median(lambda s: s.us_per_msg) if BY_BARE[k] in rows else math.nan
+            for k in keys}
+    for label, values in (("sum of the pure steps", sums), ("measured (median)", measured),
+                          ("rest: socket, event loop, scheduler", {k: measured[k] - sums[k] for k in keys}),
+                          ("bare loop, whole (same events/msg)", bare)):
+        out.append(f"  {label:<40}" + "".join(f"{_num(values[k], '.2f'):>14}" for k in keys))
+    return out
+
+
+BY_BARE = {c.key: c.bare for c in CASES}
+
+
+def to_json(rows: dict[str, Row]) -> dict[str, Any]:
+    """Every case's runs, medians, ratio and floors."""
+    out: dict[str, Any] = {}
+    for key, row in rows.items():
+        c = row.case
+        rat = ratio(row, rows.get(c.bare))
+        out[key] = {
+            "label": c.label, "kind": c.kind, "transport": c.transport, "events_per_message": c.epm,
+            "devices": c.devices, "rate": c.rate,
+            "runs": [s.to_json() if s is not None else None for s in row.samples], "errors": row.errors,
+            "median": {name: row.median(fn) for name, fn in _MEDIANS.items()},
+            "ratio_to_bare": rat, "bare": c.bare,
+            "floors": [{"text": f.text, "met": floor_met(f, row, rat)} for f in c.floors],
+        }
+    return out
+
+
+#: The figures of a table row, in column order, and their formats.
+_COLUMNS = (("events_per_s", ",.0f"), ("msgs_per_s", ",.0f"), ("us_per_event", ".2f"), ("us_per_msg", ".1f"),
+            ("target_us_per_msg", ".1f"))
+_MEDIANS: dict[str, Callable[[Sample], float]] = {
+    "events_per_s": lambda s: s.events_per_s, "msgs_per_s": lambda s: s.msgs_per_s,
+    "us_per_event": lambda s: s.us_per_event, "us_per_msg": lambda s: s.us_per_msg,
+    "target_us_per_msg": lambda s: s.target_us_per_msg,
+}
