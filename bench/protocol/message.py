@@ -122,12 +122,14 @@ def parse_ack(data: bytes | bytearray | memoryview | str) -> Ack:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise MalformedAck(f"reply is not JSON: {exc}") from None
-    if not isinstance(doc, dict) or set(doc) != {"reportedIds"}:
+    if type(doc) is not dict or len(doc) != 1 or "reportedIds" not in doc:
         raise MalformedAck('reply must be exactly {"reportedIds": [...]}')
     ids = doc["reportedIds"]
-    if not isinstance(ids, list):
+    if type(ids) is not list:
         raise MalformedAck("reportedIds must be an array")
     for value in ids:
-        if isinstance(value, bool) or not isinstance(value, str | int):
+        # orjson yields exact types: bool is its own type, so this also refuses true/false.
+        kind = type(value)
+        if kind is not int and kind is not str:
             raise MalformedAck(f"reportedIds holds {value!r}, not a string or integer")
     return Ack(tuple(ids))

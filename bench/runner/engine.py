@@ -18,9 +18,11 @@ CPU share of one core during the send phase decide ``generator.saturated``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -219,5 +221,26 @@ def run_shard(config: RunConfig, *, shard: int = 0, shards: int = 1, start_at_ns
     import uvloop
 
     raise_nofile_limit()
-    return uvloop.run(run_shard_async(config, shard=shard, shards=shards, start_at_ns=start_at_ns,
-                                      progress=progress, ready=ready))
+    with _quiet_gc():
+        return uvloop.run(run_shard_async(config, shard=shard, shards=shards, start_at_ns=start_at_ns,
+                                          progress=progress, ready=ready))
+
+
+@contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """Keep the cyclic collector from pausing the scheduler mid-run.
+
+    A run holds many long-lived containers (thousands of connections, the plan's heap, the pending map);
+    every full collection walks them all: with 10,000 devices that put the schedule lag's p99 at ~190 ms
+    against ~8 ms without it (make perf). The hot path makes no reference cycles of its own, so what is
+    alive at the start is frozen out of the collector and young collections run ~50x less often.
+    """
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], 50_000), threshold[1], threshold[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
