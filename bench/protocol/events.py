@@ -109,7 +109,7 @@ class Event:
 
     def to_obj(self) -> dict[str, Any]:
         """The JSON object for this event, as the official modules lay it out."""
-        # TYPE is a StrEnum: a str that orjson writes as its value, without Enum's .value descriptor per event.
+        # TYPE is a StrEnum: a str orjson writes as its value, without Enum's .value descriptor per event.
         obj: dict[str, Any] = {"type": self.TYPE}
         if self.name is not None:
             obj["name"] = self.name
