@@ -79,7 +79,7 @@ class TransportStats:
         self.heartbeats_sent = 0    # untracked heartbeat messages written (WS only)
         self.bytes_sent = 0         # see results/README.md for what is counted per transport
         self.bytes_received = 0
-        self.connects = 0           # WS handshakes that succeeded
+        self.connects = 0           # WS handshakes that succeeded; HTTP connections opened
         self.connect_errors = 0     # WS connects or handshakes that failed
         self.closed_by_peer = 0     # WS connections that closed while we still wanted them
         self.malformed_replies = 0  # replies that are not exactly {"reportedIds": [...]}
