@@ -19,17 +19,39 @@ Timeline of a device (all times in integer ns since the run's start, never a clo
 - contract.md, "Sessions": 30 minutes of silence end a session. Whatever the scenario says, a burst that comes
   ``SILENCE_NS`` or more after the device's previous event is preceded by a new ``init`` and sessionId.
 - Nothing is created before ``connect_ns`` or at/after the end of the run.
+
+The random draws, in order: 5 for the attributes; per session 1+ for the sessionId (redrawn while it equals
+the previous one), 1 for the session length (when sessions end), 1 for the first gap (when there are events);
+per event 1 for its kind, then 2 for ``event`` and ``error`` (name, payload variant), 1 for ``props``
+(variant), 0 for ``userid``; per burst 1 for the next gap (Poisson only); per session 1 for the idle gap (when
+sessions end). Heartbeats and HTTP flushes draw nothing (their phases are hashes of seed and device).
+
+Two functions walk that stream. ``Device.sends`` makes its events and messages, one tick at a time: it makes a
+tick's events only when the tick is due, then draws the next tick's time, so it always knows when it is due
+next (``due_ns``, which the plan's merge orders devices by) and holds nothing built for a device that waits.
+``count_events`` replays the same draws and only counts, so ``Plan.expected_events()`` builds no device and
+no event. The first is the timeline unrolled into a loop over pending ticks, for speed; the second is the
+timeline as written above. tests/fleet check that they agree on many scenarios, seeds and shardings, and pin
+the stream's bytes.
+
+Speed, because the plan feeds the hot path: events and Sends are built without their dataclass ``__init__``
+(``_Event``, ``bench.fleet.send.make_send``), devices that draw the same attributes share one ``Extra``, and
+a device's heartbeat is built and encoded once, when its first heartbeat is due.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from bisect import bisect_right
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, cast
 
-from bench.fleet.content import Content, device_id, device_rng, unit
+from bench.fleet.content import Content, Seeds
+from bench.fleet.send import Send, make_send
 from bench.protocol.errors import UsageError
-from bench.protocol.events import Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
+from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
+from bench.protocol.message import encode_events
 from bench.scenario import Scenario
 
 #: contract.md, "Sessions": the silence after which the next event needs a new init and sessionId.
@@ -40,6 +62,52 @@ ID_STRIDE = 1 << 28
 #: contract.md, "Messages": sessionId is a positive integer; real clients send up to 8 digits.
 MAX_SESSION_ID = 99_999_999
 NS = 1_000_000_000
+#: Random draws of a device's attributes (platform, OS version, RAM, version, locale): one each.
+ATTRIBUTE_DRAWS = 5
+#: Random draws after the kind draw of one event, by kind (the order of ``KINDS``).
+KIND_DRAWS = (2, 2, 0, 1)
+
+
+class _Event(Event):
+    """Builds an event of class ``cls`` as ``cls(device_id=device, session_id=session, id=event_id, name=name,
+    user_id=user, payload=payload, extra=extra, device_key=key)`` would, the other fields at their defaults.
+
+    Why: the frozen dataclass ``__init__`` sets each field through ``object.__setattr__``, and building events
+    is most of the plan's work. This subclass adds no slot and lets plain attribute stores through (both
+    ``__setattr__`` and ``__delattr__``, which share one type slot, are object's), so its stores are the
+    interpreter's fast slot stores; the last one makes the object a ``cls`` (``__class__`` assignment between
+    classes of the same layout). The result is exactly a ``cls`` (``type(e) is cls``, equal to the one the
+    dataclass ``__init__`` builds); the asserts below keep the field list and that equality true.
+    """
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__
+    __delattr__ = object.__delattr__
+
+    def __init__(self, cls: type[Event], device: str, session: int | None, event_id: int | None,
+                 name: str | None, user: str | None, payload: dict[str, Any] | None, extra: Extra | None,
+                 key: DeviceKey = "deviceId") -> None:
+        this: Any = self  # the dataclass's fields are read-only to the type checker: they are set here, once
+        this.device_id = device
+        this.session_id = session
+        this.id = event_id
+        this.name = name
+        this.date = None
+        this.user_id = user
+        this.anon_id = None
+        this.payload = payload
+        this.extra = extra
+        this.device_key = key
+        this.unknown = None
+        this.__class__ = cls
+
+
+assert tuple(f.name for f in fields(Event)) == (
+    "device_id", "session_id", "id", "name", "date", "user_id", "anon_id", "payload", "extra", "device_key",
+    "unknown"), "bench.fleet.device._Event sets a stale list of fields"
+_check: Event = _Event(Track, "d", 1, 2, "n", "u", {}, None)
+assert type(_check) is Track and _check == Track(
+    device_id="d", session_id=1, id=2, name="n", user_id="u", payload={}), "_Event builds another event"
 
 
 def to_ns(seconds: float) -> int:
@@ -52,6 +120,7 @@ class FleetConfig:
 
     scenario: Scenario
     content: Content
+    seeds: Seeds             # the seed's per-device derivations
     end_ns: int
     ramp_ns: int
     burst: int               # events per burst (= events_per_message)
@@ -62,152 +131,310 @@ class FleetConfig:
     heartbeat_ns: int        # 0: no heartbeats
     flush_ns: int
     http_max_events: int
-    kinds: tuple[tuple[float, str], ...]   # (cumulative share, builder method), most common first
+    limits: tuple[float, ...]  # cumulative shares of the kinds of ``KINDS``, in that order
+    # Devices that draw the same attributes share one Extra (a cache: frozen values, nobody mutates them).
+    extras: dict[tuple[Any, ...], Extra] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, s: Scenario) -> FleetConfig:
         rate = s.device_rate
         others = s.error_share + s.userid_share + s.props_share
-        limits = (max(0.0, 1.0 - others), s.error_share, s.userid_share, s.props_share)
-        cumulative = [sum(limits[: i + 1]) for i in range(len(limits))]
+        shares = (max(0.0, 1.0 - others), s.error_share, s.userid_share, s.props_share)
+        cumulative = [sum(shares[: i + 1]) for i in range(len(shares))]
         cumulative[-1] = 2.0  # any u in [0, 1) lands, whatever the rounding of the sums
         return cls(
-            scenario=s, content=Content.build(s), end_ns=to_ns(s.duration_s), ramp_ns=to_ns(s.ramp_s),
+            scenario=s, content=Content.build(s), seeds=Seeds(s.seed), end_ns=to_ns(s.duration_s),
+            ramp_ns=to_ns(s.ramp_s),
             # at least 1 ns between bursts, so time always moves on (a fixed gap of 0 would never end)
             burst=s.events_per_message,
             burst_gap_ns=max(1.0, s.events_per_message * NS / rate) if rate > 0 else 0.0,
             poisson=s.arrival == "poisson", session_ns=to_ns(s.session_s), idle_ns=to_ns(s.idle_gap_s),
             heartbeat_ns=to_ns(s.heartbeat_s), flush_ns=to_ns(s.http_flush_s),
-            http_max_events=s.http_max_events,
-            kinds=tuple(zip(cumulative, ("_track", "_error", "_userid", "_props"), strict=True)),
+            http_max_events=s.http_max_events, limits=tuple(cumulative),
         )
 
     def connect_ns(self, device: int) -> int:
         """Devices arrive evenly over the ramp: device d of n at ramp * d / n."""
         return self.ramp_ns * device // self.scenario.devices
 
+    def extra(self, platform: str, os_version: str, ram: int, version: str, locale: str) -> Extra:
+        """The (shared) extra data of a device with these attributes, under the scenario's locale key."""
+        key = (platform, os_version, ram, version, locale)
+        found = self.extras.get(key)
+        if found is None:
+            as_language = self.scenario.locale_field == "language"  # the document's key, or the newer one
+            found = self.extras[key] = Extra(
+                platform=platform, os_version=os_version, total_ram=ram, version=version,
+                language=locale if as_language else None, locale=None if as_language else locale)
+        return found
+
+
+def _too_many(index: int) -> UsageError:
+    return UsageError(f"device {index} would send more than {ID_STRIDE - 1} events in one run; "
+                      "lower the rate or the duration")
+
 
 class Device:
-    """One device of the fleet. ``ticks()`` yields its (created_ns, events) in time order."""
+    """One device of the fleet: its identity, attributes and state, and ``sends()``, its messages in order.
+
+    ``due_ns`` is the intended time of the Send that the device's running ``sends()`` yields next (None: it
+    has no more); the plan's merge reads it to order devices without building anything ahead of time.
+    """
 
     __slots__ = (
-        "_kinds",
-        "_random",
+        "_beat",
+        "_heartbeat",
         "cfg",
         "connect_ns",
         "device_id",
+        "due_ns",
         "extra",
-        "heartbeat",
         "index",
         "last_id",
         "next_id",
+        "random",
         "session",
         "user_id",
-        "user_name",
     )
+    cfg: FleetConfig
+    index: int
+    connect_ns: int
+    device_id: str
+    random: Callable[[], float]
+    extra: Extra
+    session: int
+    next_id: int
+    last_id: int
+    user_id: str | None
+    due_ns: int | None
 
     def __init__(self, cfg: FleetConfig, index: int) -> None:
         s = cfg.scenario
         self.cfg = cfg
         self.index = index
         self.connect_ns = cfg.connect_ns(index)
-        self.device_id = device_id(s.seed, index)
-        self._random = rnd = device_rng(s.seed, index).random
+        self.device_id = cfg.seeds.device_id(index)
+        self.random = rnd = cfg.seeds.device_rng(index).random
         platform = s.platforms.pick(rnd())  # attributes first, in this order: the stream is shared
         os_version = s.os_version_mix(platform).pick(rnd())
         ram, version, locale = s.total_ram.pick(rnd()), s.versions.pick(rnd()), s.locales.pick(rnd())
-        as_language = s.locale_field == "language"  # the document's key, or the one newer modules send
-        self.extra = Extra(platform=platform, os_version=os_version, total_ram=ram, version=version,
-                           language=locale if as_language else None, locale=None if as_language else locale)
-        # tracking-api.md, "Event Types": a heartbeat needs machineId; it carries no session and no id.
-        self.heartbeat = Heartbeat(device_id=self.device_id, device_key="machineId")
+        self.extra = cfg.extra(platform, os_version, ram, version, locale)  # ATTRIBUTE_DRAWS draws
+        self._heartbeat: Heartbeat | None = None
+        self._beat: tuple[tuple[Event, ...], bytes] | None = None  # (heartbeat,) and its encoding
         self.session = 0
         self.next_id = index * ID_STRIDE + 1
         self.last_id = (index + 1) * ID_STRIDE - 1
-        self.user_id: str | None = None
-        self.user_name = f"user-{self.device_id[:12]}"
-        self._kinds: tuple[tuple[float, Callable[[], Event]], ...] = tuple(
-            (limit, getattr(self, method)) for limit, method in cfg.kinds)
+        self.user_id = None
+        self.due_ns = self.connect_ns if self.connect_ns < cfg.end_ns else None  # the first init
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """The device's heartbeat event (the same object every time)."""
+        if self._heartbeat is None:
+            # tracking-api.md, "Event Types": a heartbeat needs machineId; it carries no session and no id.
+            beat = _Event(Heartbeat, self.device_id, None, None, None, None, None, None, "machineId")
+            self._heartbeat = cast(Heartbeat, beat)  # _Event made it a Heartbeat
+        return self._heartbeat
 
     def phase_ns(self, period_ns: int, purpose: str) -> int:
         """A seeded phase in (0, period] so periodic sends of many devices do not line up."""
-        return max(1, round(period_ns * (1.0 - unit(self.cfg.scenario.seed, purpose, self.index))))
+        return max(1, round(period_ns * (1.0 - self.cfg.seeds.unit(purpose, self.index))))
 
-    def ticks(self) -> Iterator[tuple[int, tuple[Event, ...]]]:
-        """(created_ns, events) of every session, burst and init, in time order (see the module docstring)."""
-        cfg, rnd = self.cfg, self._random
-        end, t = cfg.end_ns, self.connect_ns
-        while t < end:
-            yield t, (self._init(),)
-            last = t
-            stop = end if not cfg.session_ns else min(end, t + max(1, int(cfg.session_ns * (0.5 + rnd()))))
-            if cfg.burst_gap_ns:
-                at = t + self._gap(first=True)
-                while at < stop:
-                    if at - last >= SILENCE_NS:  # contract.md, "Sessions": 30 min of silence end a session
-                        yield at, (self._init(),)
-                    yield at, self._burst()
-                    last = at
-                    at += self._gap(first=False)
-            if not cfg.session_ns:
-                return
-            t = stop + int(cfg.idle_ns * (0.5 + rnd()))
+    def sends(self, beat_ns: int = 0) -> Iterator[Send]:
+        """The device's messages in time order: one per init and per burst, at its creation time.
 
-    def _gap(self, *, first: bool) -> int:
-        mean = self.cfg.burst_gap_ns
-        if self.cfg.poisson:
-            return int(-math.log(1.0 - self._random()) * mean)
-        return int(self._random() * mean) if first else int(mean)
+        With ``beat_ns`` > 0, a heartbeat every ``beat_ns`` from a seeded phase after ``connect_ns`` until the
+        end of the run, in between (on a tie, the events first). The timeline is the module docstring's; each
+        tick's events are made only when the tick is yielded, and the next tick's time is drawn right after
+        them (the stream's order), so ``due_ns`` is always known and nothing is built ahead of its time.
 
-    def _burst(self) -> tuple[Event, ...]:
-        if self.cfg.burst == 1:
-            return (self._event(),)
-        return tuple(self._event() for _ in range(self.cfg.burst))
+        Raises:
+            UsageError: the device would use up its block of ids (at the event that would).
+        """
+        cfg, rnd, index = self.cfg, self.random, self.index
+        end, session_ns, idle_ns, mean = cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns
+        poisson, log = cfg.poisson, math.log
+        one, limits, track = cfg.burst == 1, cfg.limits, self._track
+        track_limit = limits[0]
+        t = stop = last = at = self.connect_ns  # session start and end, previous tick, pending tick
+        kind = _OPEN  # of the pending tick at `at`: an init that opens a session, a burst, or an init first
+        beat_at = t + self.phase_ns(beat_ns, "heartbeat") if beat_ns else end
+        nxt: int | None = at if at < end else None
+        # The pending tick's events wait here while the next tick's time is drawn, and leave as they are
+        # yielded: a suspended generator keeps its locals alive, and thousands of devices each holding their
+        # last events would give the garbage collector a large, ever-young pile to walk.
+        box: list[tuple[Event, ...]] = []
+        while nxt is not None:
+            if beat_at < at:
+                beat_at = yield from self._beats(beat_at, at, beat_ns, at)
+            if kind is _BURST:
+                if one:  # Device.burst, the common case inline
+                    u = rnd()
+                    box.append((track() if u < track_limit else _KIND_MAKERS[bisect_right(limits, u)](self),))
+                else:
+                    box.append(self.burst())
+                last = at
+                at += int(-log(1.0 - rnd()) * mean) if poisson else int(mean)
+            else:
+                box.append((self.init(),))
+                if kind is _OPEN:
+                    t = last = at
+                    stop = end if not session_ns else min(end, t + max(1, int(session_ns * (0.5 + rnd()))))
+                    at = stop
+                    if mean:
+                        at = t + (int(-log(1.0 - rnd()) * mean) if poisson else int(rnd() * mean))
+            created = nxt
+            if kind is _SILENCE:  # its burst, at the same time
+                kind = _BURST
+            elif at < stop:
+                # contract.md, "Sessions": 30 minutes of silence end a session
+                kind = _SILENCE if at - last >= SILENCE_NS else _BURST
+                nxt = at
+            elif session_ns:  # the session ends; the next opens after an idle gap
+                at = stop + int(idle_ns * (0.5 + rnd()))
+                kind, nxt = _OPEN, at if at < end else None
+            else:
+                nxt = None
+            if nxt is not None:
+                self.due_ns = nxt if nxt <= beat_at else beat_at
+            else:
+                self.due_ns = beat_at if beat_at < end else None
+            yield make_send(created, index, box.pop())
+        if beat_at < end:
+            yield from self._beats(beat_at, end, beat_ns, None)
 
-    def _event(self) -> Event:
-        """One event; its kind drawn by share (table dispatch over the cumulative shares)."""
-        u = self._random()
-        for limit, make in self._kinds:
-            if u < limit:
-                return make()
-        raise AssertionError("the last share limit is above 1")
+    def _beats(self, at: int, until: int, period: int, then: int | None) -> Generator[Send, None, int]:
+        """Heartbeats from ``at`` every ``period`` while before ``until`` (``then``: the Send due after them).
+
+        Returns the time of the next heartbeat.
+        """
+        if self._beat is None:
+            beat: tuple[Event, ...] = (self.heartbeat,)
+            self._beat = beat, encode_events(beat)
+        events, encoded = self._beat
+        index = self.index
+        while at < until:
+            nxt = at + period
+            self.due_ns = nxt if nxt < until else then
+            yield make_send(at, index, events, (at,), encoded)
+            at = nxt
+        return at
+
+    def burst(self) -> tuple[Event, ...]:
+        """The events of one burst, each of a kind drawn by share (table dispatch over the cumulative shares).
+
+        Raises:
+            UsageError: the device would use up its block of ids.
+        """
+        cfg, rnd = self.cfg, self.random
+        limits = cfg.limits
+        if cfg.burst == 1:
+            u = rnd()
+            return (self._track() if u < limits[0] else _KIND_MAKERS[bisect_right(limits, u)](self),)
+        return tuple([_KIND_MAKERS[bisect_right(limits, rnd())](self) for _ in range(cfg.burst)])
+
+    def init(self) -> Event:
+        """A new session's ``init``, with a new sessionId (contract.md, "Sessions")."""
+        session = self.session
+        while session == self.session:  # a new session always gets a new sessionId
+            session = 1 + int(self.random() * MAX_SESSION_ID)
+        self.session = session
+        return _Event(Init, self.device_id, session, self._take_id(), None, self.user_id, None, self.extra)
 
     def _take_id(self) -> int:
         event_id = self.next_id
         if event_id > self.last_id:
-            raise UsageError(f"device {self.index} would send more than {ID_STRIDE - 1} events in one run; "
-                             "lower the rate or the duration")
+            raise _too_many(self.index)
         self.next_id = event_id + 1
         return event_id
 
-    def _init(self) -> Init:
-        session = self.session
-        while session == self.session:  # a new session always gets a new sessionId
-            session = 1 + int(self._random() * MAX_SESSION_ID)
-        self.session = session
-        return Init(device_id=self.device_id, session_id=session, id=self._take_id(), user_id=self.user_id,
-                    extra=self.extra)
-
     def _track(self) -> Event:
-        rnd = self._random
-        name = self.cfg.scenario.event_names.pick(rnd())
-        pool = self.cfg.content.track[name]
-        return Track(device_id=self.device_id, session_id=self.session, id=self._take_id(), name=name,
-                     user_id=self.user_id, payload=pool[int(rnd() * len(pool))])
+        rnd = self.random
+        cfg = self.cfg
+        name = cfg.scenario.event_names.pick(rnd())
+        pool = cfg.content.track[name]
+        event_id = self.next_id  # _take_id, inline: this is the common event
+        if event_id > self.last_id:
+            raise _too_many(self.index)
+        self.next_id = event_id + 1
+        return _Event(Track, self.device_id, self.session, event_id, name, self.user_id,
+                      pool[int(rnd() * len(pool))], None)
 
     def _error(self) -> Event:
-        rnd = self._random
-        name = self.cfg.scenario.error_names.pick(rnd())
-        pool = self.cfg.content.errors[name]
-        return Error(device_id=self.device_id, session_id=self.session, id=self._take_id(), name=name,
-                     user_id=self.user_id, payload=pool[int(rnd() * len(pool))], extra=self.extra)
+        rnd = self.random
+        cfg = self.cfg
+        name = cfg.scenario.error_names.pick(rnd())
+        pool = cfg.content.errors[name]
+        return _Event(Error, self.device_id, self.session, self._take_id(), name, self.user_id,
+                      pool[int(rnd() * len(pool))], self.extra)
 
     def _userid(self) -> Event:
-        self.user_id = self.user_name  # later events of this device carry it, as the modules do
-        return UserId(device_id=self.device_id, session_id=self.session, id=self._take_id(),
-                      user_id=self.user_id)
+        # later events of this device carry it, as the modules do
+        self.user_id = user = f"user-{self.device_id[:12]}"
+        return _Event(UserId, self.device_id, self.session, self._take_id(), None, user, None, None)
 
     def _props(self) -> Event:
         pool = self.cfg.content.props
-        return Props(device_id=self.device_id, session_id=self.session, id=self._take_id(),
-                     user_id=self.user_id, payload=pool[int(self._random() * len(pool))])
+        return _Event(Props, self.device_id, self.session, self._take_id(), None, self.user_id,
+                      pool[int(self.random() * len(pool))], None)
+
+
+#: The kinds of pending tick in ``Device.sends``: an init that opens a session, a burst, an init that a
+#: silence of 30 minutes forces before a burst.
+_OPEN, _BURST, _SILENCE = "open", "burst", "silence"
+#: Table dispatch: the kinds of events in the order of ``FleetConfig.limits`` and ``KIND_DRAWS``.
+KINDS = ("event", "error", "userid", "props")
+_KIND_MAKERS: tuple[Callable[[Device], Event], ...] = (Device._track, Device._error, Device._userid,
+                                                      Device._props)
+
+
+def count_events(cfg: FleetConfig, index: int) -> int:
+    """How many events device ``index`` creates: the same draws as ``Device``, no device or event built.
+
+    The timeline of the module docstring, written plainly; ``Device.sends`` is the same, unrolled for speed.
+
+    Raises:
+        UsageError: the device would use up its block of ids.
+    """
+    rnd = cfg.seeds.device_rng(index).random
+    for _ in range(ATTRIBUTE_DRAWS):
+        rnd()
+    end, t = cfg.end_ns, cfg.connect_ns(index)
+    session_ns, idle_ns, mean = cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns
+    poisson, log, burst, limits = cfg.poisson, math.log, cfg.burst, cfg.limits
+    track = limits[0]
+    count = session = 0
+    while t < end:
+        count, session = count + 1, _new_session(rnd, session)  # the init
+        last = t
+        stop = end if not session_ns else min(end, t + max(1, int(session_ns * (0.5 + rnd()))))
+        if mean:
+            at = t + (int(-log(1.0 - rnd()) * mean) if poisson else int(rnd() * mean))
+            while at < stop:
+                if at - last >= SILENCE_NS:
+                    count, session = count + 1, _new_session(rnd, session)
+                for _ in range(burst):  # Device.burst's draws: per event a kind, then its content's
+                    u = rnd()
+                    if u < track:  # the common case first: the same as KIND_DRAWS[bisect_right(limits, u)]
+                        rnd()
+                        rnd()
+                    else:
+                        for _ in range(KIND_DRAWS[bisect_right(limits, u)]):
+                            rnd()
+                count += burst
+                last = at
+                at += int(-log(1.0 - rnd()) * mean) if poisson else int(mean)
+        if not session_ns:
+            break
+        t = stop + int(idle_ns * (0.5 + rnd()))
+    if count > ID_STRIDE - 1:
+        raise _too_many(index)
+    return count
+
+
+def _new_session(rnd: Callable[[], float], previous: int) -> int:
+    """``Device.init``'s draws: a sessionId other than the previous one."""
+    session = previous
+    while session == previous:
+        session = 1 + int(rnd() * MAX_SESSION_ID)
+    return session

@@ -6,8 +6,9 @@ The plan is pure scheduling (STYLE.md, "Fleet simulation is pure scheduling"): n
 clock. Times are integer nanoseconds since the run's start (t = 0); the runner maps them onto its monotonic
 clock and measures latency from these *intended* times, so a stalled server cannot hide its stall.
 
-1. Each device (``bench.fleet.device.Device``) yields its events as (created_ns, events) ticks from its own
-   random stream, seeded from (seed, device index). Sharding and transport change nothing in that stream.
+1. Each device (``bench.fleet.device.Device``) makes its events as ticks (an init, or a burst of
+   events_per_message events) from its own random stream, seeded from (seed, device index). Sharding and
+   transport change nothing in that stream.
 2. A transport shapes a device's ticks into ``Send``\\ s:
    - ``"ws"``: one message per tick, at the tick's time (so ``created_ns == at_ns``), plus a ``heartbeat``
      every ``heartbeat_s`` with a seeded phase. The first Send of a device is its ``init``.
@@ -19,6 +20,12 @@ clock and measures latency from these *intended* times, so a stalled server cann
    ties in device order, and within a device in its own order. Each device enters the heap as a placeholder at
    its connect time and is built only then, so a long ramp costs nothing up front. Shard k of n owns devices
    d with d % n == k; the union of the shards, merged by the same key, is the unsharded plan.
+4. Just in time: a device's Send (and its events) is built when it comes up in the merge, never earlier.
+   Each shaper keeps ``device.due_ns``, the time of the device's next Send, which the heap orders by; a
+   device that waits holds no event and no Send. So memory stays flat whatever the fleet, and the cyclic
+   garbage collector, which walks every young object still alive, finds no pile of waiting Sends.
+5. ``expected_events()`` replays the devices' random draws without building anything
+   (``bench.fleet.device.count_events``).
 
 Events carry no ``date``: the plan cannot know wall time, and tracking-api.md lets the server use its
 receive time when ``date`` is missing. Payload dicts are shared between events (see ``content``).
@@ -27,75 +34,69 @@ receive time when ``date`` is missing. Payload dicts are shared between events (
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from heapq import heapify, heappop, heapreplace
 from typing import Literal
 
-from bench.fleet.content import device_id
-from bench.fleet.device import Device, FleetConfig
+from bench.fleet.device import Device, FleetConfig, count_events
+from bench.fleet.send import Send, make_send
 from bench.protocol.errors import UsageError
-from bench.protocol.events import Event, Heartbeat
+from bench.protocol.events import Event
 from bench.scenario import Scenario
 
 Transport = Literal["ws", "http"]
 
 
-@dataclass(frozen=True, slots=True)
-class Send:
-    """One message a device sends: at ``at_ns`` (intended, ns since the run's start), its ``events`` in order.
-
-    ``created_ns[i]`` is when ``events[i]`` was created (== ``at_ns`` for WebSocket sends). A heartbeat Send
-    holds exactly one ``Heartbeat`` whose id is None: never acknowledged, never tracked.
-    """
-
-    at_ns: int
-    device: int
-    events: tuple[Event, ...]
-    created_ns: tuple[int, ...]
-
-    @property
-    def is_heartbeat(self) -> bool:
-        return isinstance(self.events[0], Heartbeat)
+# --- transports: a device's ticks shaped into Sends ------------------------------------------------------
+# A shaper returns the generator of a device's Sends; before it yields each, it sets ``device.due_ns`` to the
+# time of the next one (None: no more), and it sets it for the first before it starts. A Send is built only
+# when its time comes up in the merge: the plan holds no Send, no event, for a device that waits (and the
+# garbage collector gets no growing pile of waiting objects to walk).
 
 
 def ws_sends(device: Device) -> Iterator[Send]:
     """A device's WebSocket sends: each tick one message, heartbeats in between (on a tie, the tick first)."""
-    cfg, index = device.cfg, device.index
-    period, end = cfg.heartbeat_ns, cfg.end_ns
-    beat_at = device.connect_ns + device.phase_ns(period, "heartbeat") if period else end
-    beat = (device.heartbeat,)
-    for at, events in device.ticks():
-        while beat_at < at:
-            yield Send(beat_at, index, beat, (beat_at,))
-            beat_at += period
-        yield Send(at, index, events, (at,) * len(events))
-    while beat_at < end:
-        yield Send(beat_at, index, beat, (beat_at,))
-        beat_at += period
+    return device.sends(device.cfg.heartbeat_ns)  # due_ns is the first init's time from the start
 
 
 def http_sends(device: Device) -> Iterator[Send]:
     """A device's HTTP requests: its events queued, flushed every ``http_flush_s``, the rest at the end."""
+    cfg = device.cfg
+    flush_at = device.connect_ns + device.phase_ns(cfg.flush_ns, "http-flush")
+    ticks = device.sends()
+    first = device.due_ns  # the first init, which waits for the first flush (or the end of the run)
+    device.due_ns = min(flush_at, cfg.end_ns) if first is not None else None
+    return _http(device, ticks, first, flush_at)
+
+
+def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: int) -> Iterator[Send]:
+    # device.due_ns serves two generators here: ``ticks`` sets it to its next tick's time (kept in tick_at),
+    # and this one then sets it to its next request's time, for the merge.
     cfg, index = device.cfg, device.index
-    period = cfg.flush_ns
-    flush_at = device.connect_ns + device.phase_ns(period, "http-flush")
-    events: list[Event] = []
-    created: list[int] = []
-    for at, batch in device.ticks():
-        if at > flush_at:  # an event created exactly at a flush time still makes that flush
-            if events:
-                yield from _requests(index, flush_at, events, created, cfg.http_max_events)
-                events, created = [], []
-            flush_at += period * ((at - flush_at + period - 1) // period)  # skip flushes with nothing queued
-        events.extend(batch)
-        created.extend((at,) * len(batch))
-    if events:
-        yield from _requests(index, min(flush_at, cfg.end_ns), events, created, cfg.http_max_events)
-
-
-def _requests(index: int, at: int, events: list[Event], created: list[int], cap: int) -> Iterator[Send]:
-    for start in range(0, len(events), cap):
-        yield Send(at, index, tuple(events[start:start + cap]), tuple(created[start:start + cap]))
+    period, cap, end = cfg.flush_ns, cfg.http_max_events, cfg.end_ns
+    while tick_at is not None:
+        # the flush that takes this tick: the first of the device's grid at or after it (tracking-api.md,
+        # "Track via HTTP"); an event created exactly at a flush time still makes that flush
+        if tick_at > flush_at:
+            flush_at += period * ((tick_at - flush_at + period - 1) // period)
+        events: list[Event] = []
+        created: list[int] = []
+        while tick_at is not None and tick_at <= flush_at:
+            tick = next(ticks)
+            events += tick.events
+            created += tick.created_ns
+            tick_at = device.due_ns
+        at = min(flush_at, end)  # what is left at the end of the run goes then
+        # a flush of more than cap events: several requests (popped as they go: see Device.sends on why
+        # a waiting generator should hold nothing)
+        requests = [make_send(at, index, tuple(events[start:start + cap]), tuple(created[start:start + cap]))
+                    for start in reversed(range(0, len(events), cap))]
+        del events, created, tick
+        due = None
+        if tick_at is not None:
+            due = min(end, flush_at + period * ((tick_at - flush_at + period - 1) // period))
+        while requests:
+            device.due_ns = at if len(requests) > 1 else due
+            yield requests.pop()
 
 
 #: Table dispatch: transport name -> the shaper of one device's sends.
@@ -138,7 +139,7 @@ class Plan:
     def device_id(self, device: int) -> str:
         """The deviceId string of a device of the fleet (any shard's)."""
         self._check(device)
-        return device_id(self.scenario.seed, device)
+        return self._cfg.seeds.device_id(device)
 
     def connect_at_ns(self, device: int) -> int:
         """When a device comes online: devices arrive evenly over the ramp."""
@@ -154,24 +155,33 @@ class Plan:
         return self._merge(_transport(transport))
 
     def _merge(self, shape: Callable[[Device], Iterator[Send]]) -> Iterator[Send]:
-        cfg = self._cfg
-        # A device enters as a placeholder (no Send, no generator) at its connect time and is built only when
-        # that comes up. (at_ns, device) is unique in the heap (one entry per device), so tuples never compare
-        # further and Sends are never compared.
-        heap: list[tuple[int, int, Send | None, Iterator[Send] | None]] = [
-            (cfg.connect_ns(d), d, None, None) for d in self.devices]
+        cfg, devices = self._cfg, self.devices
+        # One int per device in the heap: (due_ns << shift) | position in the shard, so the heap orders by
+        # time, then device, and holds nothing the garbage collector walks. A device enters as a placeholder
+        # at its connect time and is built only when that comes up, so a long ramp costs nothing up front.
+        shift = max(1, len(devices).bit_length())
+        mask = (1 << shift) - 1
+        states: list[Device | None] = [None] * len(devices)
+        gens: list[Iterator[Send] | None] = [None] * len(devices)
+        heap = [cfg.connect_ns(d) << shift | pos for pos, d in enumerate(devices)]
         heapify(heap)
         while heap:
-            _, device, send, it = heap[0]
+            pos = heap[0] & mask
+            it, device = gens[pos], states[pos]
+            send = None
+            if it is None or device is None:  # the placeholder: the device comes online now
+                device = states[pos] = Device(cfg, devices[pos])
+                gens[pos] = shape(device)
+            else:
+                send = next(it)  # due_ns said there is one
+            due = device.due_ns
+            if due is None:
+                heappop(heap)
+                states[pos] = gens[pos] = None
+            else:
+                heapreplace(heap, due << shift | pos)
             if send is not None:
                 yield send
-            if it is None:  # the placeholder: the device comes online now
-                it = shape(Device(cfg, device))
-            nxt = next(it, None)
-            if nxt is None:
-                heappop(heap)
-            else:
-                heapreplace(heap, (nxt.at_ns, device, nxt, it))
 
     def iter_device(self, device: int, transport: Transport) -> Iterator[Send]:
         """The sends of one device (of any shard), in its own order; the same as its share of ``sends()``."""
@@ -181,8 +191,9 @@ class Plan:
     def expected_events(self) -> int:
         """How many trackable (id-carrying) events ``sends("ws")`` yields (``sends("http")``: the same)."""
         if self._expected is None:
-            self._expected = sum(len(events) for d in self.devices
-                                 for _, events in Device(self._cfg, d).ticks())
+            # the same random draws as sends(), without building a device or an event (bench.fleet.device)
+            cfg = self._cfg
+            self._expected = sum(count_events(cfg, d) for d in self.devices)
         return self._expected
 
 

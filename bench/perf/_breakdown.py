@@ -3,7 +3,7 @@
 The hot path's per-message work outside the socket is a chain of pure calls, each timed here over the
 same sends the hot-path case produces (same scenario), with ``time.process_time`` around a loop:
 
-- ``plan``: ``bench/fleet/plan.py:Plan._merge`` pulling the next Send (``Device.ticks``: seeded draws and
+- ``plan``: ``bench/fleet/plan.py:Plan._merge`` pulling the next Send (``Device.sends``: seeded draws and
   one frozen ``Event`` per event);
 - ``encode``: ``bench/runner/scheduler.py:dispatch`` minus the transport, i.e. ``encode_events``
   (``Event.to_obj`` + orjson) and the ids tuple;

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from bench.protocol.events import Event, EventId
-from bench.protocol.message import encode_events
 from bench.transports.common import Clock
 
 #: Sends dispatched per wake-up before yielding to the loop, so replies keep flowing under a backlog.
@@ -45,6 +44,8 @@ class SendLike(Protocol):
     def events(self) -> Sequence[Event]: ...
     @property
     def created_ns(self) -> tuple[int, ...]: ...
+    @property
+    def encoded(self) -> bytes: ...
 
 
 class TransportLike(Protocol):
@@ -119,9 +120,9 @@ class Scheduler:
 
 
 def dispatch(transport: TransportLike, send: SendLike) -> None:
-    """Encode one send once and hand it over; a lone id-less event (a heartbeat) goes untracked."""
+    """Hand one send over, encoded once by the plan; a lone id-less event (a heartbeat) goes untracked."""
     events = send.events
-    payload = encode_events(events)
+    payload = send.encoded  # == encode_events(events); a device's heartbeats share one encoding
     ids = tuple(e.id for e in events if e.id is not None)
     if not ids:
         transport.send_untracked(send.device, payload)
