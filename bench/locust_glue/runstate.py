@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bench.fleet import Plan
-from bench.metrics import AckTracker, Histogram, SecondSeries
+from bench.metrics import AckTracker, Histogram, SecondSeries, SeriesRows
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.runner.result import TransportResult, process_reasons
@@ -142,7 +142,7 @@ class TransportBooks:
         self.lags_ns: list[int] = []    # actual - intended of each send, folded once a second
         self.reported: list[EventId] = []
         self.planned = 0                # trackable events the devices took from their plans
-        self._last = (0, 0, 0, 0, 0)
+        self._rows = SeriesRows(self.series)
 
     def fold(self) -> None:
         self.tracker.fold()
@@ -159,12 +159,8 @@ class TransportBooks:
 
     def row(self, second: int) -> None:
         t = self.tracker
-        now = (t.sent, t.acked, t.rejected, t.lost, self.stats.bytes_sent)
-        sent, acked, rejected, lost, sent_bytes = (a - b for a, b in zip(now, self._last, strict=True))
-        self._last = now
-        if sent or acked or rejected or lost or sent_bytes:
-            self.series.add(second, sent=sent, acked=acked, rejected=rejected, lost=lost,
-                            bytes_sent=sent_bytes)
+        self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
+                          bytes_sent=self.stats.bytes_sent)
 
 
 class RunState:

@@ -9,7 +9,7 @@ from bench.metrics.accounting import Accounting, AccountingMismatch
 from bench.metrics.errors import MetricsFormatError
 from bench.metrics.histogram import DEFAULT_LAYOUT, HOUR_US, Histogram, Layout
 from bench.metrics.result import COUNTERS, HISTOGRAMS, TrackerResult
-from bench.metrics.series import COLUMNS, SecondSeries
+from bench.metrics.series import COLUMNS, SecondSeries, SeriesRows
 from bench.metrics.tracker import AckTracker
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "Layout",
     "MetricsFormatError",
     "SecondSeries",
+    "SeriesRows",
     "TrackerResult",
 ]

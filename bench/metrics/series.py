@@ -108,3 +108,23 @@ class SecondSeries:
 
     def __repr__(self) -> str:
         return f"SecondSeries(seconds={len(self)}, totals={self.totals()})"
+
+
+class SeriesRows:
+    """Feeds a ``SecondSeries`` from cumulative totals: each call adds what changed since the last one."""
+
+    __slots__ = ("_last", "series")
+
+    def __init__(self, series: SecondSeries) -> None:
+        self.series = series
+        self._last = (0, 0, 0, 0, 0)
+
+    def record(self, second: int, *, sent: int, acked: int, rejected: int, lost: int,
+               bytes_sent: int) -> None:
+        """Add the deltas of these totals to second ``second``; a second where nothing changed adds no row."""
+        now = (sent, acked, rejected, lost, bytes_sent)
+        d_sent, d_acked, d_rejected, d_lost, d_bytes = (a - b for a, b in zip(now, self._last, strict=True))
+        self._last = now
+        if d_sent or d_acked or d_rejected or d_lost or d_bytes:
+            self.series.add(second, sent=d_sent, acked=d_acked, rejected=d_rejected, lost=d_lost,
+                            bytes_sent=d_bytes)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from bench.fleet import Plan
-from bench.metrics import AckTracker, Histogram, SecondSeries
+from bench.metrics import AckTracker, Histogram, SecondSeries, SeriesRows
 from bench.runner.result import TransportResult, process_reasons
 from bench.runner.scheduler import Monitor, Scheduler
 from bench.scenario import Scenario
@@ -101,7 +101,7 @@ class _Books:
         self.loop_lag = Histogram()
         self.series = SecondSeries()
         self.monitor: Monitor | None = None
-        self._last = (0, 0, 0, 0, 0)
+        self._rows = SeriesRows(self.series)
 
     def fold(self) -> None:
         self.tracker.fold()
@@ -120,12 +120,8 @@ class _Books:
 
     def row(self, second: int) -> None:
         t = self.tracker
-        now = (t.sent, t.acked, t.rejected, t.lost, self.stats.bytes_sent)
-        sent, acked, rejected, lost, sent_bytes = (a - b for a, b in zip(now, self._last, strict=True))
-        self._last = now
-        if sent or acked or rejected or lost or sent_bytes:
-            self.series.add(second, sent=sent, acked=acked, rejected=rejected, lost=lost,
-                            bytes_sent=sent_bytes)
+        self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
+                          bytes_sent=self.stats.bytes_sent)
 
     def snapshot(self) -> None:
         if self.progress is None:

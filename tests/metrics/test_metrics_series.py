@@ -104,3 +104,15 @@ def test_accounting_merge_keeps_the_identity(parts: list[tuple[int, int, int, in
         total = total.merge(acc)
     assert total.ok and total.sent == sum(x.sent for x in accs)
     assert total.to_json()["ok"] is True
+
+
+def test_series_rows_record_what_changed_since_the_last_call() -> None:
+    """SeriesRows turns cumulative totals into per-second deltas and adds no row for a quiet second."""
+    from bench.metrics import SeriesRows
+
+    series = SecondSeries()
+    rows = SeriesRows(series)
+    rows.record(0, sent=10, acked=8, rejected=1, lost=0, bytes_sent=500)
+    rows.record(1, sent=10, acked=8, rejected=1, lost=0, bytes_sent=500)
+    rows.record(2, sent=15, acked=14, rejected=1, lost=1, bytes_sent=750)
+    assert series.to_json()["rows"] == [[0, 10, 8, 1, 0, 500], [2, 5, 6, 0, 1, 250]]
