@@ -233,6 +233,18 @@ def _send(http: HttpTransport, k: int, n: int = 2) -> None:
     payload, ids = _batch(0, 10 * k, n)
     http.send(0, payload, ids, 0, (0,) * n)
 
+async def _one_by_one(peer: Peer, batches: int) -> tuple[WaitingTracker, HttpTransport]:
+    """Send ``batches`` 2-event batches one at a time, each answered before the next, then close."""
+    tracker = WaitingTracker()
+    http = HttpTransport(peer.url, tracker, make_clock())
+    await http.start()
+    for k in range(batches):
+        _send(http, k)
+        await http.wait_idle()
+    await http.close()
+    return tracker, http
+
+
 
 def test_connections_are_kept_alive_and_bounded_by_the_concurrency() -> None:
     """Eight batches at once over a pool of two: at most two connections, each reused."""
@@ -257,13 +269,7 @@ def test_connection_close_is_honoured() -> None:
 
     async def main() -> None:
         async with Peer(lambda _n, body: ack(body, fields=b"Connection: close\r\n")) as peer:
-            tracker = WaitingTracker()
-            http = HttpTransport(peer.url, tracker, make_clock())
-            await http.start()
-            for k in range(3):
-                _send(http, k)
-                await http.wait_idle()
-            await http.close()
+            tracker, http = await _one_by_one(peer, 3)
         st = http.stats
         assert (tracker.acked, st.connects, len(peer.peers), st.request_errors) == (6, 3, 3, 0)
 
@@ -283,13 +289,7 @@ def test_chunked_and_close_delimited_replies_ack() -> None:
 
     async def main() -> None:
         async with Peer(script) as peer:
-            tracker = WaitingTracker()
-            http = HttpTransport(peer.url, tracker, make_clock())
-            await http.start()
-            for k in range(2):
-                _send(http, k)
-                await http.wait_idle()
-            await http.close()
+            tracker, http = await _one_by_one(peer, 2)
         assert (tracker.acked, http.stats.malformed_replies, http.stats.request_errors) == (4, 0, 0)
 
     _run(main)
@@ -300,13 +300,7 @@ def test_broken_http_is_a_malformed_reply_and_the_next_batch_uses_a_new_connecti
 
     async def main() -> None:
         async with Peer(lambda n, body: b"garbage\r\n\r\n" if n == 0 else ack(body)) as peer:
-            tracker = WaitingTracker()
-            http = HttpTransport(peer.url, tracker, make_clock())
-            await http.start()
-            for k in range(2):
-                _send(http, k)
-                await http.wait_idle()
-            await http.close()
+            tracker, http = await _one_by_one(peer, 2)
         st = http.stats
         assert (st.malformed_replies, st.request_errors, st.connects) == (1, 0, 2)
         assert (tracker.acked, tracker.in_flight) == (2, 2)
@@ -319,13 +313,7 @@ def test_a_reply_nobody_asked_for_is_malformed() -> None:
 
     async def main() -> None:
         async with Peer(lambda _n, body: ack(body) + plain("200 OK")) as peer:
-            tracker = WaitingTracker()
-            http = HttpTransport(peer.url, tracker, make_clock())
-            await http.start()
-            for k in range(2):
-                _send(http, k)
-                await http.wait_idle()
-            await http.close()
+            tracker, http = await _one_by_one(peer, 2)
         st = http.stats
         assert (tracker.acked, st.malformed_replies, st.connects, st.request_errors) == (4, 2, 2, 0)
 
@@ -339,13 +327,7 @@ def test_503_with_retry_after_backs_off_and_other_statuses_refuse() -> None:
 
     async def main() -> None:
         async with Peer(lambda n, body: script[n] or ack(body)) as peer:
-            tracker = WaitingTracker()
-            http = HttpTransport(peer.url, tracker, make_clock())
-            await http.start()
-            for k in range(3):  # one at a time, so the script's order is the batches' order
-                _send(http, k)
-                await http.wait_idle()
-            await http.close()
+            tracker, http = await _one_by_one(peer, 3)  # the script's order is the batches' order
         st = http.stats
         assert (st.http_429, st.retries, st.http_5xx, st.http_4xx) == (1, 1, 1, 1)
         assert (tracker.acked, tracker.rejected, tracker.resent) == (2, 4, 2)
