@@ -43,6 +43,7 @@ from bench.locust_glue.wsclient import ConnectFailed, WsConnection
 from bench.protocol.errors import MalformedAck, UsageError
 from bench.protocol.events import Event, EventId
 from bench.protocol.message import encode_events, parse_ack
+from bench.transports.common import read_ws_reply
 from bench.transports.http import http_url, request_overhead, retry_after_s
 from bench.transports.ws import ws_url
 
@@ -166,7 +167,7 @@ class WsDevice(_Device):
         self.url = endpoint_url(base_url, run.spec.app_id("ws"), run.spec.endpoint)
         self._conn: WsConnection | None = None
         self._conn_id = 0
-        self._heartbeats_out = 0
+        self.heartbeats_out = 0
         # (payload, ids, intended_ns, created_ns, events): due while the connection was down
         self._backlog: list[tuple[bytes, tuple[EventId, ...], int, tuple[int, ...], tuple[Event, ...]]] = []
 
@@ -212,7 +213,7 @@ class WsDevice(_Device):
             return
         stats.connects += 1
         self.report("WS", "connect", (run.clock() - started) / MS, None)
-        self._conn, self._conn_id, self._heartbeats_out = conn, conn_id, 0
+        self._conn, self._conn_id, self.heartbeats_out = conn, conn_id, 0
         backlog, self._backlog = self._backlog, []
         for item in backlog:
             if self._conn is None:  # lost again while flushing: keep the rest for the next connection
@@ -232,7 +233,7 @@ class WsDevice(_Device):
             self._remember(events, actual)
         else:
             books.stats.heartbeats_sent += 1
-            self._heartbeats_out += 1
+            self.heartbeats_out += 1
         with contextlib.suppress(OSError):  # the receiver sees the connection end; the timeout decides
             books.stats.bytes_sent += conn.send_text(payload)
 
@@ -240,14 +241,8 @@ class WsDevice(_Device):
         """One reply: an ack, a heartbeat's answer, or a measurement of a broken server."""
         books = self.books
         books.stats.bytes_received += len(data)
-        try:
-            reported = parse_ack(data).reported_ids
-        except MalformedAck:
-            books.stats.malformed_replies += 1  # contract.md, "Acknowledgements": counted, never fatal
-            return
-        if not reported and self._heartbeats_out:
-            self._heartbeats_out -= 1
-            books.stats.heartbeat_replies += 1
+        reported = read_ws_reply(self, data, books.stats)
+        if reported is None:
             return
         tracker = books.tracker
         acked, rejected = tracker.acked, tracker.rejected

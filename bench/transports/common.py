@@ -15,8 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bench.protocol.errors import UsageError
+from bench.protocol.errors import MalformedAck, UsageError
 from bench.protocol.events import EventId
+from bench.protocol.message import parse_ack
 
 #: Returns monotonic nanoseconds since the run's start (t=0): the time base of every Send.at_ns.
 Clock = Callable[[], int]
@@ -110,6 +111,33 @@ class TransportStats:
         """Everything that went wrong on the wire, summed (for the progress line)."""
         return (self.connect_errors + self.closed_by_peer + self.malformed_replies + self.http_4xx
                 + self.http_5xx + self.request_errors)
+
+
+class OwesHeartbeats(Protocol):
+    """A WebSocket connection that counts its heartbeats still waiting for an answer."""
+
+    heartbeats_out: int
+
+
+def read_ws_reply(conn: OwesHeartbeats, data: bytes | bytearray | memoryview,
+                  stats: TransportStats) -> tuple[EventId, ...] | None:
+    """The ids one WebSocket reply acknowledges; None when it acknowledges no event.
+
+    The one reply rule of every WebSocket client here (the hot path's and the Locust user's): a reply that
+    is not ``{"reportedIds": [...]}`` is a measurement of the server, counted and never fatal (contract.md,
+    "Acknowledgements"); a heartbeat carries no id, so an empty reply while a heartbeat is unanswered is
+    that heartbeat's answer, counted and not tracked.
+    """
+    try:
+        reported = parse_ack(data).reported_ids
+    except MalformedAck:
+        stats.malformed_replies += 1
+        return None
+    if not reported and conn.heartbeats_out:
+        conn.heartbeats_out -= 1
+        stats.heartbeat_replies += 1
+        return None
+    return reported
 
 
 def parse_source_addrs(text: str) -> tuple[str, ...]:

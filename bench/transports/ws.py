@@ -42,15 +42,15 @@ try:
 except ImportError:  # pragma: no cover - a source install without a compiler
     from websockets.utils import apply_mask
 
-from bench.protocol.errors import MalformedAck, UsageError
+from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
-from bench.protocol.message import parse_ack
 from bench.transports.common import (
     AckSink,
     Clock,
     TransportOptions,
     TransportStats,
     client_ssl_context,
+    read_ws_reply,
     source_addr,
 )
 
@@ -272,14 +272,8 @@ class _WsConn(asyncio.Protocol):
     def on_reply(self, data: BytesLike) -> None:
         """One complete server message: an ack, or a measurement of a broken server."""
         owner = self.owner
-        try:
-            reported = parse_ack(data).reported_ids
-        except MalformedAck:
-            owner.stats.malformed_replies += 1  # contract.md, "Acknowledgements": counted, never fatal
-            return
-        if not reported and self.heartbeats_out:
-            self.heartbeats_out -= 1
-            owner.stats.heartbeat_replies += 1
+        reported = read_ws_reply(self, data, owner.stats)
+        if reported is None:
             return
         owner.sink.on_ws_ack(self.conn_id, reported, owner.clock())
         if owner.reported is not None:
