@@ -16,16 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench.perf._proc import wait_child
 from bench.protocol.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,18 +74,12 @@ def _run_child(argv: Sequence[str], timeout_s: float) -> tuple[int, float, str]:
     """
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        timer = threading.Timer(timeout_s, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        code, cpu_s = wait_child(proc, timeout_s)
         if code == -signal.SIGKILL:
             raise UsageError(f"locust did not finish within {timeout_s:g} s")
         err.seek(0)
         text = err.read().decode(errors="replace")
-    return code, usage.ru_utime + usage.ru_stime, text
+    return code, cpu_s, text
 
 
 def measure(transport: str, *, target_url: str, users: int = 50, seconds: float = 10.0,

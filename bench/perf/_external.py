@@ -14,16 +14,14 @@ A tool that is missing gives a ``PerfError`` with the reason, and the row says "
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 from bench.perf._cases import Sample
-from bench.perf._proc import PerfError, cpu_s_of
+from bench.perf._proc import PerfError, cpu_s_of, wait_child
 
 _LUA = """\
 -- nucleus-bench perf: POST the hot path's own 10-event body, every request the same bytes
@@ -39,18 +37,6 @@ _SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0}
 #: wrk's run time plus this much before its own PID is killed.
 WRK_SLACK_S = 30.0
-
-
-def _wait_child(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, float]:
-    """Reap ``proc`` with ``os.wait4``: (exit code, its CPU seconds); killed by its handle if late."""
-    timer = threading.Timer(timeout_s, proc.kill)
-    timer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        timer.cancel()
-    proc.returncode = code = os.waitstatus_to_exitcode(status)
-    return code, usage.ru_utime + usage.ru_stime
 
 
 def run_wrk(url: str, body: bytes, *, connections: int, seconds: float, epm: int,
@@ -72,7 +58,7 @@ def run_wrk(url: str, body: bytes, *, connections: int, seconds: float, epm: int
         with tempfile.TemporaryFile() as out:
             target0 = cpu_s_of(target_pid)
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
-            code, cpu = _wait_child(proc, seconds + WRK_SLACK_S)
+            code, cpu = wait_child(proc, seconds + WRK_SLACK_S)
             target1 = cpu_s_of(target_pid)
             out.seek(0)
             text = out.read().decode(errors="replace")

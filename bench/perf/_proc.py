@@ -21,6 +21,8 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import resource
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -199,3 +201,18 @@ def run_child(name: str, fn: ChildFn, args: tuple[Any, ...], *, target_pid: int 
     marks = child.marks
     target_cpu = marks["end"] - marks["start"] if "start" in marks and "end" in marks else None
     return child.result, target_cpu
+
+
+def wait_child(proc: subprocess.Popen[bytes], timeout_s: float) -> tuple[int, float]:
+    """Reap ``proc`` with ``os.wait4``: (exit code, its CPU seconds by the kernel's count).
+
+    A timer kills it by its own handle if it outlives ``timeout_s`` (the exit code is then -SIGKILL).
+    """
+    timer = threading.Timer(timeout_s, proc.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    return code, usage.ru_utime + usage.ru_stime
