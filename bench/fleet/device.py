@@ -34,9 +34,10 @@ no event. The first is the timeline unrolled into a loop over pending ticks, for
 timeline as written above. tests/fleet check that they agree on many scenarios, seeds and shardings, and pin
 the stream's bytes.
 
-Speed, because the plan feeds the hot path: events and Sends are built without their dataclass ``__init__``
-(``_Event``, ``bench.fleet.send.make_send``), devices that draw the same attributes share one ``Extra``, and
-a device's heartbeat is built and encoded once, when its first heartbeat is due.
+Speed, because the plan feeds the hot path: a device makes its events as bytes, not values (``Send``
+holds them so): the common ``event`` type from byte templates (``track_wire``), the rarer types as values
+built without their dataclass ``__init__`` (``_Event``), then serialized. Devices that draw the same
+attributes share one ``Extra``, and a device's heartbeat is built and encoded once, when first due.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, cast
 
+import orjson
+
 from bench.fleet.content import Content, Seeds
-from bench.fleet.send import Send, make_send
+from bench.fleet.send import Send, encode_parts, event_part, make_send
 from bench.protocol.errors import UsageError
 from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
-from bench.protocol.message import encode_events
 from bench.scenario import Scenario
 
 #: contract.md, "Sessions": the silence after which the next event needs a new init and sessionId.
@@ -114,6 +116,42 @@ def to_ns(seconds: float) -> int:
     return round(seconds * NS)
 
 
+# --- the ``event`` type as bytes ---------------------------------------------------------------------------
+# Most events of a plan are plain ``event``s: the device writes them from byte templates instead of building
+# an Event and a dict for orjson. The bytes are what ``event_part`` writes (``Event.to_obj``'s key order:
+# type, name, sessionId, id, userId, deviceId, payload); ``track_wire`` checks that on a sample of every
+# name and variant, and tests/fleet pin the plan's bytes.
+#
+#     head(name) + session_part(session) + b"%d" % id + device_part(device, user) + tail(payload)
+
+def session_part(session: int) -> bytes:
+    """The sessionId's value and the key after it."""
+    return b'%d,"id":' % session
+
+
+def device_part(device_id: str, user_id: str | None) -> bytes:
+    """The userId (when set) and deviceId of a device's events."""
+    user = b',"userId":' + orjson.dumps(user_id) if user_id is not None else b""
+    return user + b',"deviceId":' + orjson.dumps(device_id)
+
+
+def track_wire(name: str, pool: tuple[dict[str, Any] | None, ...]) -> tuple[bytes, tuple[bytes, ...]]:
+    """The template of the ``event`` named ``name``: its head, and one tail per payload of its pool.
+
+    Raises:
+        AssertionError: the template writes other bytes than ``event_part`` (a bug, never input).
+    """
+    head = b'{"type":' + orjson.dumps(Track.TYPE.value) + b',"name":' + orjson.dumps(name) + b',"sessionId":'
+    tails = tuple(b',"payload":' + orjson.dumps(p) + b"}" if p is not None else b"}" for p in pool)
+    for user in (None, "user-sample"):
+        for payload, tail in zip(pool, tails, strict=True):
+            made = head + session_part(7) + b"%d" % 9 + device_part("dev", user) + tail
+            sample = Track(device_id="dev", session_id=7, id=9, name=name, user_id=user, payload=payload)
+            if made != event_part(sample):
+                raise AssertionError(f"the byte template of event {name!r} writes {made!r}")
+    return head, tails
+
+
 @dataclass(frozen=True, slots=True)
 class FleetConfig:
     """The scenario in integer nanoseconds, plus the shared payload pools; one per plan."""
@@ -132,6 +170,8 @@ class FleetConfig:
     flush_ns: int
     http_max_events: int
     limits: tuple[float, ...]  # cumulative shares of the kinds of ``KINDS``, in that order
+    # event name -> (its byte template's head, one tail per payload variant): see ``track_wire``
+    track_wire: dict[str, tuple[bytes, tuple[bytes, ...]]] = field(repr=False, compare=False)
     # Devices that draw the same attributes share one Extra (a cache: frozen values, nobody mutates them).
     extras: dict[tuple[Any, ...], Extra] = field(default_factory=dict, repr=False, compare=False)
 
@@ -142,8 +182,9 @@ class FleetConfig:
         shares = (max(0.0, 1.0 - others), s.error_share, s.userid_share, s.props_share)
         cumulative = [sum(shares[: i + 1]) for i in range(len(shares))]
         cumulative[-1] = 2.0  # any u in [0, 1) lands, whatever the rounding of the sums
+        content = Content.build(s)
         return cls(
-            scenario=s, content=Content.build(s), seeds=Seeds(s.seed), end_ns=to_ns(s.duration_s),
+            scenario=s, content=content, seeds=Seeds(s.seed), end_ns=to_ns(s.duration_s),
             ramp_ns=to_ns(s.ramp_s),
             # at least 1 ns between bursts, so time always moves on (a fixed gap of 0 would never end)
             burst=s.events_per_message,
@@ -151,6 +192,7 @@ class FleetConfig:
             poisson=s.arrival == "poisson", session_ns=to_ns(s.session_s), idle_ns=to_ns(s.idle_gap_s),
             heartbeat_ns=to_ns(s.heartbeat_s), flush_ns=to_ns(s.http_flush_s),
             http_max_events=s.http_max_events, limits=tuple(cumulative),
+            track_wire={name: track_wire(name, pool) for name, pool in content.track.items()},
         )
 
     def connect_ns(self, device: int) -> int:
@@ -183,7 +225,9 @@ class Device:
 
     __slots__ = (
         "_beat",
+        "_device_b",
         "_heartbeat",
+        "_session_b",
         "cfg",
         "connect_ns",
         "device_id",
@@ -220,8 +264,10 @@ class Device:
         ram, version, locale = s.total_ram.pick(rnd()), s.versions.pick(rnd()), s.locales.pick(rnd())
         self.extra = cfg.extra(platform, os_version, ram, version, locale)  # ATTRIBUTE_DRAWS draws
         self._heartbeat: Heartbeat | None = None
-        self._beat: tuple[tuple[Event, ...], bytes] | None = None  # (heartbeat,) and its encoding
+        self._beat: tuple[tuple[bytes, ...], bytes] | None = None  # the heartbeat's part and its message
         self.session = 0
+        self._session_b = b""  # session_part(session): set by init, which comes first
+        self._device_b = device_part(self.device_id, None)
         self.next_id = index * ID_STRIDE + 1
         self.last_id = (index + 1) * ID_STRIDE - 1
         self.user_id = None
@@ -263,10 +309,11 @@ class Device:
         # The pending tick's events wait here while the next tick's time is drawn, and leave as they are
         # yielded: a suspended generator keeps its locals alive, and thousands of devices each holding their
         # last events would give the garbage collector a large, ever-young pile to walk.
-        box: list[tuple[Event, ...]] = []
+        box: list[tuple[bytes, ...]] = []
         while nxt is not None:
             if beat_at < at:
                 beat_at = yield from self._beats(beat_at, at, beat_ns, at)
+            first = self.next_id  # every event takes the next id: a tick's ids are a range
             if kind is _BURST:
                 if one:  # Device.burst, the common case inline
                     u = rnd()
@@ -299,7 +346,9 @@ class Device:
                 self.due_ns = nxt if nxt <= beat_at else beat_at
             else:
                 self.due_ns = beat_at if beat_at < end else None
-            yield make_send(created, index, box.pop())
+            taken = self.next_id - first
+            ids = (first,) if taken == 1 else tuple(range(first, first + taken))
+            yield make_send(created, index, box.pop(), ids)
         if beat_at < end:
             yield from self._beats(beat_at, end, beat_ns, None)
 
@@ -309,19 +358,20 @@ class Device:
         Returns the time of the next heartbeat.
         """
         if self._beat is None:
-            beat: tuple[Event, ...] = (self.heartbeat,)
-            self._beat = beat, encode_events(beat)
-        events, encoded = self._beat
+            beat: tuple[bytes, ...] = (event_part(self.heartbeat),)
+            self._beat = beat, encode_parts(beat)
+        parts, encoded = self._beat
         index = self.index
         while at < until:
             nxt = at + period
             self.due_ns = nxt if nxt < until else then
-            yield make_send(at, index, events, (at,), encoded)
+            yield make_send(at, index, parts, (), (at,), encoded)
             at = nxt
         return at
 
-    def burst(self) -> tuple[Event, ...]:
-        """The events of one burst, each of a kind drawn by share (table dispatch over the cumulative shares).
+    def burst(self) -> tuple[bytes, ...]:
+        """The events of one burst as bytes (``event_part``), each of a kind drawn by share (table dispatch
+        over the cumulative shares).
 
         Raises:
             UsageError: the device would use up its block of ids.
@@ -333,13 +383,15 @@ class Device:
             return (self._track() if u < limits[0] else _KIND_MAKERS[bisect_right(limits, u)](self),)
         return tuple([_KIND_MAKERS[bisect_right(limits, rnd())](self) for _ in range(cfg.burst)])
 
-    def init(self) -> Event:
+    def init(self) -> bytes:
         """A new session's ``init``, with a new sessionId (contract.md, "Sessions")."""
         session = self.session
         while session == self.session:  # a new session always gets a new sessionId
             session = 1 + int(self.random() * MAX_SESSION_ID)
         self.session = session
-        return _Event(Init, self.device_id, session, self._take_id(), None, self.user_id, None, self.extra)
+        self._session_b = session_part(session)
+        return event_part(_Event(Init, self.device_id, session, self._take_id(), None, self.user_id, None,
+                                 self.extra))
 
     def _take_id(self) -> int:
         event_id = self.next_id
@@ -348,35 +400,37 @@ class Device:
         self.next_id = event_id + 1
         return event_id
 
-    def _track(self) -> Event:
+    def _track(self) -> bytes:
         rnd = self.random
         cfg = self.cfg
         name = cfg.scenario.event_names.pick(rnd())
-        pool = cfg.content.track[name]
+        head, tails = cfg.track_wire[name]
         event_id = self.next_id  # _take_id, inline: this is the common event
         if event_id > self.last_id:
             raise _too_many(self.index)
         self.next_id = event_id + 1
-        return _Event(Track, self.device_id, self.session, event_id, name, self.user_id,
-                      pool[int(rnd() * len(pool))], None)
+        tail = tails[int(rnd() * len(tails))]
+        return b"%s%s%d%s%s" % (head, self._session_b, event_id, self._device_b, tail)
 
-    def _error(self) -> Event:
+    def _error(self) -> bytes:
         rnd = self.random
         cfg = self.cfg
         name = cfg.scenario.error_names.pick(rnd())
         pool = cfg.content.errors[name]
-        return _Event(Error, self.device_id, self.session, self._take_id(), name, self.user_id,
-                      pool[int(rnd() * len(pool))], self.extra)
+        return event_part(_Event(Error, self.device_id, self.session, self._take_id(), name, self.user_id,
+                                 pool[int(rnd() * len(pool))], self.extra))
 
-    def _userid(self) -> Event:
+    def _userid(self) -> bytes:
         # later events of this device carry it, as the modules do
         self.user_id = user = f"user-{self.device_id[:12]}"
-        return _Event(UserId, self.device_id, self.session, self._take_id(), None, user, None, None)
+        self._device_b = device_part(self.device_id, user)
+        event = _Event(UserId, self.device_id, self.session, self._take_id(), None, user, None, None)
+        return event_part(event)
 
-    def _props(self) -> Event:
+    def _props(self) -> bytes:
         pool = self.cfg.content.props
-        return _Event(Props, self.device_id, self.session, self._take_id(), None, self.user_id,
-                      pool[int(self.random() * len(pool))], None)
+        return event_part(_Event(Props, self.device_id, self.session, self._take_id(), None, self.user_id,
+                                 pool[int(self.random() * len(pool))], None))
 
 
 #: The kinds of pending tick in ``Device.sends``: an init that opens a session, a burst, an init that a
@@ -384,7 +438,7 @@ class Device:
 _OPEN, _BURST, _SILENCE = "open", "burst", "silence"
 #: Table dispatch: the kinds of events in the order of ``FleetConfig.limits`` and ``KIND_DRAWS``.
 KINDS = ("event", "error", "userid", "props")
-_KIND_MAKERS: tuple[Callable[[Device], Event], ...] = (Device._track, Device._error, Device._userid,
+_KIND_MAKERS: tuple[Callable[[Device], bytes], ...] = (Device._track, Device._error, Device._userid,
                                                       Device._props)
 
 

@@ -28,7 +28,8 @@ clock and measures latency from these *intended* times, so a stalled server cann
    (``bench.fleet.device.count_events``).
 
 Events carry no ``date``: the plan cannot know wall time, and tracking-api.md lets the server use its
-receive time when ``date`` is missing. Payload dicts are shared between events (see ``content``).
+receive time when ``date`` is missing. A Send holds its events as the bytes they go out as
+(``bench.fleet.send``); payloads are encoded once per plan (see ``content`` and ``device.track_wire``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Literal
 from bench.fleet.device import Device, FleetConfig, count_events
 from bench.fleet.send import Send, make_send
 from bench.protocol.errors import UsageError
-from bench.protocol.events import Event
+from bench.protocol.events import EventId
 from bench.scenario import Scenario
 
 Transport = Literal["ws", "http"]
@@ -78,19 +79,22 @@ def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: 
         # "Track via HTTP"); an event created exactly at a flush time still makes that flush
         if tick_at > flush_at:
             flush_at += period * ((tick_at - flush_at + period - 1) // period)
-        events: list[Event] = []
+        parts: list[bytes] = []
+        ids: list[EventId] = []
         created: list[int] = []
         while tick_at is not None and tick_at <= flush_at:
             tick = next(ticks)
-            events += tick.events
+            parts += tick.parts
+            ids += tick.ids  # every event of a tick carries an id (no heartbeats over HTTP)
             created += tick.created_ns
             tick_at = device.due_ns
         at = min(flush_at, end)  # what is left at the end of the run goes then
         # a flush of more than cap events: several requests (popped as they go: see Device.sends on why
         # a waiting generator should hold nothing)
-        requests = [make_send(at, index, tuple(events[start:start + cap]), tuple(created[start:start + cap]))
-                    for start in reversed(range(0, len(events), cap))]
-        del events, created, tick
+        requests = [make_send(at, index, tuple(parts[start:start + cap]), tuple(ids[start:start + cap]),
+                              tuple(created[start:start + cap]))
+                    for start in reversed(range(0, len(parts), cap))]
+        del parts, ids, created, tick
         due = None
         if tick_at is not None:
             due = min(end, flush_at + period * ((tick_at - flush_at + period - 1) // period))

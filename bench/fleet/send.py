@@ -1,73 +1,153 @@
-"""``Send``: one message of the plan, and the fast way the plan makes one."""
+"""``Send``: one message of the plan, held as the bytes it goes out as.
+
+Why bytes: the plan feeds the hot path, and building one frozen ``Event`` per event, then a dict per event
+for orjson, was most of the plan's cost. A ``Send`` holds each event's JSON object as bytes (``parts``,
+exactly what ``orjson.dumps(event.to_obj())`` writes: ``bench.fleet.device`` makes the common ``event``
+type from byte templates, the rarer types through ``to_obj``), the ids it carries, and builds the message
+(``encoded``) by one join. ``events`` parses the parts back into ``Event`` values on first use, for
+readers that want values (tests, Locust, the comparison of plans); serialize and parse are each other's
+inverse (tests/protocol), so the values are the events the plan made.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import FrozenInstanceError
 from typing import Any
 
-from bench.protocol.events import Event, Heartbeat
-from bench.protocol.message import encode_events
+import orjson
+
+from bench.protocol.events import Event, EventId
+from bench.protocol.message import parse_envelope
+
+#: ``{"data":[`` ... ``]}``: how orjson writes ``{"data": [...]}`` around the event objects.
+_OPEN, _SEP, _CLOSE = b'{"data":[', b",", b"]}"
 
 
-@dataclass(frozen=True, slots=True)
+def encode_parts(parts: tuple[bytes, ...]) -> bytes:
+    """The message ``{"data": [...]}`` whose events are the JSON objects ``parts``."""
+    return _OPEN + _SEP.join(parts) + _CLOSE
+
+
+def event_part(event: Event) -> bytes:
+    """One event's JSON object as bytes, as ``encode_events`` writes it inside a message."""
+    return orjson.dumps(event.to_obj())
+
+
 class Send:
-    """One message a device sends: at ``at_ns`` (intended, ns since the run's start), its ``events`` in order.
+    """One message a device sends: at ``at_ns`` (intended, ns since the run's start), its events in order.
 
-    ``created_ns[i]`` is when ``events[i]`` was created (== ``at_ns`` for WebSocket sends). A heartbeat Send
-    holds exactly one ``Heartbeat`` whose id is None: never acknowledged, never tracked.
+    ``Send(at_ns, device, events, created_ns)`` builds one from event values; the plan builds them from
+    bytes (``make_send``). Two Sends are equal when their time, device, creation times and bytes are.
+
+    Attributes:
+        at_ns: intended send time.
+        device: the device's index in the fleet.
+        parts: each event's JSON object, in order.
+        ids: the ids of the events that carry one, in order (a heartbeat carries none: never acknowledged,
+            never tracked).
+        created_ns: when each event was created, parallel to ``parts`` (== ``at_ns`` for WebSocket sends).
     """
 
+    __slots__ = ("_encoded", "_events", "at_ns", "created_ns", "device", "ids", "parts")
     at_ns: int
     device: int
-    events: tuple[Event, ...]
+    parts: tuple[bytes, ...]
+    ids: tuple[EventId, ...]
     created_ns: tuple[int, ...]
-    # encode_events(events) once known: on first use of ``encoded``, or at once for heartbeats (shared).
-    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _encoded: bytes | None
+    _events: tuple[Event, ...] | None
+
+    def __init__(self, at_ns: int, device: int, events: tuple[Event, ...],
+                 created_ns: tuple[int, ...]) -> None:
+        _init(self, at_ns, device, tuple(event_part(e) for e in events),
+              tuple(e.id for e in events if e.id is not None), created_ns, None, events)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: a Send is read-only")
+
+    __delattr__ = __setattr__  # type: ignore[assignment]
 
     @property
-    def is_heartbeat(self) -> bool:
-        return isinstance(self.events[0], Heartbeat)
+    def events(self) -> tuple[Event, ...]:
+        """The events as values (parsed from ``parts`` on first use, then kept)."""
+        events = self._events
+        if events is None:
+            envelope = parse_envelope(encode_parts(self.parts), max_bytes=1 << 62, max_events=1 << 62)
+            if envelope.rejected:  # the plan made an event its own parser refuses: a bug, never input
+                raise AssertionError(f"the plan made an invalid event: {envelope.rejected[0]}")
+            events = envelope.events
+            object.__setattr__(self, "_events", events)  # a cache, as ``encoded``
+        return events
 
     @property
     def encoded(self) -> bytes:
-        """``encode_events(self.events)``: the message's bytes, encoded on first use and kept.
+        """``encode_events(self.events)``: the message's bytes, joined on first use and kept.
 
         All heartbeats of a device share one encoding, made once: reading it costs nothing.
         """
         data = self._encoded
         if data is None:
-            data = encode_events(self.events)
+            data = encode_parts(self.parts)
             object.__setattr__(self, "_encoded", data)  # a cache: set once, never visible as a change
         return data
 
+    @property
+    def is_heartbeat(self) -> bool:
+        """A heartbeat: the one kind of send whose event carries no id."""
+        return not self.ids
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.at_ns, self.device, self.created_ns, self.parts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Send):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Send(at_ns={self.at_ns}, device={self.device}, ids={self.ids!r}, "
+                f"created_ns={self.created_ns!r}, parts={self.parts!r})")
+
+
+def make_send(at: int, device: int, parts: tuple[bytes, ...], ids: tuple[EventId, ...],
+              created: tuple[int, ...] | None = None, encoded: bytes | None = None) -> Send:
+    """A Send from bytes: the plan's fast way (no ``Event`` is built until ``events`` is read).
+
+    Args:
+        parts: each event's JSON object (``event_part``).
+        ids: the ids among them, in order.
+        created: creation times parallel to ``parts``; None: every event was created at ``at`` (WebSocket).
+        encoded: the message's bytes when already known (a device's heartbeats share one).
+    """
+    send = _Send.__new__(_Send)
+    _init(send, at, device, parts, ids, (at,) * len(parts) if created is None else created, encoded, None)
+    return send
+
 
 class _Send(Send):
-    """Builds a ``Send(at, device, events, created)``, with ``encoded`` when already known.
-
-    Why and how: as ``bench.fleet.device._Event`` (plain slot stores instead of the frozen dataclass
-    ``__init__``'s ``object.__setattr__`` per field, then ``__class__`` assignment): the plan makes one Send
-    per message. The result is exactly a ``Send``; the asserts below keep that true.
-    """
+    """A Send under construction: plain slot stores (a Send refuses them), then ``__class__ = Send``."""
 
     __slots__ = ()
-    __setattr__ = object.__setattr__
-    __delattr__ = object.__delattr__
-
-    def __init__(self, at: int, device: int, events: tuple[Event, ...],
-                 created: tuple[int, ...] | None = None, encoded: bytes | None = None) -> None:
-        this: Any = self  # the dataclass's fields are read-only to the type checker: they are set here, once
-        this.at_ns = at
-        this.device = device
-        this.events = events
-        this.created_ns = (at,) * len(events) if created is None else created
-        this._encoded = encoded
-        this.__class__ = Send
+    __setattr__ = object.__setattr__  # type: ignore[assignment]
+    __delattr__ = object.__delattr__  # type: ignore[assignment]
 
 
-#: Makes a Send (see ``_Send``): ``make_send(at, device, events, created_ns=None, encoded=None)``; without
-#: ``created_ns``, every event was created at ``at`` (a WebSocket message).
-make_send = _Send
-assert tuple(f.name for f in fields(Send)) == ("at_ns", "device", "events", "created_ns", "_encoded"), (
-    "bench.fleet.send._Send sets a stale list of fields")
-_check: Send = make_send(1, 2, (), (3,))
-assert type(_check) is Send and _check == Send(1, 2, (), (3,)), "bench.fleet.send._Send builds another Send"
+def _init(send: Send, at: int, device: int, parts: tuple[bytes, ...], ids: tuple[EventId, ...],
+          created: tuple[int, ...], encoded: bytes | None, events: tuple[Event, ...] | None) -> None:
+    this: Any = send if type(send) is _Send else _as_building(send)
+    this.at_ns = at
+    this.device = device
+    this.parts = parts
+    this.ids = ids
+    this.created_ns = created
+    this._encoded = encoded
+    this._events = events
+    this.__class__ = Send
+
+
+def _as_building(send: Send) -> _Send:
+    object.__setattr__(send, "__class__", _Send)
+    return send  # type: ignore[return-value]  # it is a _Send now, until _init ends

@@ -114,7 +114,7 @@ class _Device:
                 return
             self._next = next(self._sends, None)
             books.lags_ns.append(now - nxt.at_ns - off)
-            books.planned += len(_ids(nxt.events))
+            books.planned += len(nxt.ids)
             yield nxt
 
     def _remember(self, events: tuple[Event, ...], sent_ns: int) -> None:
@@ -182,9 +182,8 @@ class WsDevice(_Device):
             tried = True
         off = self.offset_ns
         for send in self._due():
-            ids = _ids(send.events)
             created = tuple(c + off for c in send.created_ns)
-            item = (encode_events(send.events), ids, send.at_ns + off, created, send.events)
+            item = (send.encoded, send.ids, send.at_ns + off, created, send.events)
             if self._conn is None and not tried:
                 self._connect()
                 tried = True

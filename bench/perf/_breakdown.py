@@ -66,7 +66,7 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
     """
     from bench.fleet import Plan
     from bench.metrics import AckTracker
-    from bench.protocol.message import encode_ack, encode_events, parse_ack
+    from bench.protocol.message import encode_ack, parse_ack
     from bench.runner.scheduler import dispatch
     from bench.scenario import parse_scenario
     from bench.transports.ws import frame_text
@@ -78,10 +78,10 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
     sends: list[Any] = []
     plan_s = _timed(lambda: sends.extend(islice(plan.sends(transport), SENDS)))  # type: ignore[arg-type]
     plan_us = plan_s * 1e6 / len(sends)
-    sends = [s for s in sends if len(s.events) == epm]  # leave out the inits
+    sends = [s for s in sends if len(s.ids) == epm]  # leave out the inits and heartbeats
     n = len(sends)
-    payloads = [encode_events(s.events) for s in sends]
-    ids = [tuple(e.id for e in s.events) for s in sends]
+    payloads = [s.encoded for s in sends]
+    ids = [s.ids for s in sends]
     replies = [encode_ack(i) for i in ids]
     null = _NullTransport()
     tracker = AckTracker(timeout_ns=10**12)

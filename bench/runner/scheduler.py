@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
-from bench.protocol.events import Event, EventId
+from bench.protocol.events import EventId
 from bench.transports.common import Clock
 
 #: Sends dispatched per wake-up before yielding to the loop, so replies keep flowing under a backlog.
@@ -41,7 +41,7 @@ class SendLike(Protocol):
     @property
     def device(self) -> int: ...
     @property
-    def events(self) -> Sequence[Event]: ...
+    def ids(self) -> tuple[EventId, ...]: ...
     @property
     def created_ns(self) -> tuple[int, ...]: ...
     @property
@@ -120,17 +120,13 @@ class Scheduler:
 
 
 def dispatch(transport: TransportLike, send: SendLike) -> None:
-    """Hand one send over, encoded once by the plan; a lone id-less event (a heartbeat) goes untracked."""
-    events = send.events
-    payload = send.encoded  # == encode_events(events); a device's heartbeats share one encoding
-    ids = tuple(e.id for e in events if e.id is not None)
-    if not ids:
-        transport.send_untracked(send.device, payload)
-        return
-    created = send.created_ns
-    if len(ids) != len(events):  # keep created_ns parallel to ids
-        created = tuple(c for e, c in zip(events, created, strict=True) if e.id is not None)
-    transport.send(send.device, payload, ids, send.at_ns, created)
+    """Hand one send over, encoded once by the plan; a heartbeat (no id) goes untracked."""
+    ids = send.ids
+    if ids:
+        # created_ns is parallel to the events, and every event of a tracked send carries an id
+        transport.send(send.device, send.encoded, ids, send.at_ns, send.created_ns)
+    else:
+        transport.send_untracked(send.device, send.encoded)
 
 
 class Monitor:

@@ -85,12 +85,14 @@ def test_running_out_of_ids_is_the_same_usage_error_when_counting(monkeypatch: p
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_encoded_is_encode_events(transport: Transport) -> None:
-    """Send.encoded is exactly encode_events(send.events); a device's heartbeats share one encoding."""
+    """Send.encoded is exactly encode_events(send.events), the bytes the plan made are the events' own
+    serialization, ids are the events' ids; a device's heartbeats share one encoding."""
     beats: dict[int, bytes] = {}
     for send in Plan(SMALL).sends(transport):
         assert send.encoded == encode_events(send.events)
         assert send.encoded is send.encoded  # encoded once, kept
-        if send.is_heartbeat:
+        assert send.ids == tuple(e.id for e in send.events if e.id is not None)
+        if not send.ids:  # a heartbeat
             assert beats.setdefault(send.device, send.encoded) is send.encoded
     assert bool(beats) == (transport == "ws")
 
