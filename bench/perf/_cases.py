@@ -42,6 +42,7 @@ class Case:
             closed loops that go as fast as they can.
         floors: bounds to reach.
         paced: many devices, each at its own slow pace (``{n}`` in the label is their number).
+        ws_io: how a hot-path WebSocket case reads replies (``TransportOptions.ws_io``).
     """
 
     key: str
@@ -53,6 +54,7 @@ class Case:
     rate: float
     floors: tuple[Floor, ...] = ()
     paced: bool = False
+    ws_io: Literal["auto", "polled", "stream"] = "auto"
 
     def sized(self, sizes: Sizes) -> Case:
         """This case with a paced fleet's device count filled in."""

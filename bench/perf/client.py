@@ -131,7 +131,7 @@ def _hot_run(case: Case, ctx: Context, profile: bool) -> tuple[Sample, list[Any]
     text, start, end = _hot_scenario(case, ctx)
     app_id = secrets.token_hex(12)
     config = RunConfig(parse_scenario(text, f"perf-{case.key}.toml"), case.transport, ctx.url, app_id,
-                       TransportOptions(record_reported=False))
+                       TransportOptions(record_reported=False, ws_io=case.ws_io))
     gate = _ConnectGate(ctx.url, app_id, case.devices) if case.paced else None
     got, target_cpu = run_child(case.key, hot_child, (config, start, end, profile, gate is not None),
                                 target_pid=ctx.pid, timeout_s=end + SLACK_S,

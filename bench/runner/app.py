@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bench.protocol.errors import UsageError
@@ -63,6 +63,7 @@ class RunRequest:
     target_args: tuple[str, ...] = ()
     target_store: str | None = None
     http_concurrency: int = 128
+    ws_io: Literal["auto", "polled", "stream"] = "auto"
     argv: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -185,7 +186,7 @@ class _Session:
 def _options(request: RunRequest) -> TransportOptions:
     addrs = parse_source_addrs(request.source_addrs) if request.source_addrs else ()
     return TransportOptions(insecure=request.insecure, source_addrs=addrs,
-                            http_concurrency=request.http_concurrency)
+                            http_concurrency=request.http_concurrency, ws_io=request.ws_io)
 
 
 def execute(request: RunRequest) -> int:

@@ -51,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="embedded target store: memory or a file path (default: SQLite in a temp dir)")
     parser.add_argument("--http-concurrency", type=int, default=128, metavar="N",
                         help="HTTP requests in flight per process (default 128)")
+    parser.add_argument("--ws-io", choices=("auto", "polled", "stream"), default="auto",
+                        help="how WebSocket replies are read: polled (every 1 ms tick, each reply timed by "
+                             "the kernel's receive timestamp), stream (as they arrive), auto (polled for "
+                             "ws://, stream for wss://; default)")
 
 
 def _check_target(url: str) -> str:
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         devices=args.devices, processes=args.processes, out_dir=args.out, seed=args.seed,
         insecure=args.insecure, source_addrs=args.source_addrs, progress=not args.no_progress,
         verify_url=args.verify_url, stats_token=args.stats_token, target_args=tuple(args.target_arg),
-        target_store=args.target_store, http_concurrency=args.http_concurrency, argv=tuple(sys.argv),
+        target_store=args.target_store, http_concurrency=args.http_concurrency, ws_io=args.ws_io,
+        argv=tuple(sys.argv),
     )
     return execute(request)

@@ -13,7 +13,7 @@ import ipaddress
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bench.protocol.errors import MalformedAck, UsageError
 from bench.protocol.events import EventId
@@ -55,6 +55,11 @@ class TransportOptions:
             fleet without ramp would otherwise overflow the server's accept queue).
         http_concurrency: HTTP requests in flight at once (worker tasks and connector limit).
         record_reported: keep every id the server reported, for reconciliation against the store.
+        ws_io: how WebSocket replies are read. "polled": the sockets are read once per millisecond tick and
+            each reply is timed by the kernel's receive timestamp (``bench.transports.polled``: the process
+            is woken once per tick, not once per reply); "stream": the event loop reads each socket as data
+            arrives and the reply is timed then; "auto": polled where it works (plain ws:// on Linux),
+            else stream (wss://).
     """
 
     insecure: bool = False
@@ -63,6 +68,7 @@ class TransportOptions:
     max_connecting: int = 500
     http_concurrency: int = 128
     record_reported: bool = True
+    ws_io: Literal["auto", "polled", "stream"] = "auto"
 
 
 class TransportStats:
@@ -71,9 +77,24 @@ class TransportStats:
     Every field is a count that merges by addition across processes and machines.
     """
 
-    __slots__ = ("bytes_received", "bytes_sent", "closed_by_peer", "connect_errors", "connects",
-                 "heartbeat_replies", "heartbeats_sent", "http_4xx", "http_5xx", "http_429",
-                 "malformed_replies", "messages_sent", "request_errors", "retries", "unsent_events")
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "closed_by_peer",
+        "coalesced_replies",
+        "connect_errors",
+        "connects",
+        "heartbeat_replies",
+        "heartbeats_sent",
+        "http_4xx",
+        "http_5xx",
+        "http_429",
+        "malformed_replies",
+        "messages_sent",
+        "request_errors",
+        "retries",
+        "unsent_events",
+    )
 
     def __init__(self) -> None:
         self.messages_sent = 0      # tracked messages written (WS frames / HTTP requests, re-sends included)
@@ -85,6 +106,7 @@ class TransportStats:
         self.closed_by_peer = 0     # WS connections that closed while we still wanted them
         self.malformed_replies = 0  # replies that are not exactly {"reportedIds": [...]}
         self.heartbeat_replies = 0  # empty WS replies taken as answers to heartbeats
+        self.coalesced_replies = 0  # polled WS replies read with a later one (timed by its arrival)
         self.http_429 = 0           # HTTP 429 (and 503 with Retry-After): backed off and re-sent
         self.http_4xx = 0           # other 4xx: the events count as rejected
         self.http_5xx = 0           # 5xx: the events count as rejected

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from collections import deque
 from collections.abc import Callable
 from typing import cast
@@ -53,6 +54,7 @@ from bench.transports.common import (
     read_ws_reply,
     source_addr,
 )
+from bench.transports.polled import PolledSocket, Poller, timestamps_supported
 
 #: Largest server message accepted; replies are small, a runaway one closes the connection (1009).
 MAX_REPLY_BYTES = 16 << 20
@@ -124,7 +126,7 @@ class _WsConn(asyncio.Protocol):
     """
 
     __slots__ = ("conn_id", "device", "established", "fast", "fragments", "heartbeats_out", "inbuf", "opened",
-                 "owner", "phase", "proto", "transport")
+                 "owner", "phase", "proto", "rx_ns", "transport")
 
     def __init__(self, owner: WsTransport, device: _Device, conn_id: int) -> None:
         self.owner = owner
@@ -138,6 +140,9 @@ class _WsConn(asyncio.Protocol):
         self.inbuf = b""
         self.heartbeats_out = 0
         self.fragments: list[BytesLike] | None = None
+        # When the bytes being read reached the socket (run clock), if the transport knows (a polled socket's
+        # kernel timestamp); None: the bytes are read as they arrive, and the time is read from the clock.
+        self.rx_ns: int | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- the write choke point ---------------------------------------------------------------------
@@ -192,6 +197,7 @@ class _WsConn(asyncio.Protocol):
         """Take complete final data frames; hand the rest to the protocol from the first other frame."""
         buf = self.inbuf + data if self.inbuf else data
         pos, end = 0, len(buf)
+        replies = 0
         while end - pos >= 2:
             length = buf[pos + 1]
             if buf[pos] not in _FAST_FIRST or length & 0x80:
@@ -214,7 +220,10 @@ class _WsConn(asyncio.Protocol):
             start = pos + head
             pos = start + length
             self.on_reply(buf[start:pos])
+            replies += 1
         self.inbuf = buf[pos:] if pos < end else b""
+        if replies > 1 and self.rx_ns is not None:
+            self.owner.stats.coalesced_replies += replies - 1  # timed by the last one's arrival
 
     def _read_protocol(self, data: bytes) -> None:
         proto = self.proto
@@ -275,7 +284,8 @@ class _WsConn(asyncio.Protocol):
         reported = read_ws_reply(self, data, owner.stats)
         if reported is None:
             return
-        owner.sink.on_ws_ack(self.conn_id, reported, owner.clock())
+        now = self.rx_ns
+        owner.sink.on_ws_ack(self.conn_id, reported, owner.clock() if now is None else now)
         if owner.reported is not None:
             owner.reported.extend(reported)
 
@@ -329,6 +339,13 @@ class WsTransport:
         self._closing = False
         self._all_closed: asyncio.Event | None = None
         self._ssl = client_ssl_context(self.options.insecure) if self.uri.secure else None
+        io = self.options.ws_io
+        if io == "polled" and (self.uri.secure or not timestamps_supported()):
+            raise UsageError("--ws-io polled: needs plain ws:// on a system with TCP receive timestamps "
+                             "(Linux); use --ws-io stream or auto")
+        self.polled = io == "polled" or (io == "auto" and not self.uri.secure and timestamps_supported())
+        self._poller: Poller | None = None
+        self._pump: asyncio.Task[None] | None = None
 
     # -- what the scheduler calls ---------------------------------------------------------------------
     def connect(self, device: int) -> None:
@@ -406,6 +423,11 @@ class WsTransport:
                         conn.transport.abort()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+        if self._poller is not None:
+            self._poller.close()
 
     # -- connection life ------------------------------------------------------------------------------
     def _device(self, device: int) -> _Device:
@@ -439,10 +461,13 @@ class WsTransport:
         uri = self.uri
         try:
             async with asyncio.timeout(self.options.connect_timeout_s):
-                await loop.create_connection(
-                    lambda: conn, uri.host, uri.port, ssl=self._ssl,
-                    server_hostname=uri.host if self._ssl else None,
-                    local_addr=source_addr(self.options, conn.device.index))
+                local = source_addr(self.options, conn.device.index)
+                if self.polled:
+                    await self._connect_polled(conn, local)
+                else:
+                    await loop.create_connection(
+                        lambda: conn, uri.host, uri.port, ssl=self._ssl,
+                        server_hostname=uri.host if self._ssl else None, local_addr=local)
                 await conn.opened
         except (OSError, TimeoutError):  # their fault (refused, reset, TLS, handshake): counted
             self._on_connect_failed(conn)
@@ -452,6 +477,26 @@ class WsTransport:
                 waiting = self._waiting.popleft()
                 if waiting.device.conn is waiting:
                     self._launch(waiting)
+
+    async def _connect_polled(self, conn: _WsConn, local: tuple[str, int] | None) -> None:
+        """Open a TCP connection for ``conn`` and hand it to the poller (started with the first one)."""
+        loop = asyncio.get_running_loop()
+        if self._poller is None:
+            self._poller = Poller(self.clock)
+            self._pump = loop.create_task(self._poller.run())
+        poller = self._poller
+        infos = await loop.getaddrinfo(self.uri.host, self.uri.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            if local is not None:
+                sock.bind(local)
+            await loop.sock_connect(sock, address)
+        except BaseException:
+            sock.close()
+            raise
+        PolledSocket(poller, sock, conn)  # connection_made: the handshake request goes out
 
     def _on_connect_failed(self, conn: _WsConn) -> None:
         self.stats.connect_errors += 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 import orjson
+import pytest
 import uvloop
 from transport_helpers import TIMEOUT_S, WaitingTracker, make_clock
 from websockets.asyncio.server import ServerConnection, serve
@@ -19,6 +21,14 @@ from bench.transports.ws import WsTransport, frame_text, ws_url
 
 APP = "0123456789abcdef01234567"
 TargetFactory = Callable[..., EmbeddedTarget]
+IoMode = Literal["polled", "stream"]
+
+
+@pytest.fixture(params=["polled", "stream"])
+def io(request: pytest.FixtureRequest) -> IoMode:
+    """Both ways of reading replies (TransportOptions.ws_io): every behaviour here holds for each."""
+    mode: IoMode = request.param
+    return mode
 
 
 def _message(device: int, event_id: int, *, init: bool = False) -> tuple[bytes, tuple[int, ...]]:
@@ -35,14 +45,14 @@ def _run(coro: Callable[[], Awaitable[None]]) -> None:
 
 
 def test_every_message_is_written_once_and_every_ack_reaches_the_tracker(target: EmbeddedTarget,
-                                                                         app_id: str) -> None:
+                                                                         app_id: str, io: IoMode) -> None:
     """Each sent message is one frame; each reportedIds reply acks its events; the target stored them all."""
     app = app_id
     sizes: list[int] = []
 
     async def main() -> None:
         tracker = WaitingTracker()
-        ws = WsTransport(ws_url(target.url, app), tracker, make_clock())
+        ws = WsTransport(ws_url(target.url, app), tracker, make_clock(), TransportOptions(ws_io=io))
         for k in range(20):
             device = k % 2
             payload, ids = _message(device, 1000 + k, init=k < 2)
@@ -62,13 +72,13 @@ def test_every_message_is_written_once_and_every_ack_reaches_the_tracker(target:
 
 
 def test_heartbeats_are_untracked_and_their_empty_replies_answer_no_event(target: EmbeddedTarget,
-                                                                          app_id: str) -> None:
+                                                                          app_id: str, io: IoMode) -> None:
     """A heartbeat is written but never tracked; the target's empty reply to it rejects nothing."""
     app = app_id
 
     async def main() -> None:
         tracker = WaitingTracker()
-        ws = WsTransport(ws_url(target.url, app), tracker, make_clock())
+        ws = WsTransport(ws_url(target.url, app), tracker, make_clock(), TransportOptions(ws_io=io))
         ws.send_untracked(0, encode_events([Heartbeat(device_id="device-0")]))
         payload, ids = _message(0, 5, init=True)
         ws.send(0, payload, ids, 0, (0,))
@@ -83,13 +93,14 @@ def test_heartbeats_are_untracked_and_their_empty_replies_answer_no_event(target
     _run(main)
 
 
-def test_a_closed_connection_is_counted_and_the_next_send_reconnects(target_factory: TargetFactory) -> None:
+def test_a_closed_connection_is_counted_and_the_next_send_reconnects(target_factory: TargetFactory,
+                                                                     io: IoMode) -> None:
     """The server closes after each ack: counted in closed_by_peer; the next send opens a new connection."""
     closing_target = target_factory(close_ratio=1)
 
     async def main() -> None:
         tracker = WaitingTracker()
-        ws = WsTransport(ws_url(closing_target.url, APP), tracker, make_clock())
+        ws = WsTransport(ws_url(closing_target.url, APP), tracker, make_clock(), TransportOptions(ws_io=io))
         for k in range(3):
             payload, ids = _message(0, 40 + k, init=k == 0)
             ws.send(0, payload, ids, 0, (0,))
@@ -107,13 +118,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_unreachable_server_counts_connect_errors_and_never_written_events_end_lost() -> None:
+def test_unreachable_server_counts_connect_errors_and_never_written_events_end_lost(io: IoMode) -> None:
     """Refused connects are counted; what never reached the wire is handed to the tracker and ends lost."""
 
     async def main() -> None:
         tracker = WaitingTracker()
         ws = WsTransport(f"ws://127.0.0.1:{_free_port()}/app/{APP}/track", tracker, make_clock(),
-                         TransportOptions(connect_timeout_s=TIMEOUT_S))
+                         TransportOptions(connect_timeout_s=TIMEOUT_S, ws_io=io))
         for k in range(3):
             payload, ids = _message(0, k, init=k == 0)
             ws.send(0, payload, ids, 0, (0,))
@@ -127,7 +138,7 @@ def test_unreachable_server_counts_connect_errors_and_never_written_events_end_l
     _run(main)
 
 
-def test_malformed_replies_are_counted_never_fatal() -> None:
+def test_malformed_replies_are_counted_never_fatal(io: IoMode) -> None:
     """Replies that are not JSON or not exactly {"reportedIds": [...]} are counted; their events time out."""
     replies = [b"not json", orjson.dumps({"reportedIds": [2], "extra": 1}), b"[1, 2]"]
 
@@ -141,7 +152,8 @@ def test_malformed_replies_are_counted_never_fatal() -> None:
         async with serve(handler, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
             tracker = WaitingTracker()
-            ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock())
+            ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock(),
+                             TransportOptions(ws_io=io))
             for k in range(1, 5):
                 payload, ids = _message(0, k)
                 ws.send(0, payload, ids, 0, (0,))
@@ -154,7 +166,7 @@ def test_malformed_replies_are_counted_never_fatal() -> None:
     _run(main)
 
 
-def test_fragmented_and_binary_replies_are_reassembled() -> None:
+def test_fragmented_and_binary_replies_are_reassembled(io: IoMode) -> None:
     """A reply split over continuation frames, or sent as a binary frame, is one ack."""
 
     async def handler(conn: ServerConnection) -> None:
@@ -170,7 +182,8 @@ def test_fragmented_and_binary_replies_are_reassembled() -> None:
         async with serve(handler, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
             tracker = WaitingTracker()
-            ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock())
+            ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock(),
+                             TransportOptions(ws_io=io))
             for k in range(1, 7):
                 payload, ids = _message(0, k)
                 ws.send(0, payload, ids, 0, (0,))
@@ -199,14 +212,14 @@ def test_frame_text_is_a_masked_final_text_frame() -> None:
 
 
 
-def test_devices_bind_their_source_addresses(target: EmbeddedTarget, app_id: str) -> None:
+def test_devices_bind_their_source_addresses(target: EmbeddedTarget, app_id: str, io: IoMode) -> None:
     """--source-addrs: device d's connection leaves from source_addrs[d % n]."""
     addrs = ("127.0.0.2", "127.0.0.3")
     local: dict[int, str] = {}
 
     async def main() -> None:
         tracker = WaitingTracker()
-        options = TransportOptions(source_addrs=addrs)
+        options = TransportOptions(source_addrs=addrs, ws_io=io)
         ws = WsTransport(ws_url(target.url, app_id), tracker, make_clock(), options)
         for device in range(4):
             payload, ids = _message(device, 100 + device, init=True)

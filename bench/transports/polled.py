@@ -1,0 +1,253 @@
+"""Polled sockets: many connections read once per tick, each reply timed by the kernel.
+
+Why: on this kind of machine a process that sleeps and is woken costs ~10-30 µs of CPU per wake-up (caches
+and the virtual CPU come back cold), and an event loop that watches every socket is woken once per reply:
+at a few thousand replies per second that is most of a load generator's CPU, and it grows as the offered
+rate falls. A ``Poller`` keeps the connections out of the event loop. One task wakes it every tick (1 ms,
+on the loop's timer, which the central scheduler's sleeps share); each tick reads every socket that has
+data (one ``epoll_wait``), so a process wakes about once per millisecond however many replies come.
+
+Latency stays exact: each socket asks the kernel for receive timestamps (``SO_TIMESTAMPNS``, see
+socket(7)), and a read reports the time its data reached the socket, not the time the tick read it. A read
+that holds several replies carries the time of the last one (TCP keeps one timestamp per read): the
+earlier ones are then timed late by at most the tick (the WebSocket transport counts them:
+``coalesced_replies``).
+
+``PolledSocket`` is the ``asyncio.Transport`` subset an ``asyncio.Protocol`` (``bench.transports.ws``'s
+``_WsConn``) writes to, and drives the protocol's callbacks from the ticks. Writes go straight to the
+socket; what the kernel does not take at once waits and is written when the socket can take it. Plain
+TCP only: TLS connections keep the event loop's own transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable
+
+#: SO_TIMESTAMPNS (and its control message SCM_TIMESTAMPNS), asm-generic/socket.h; the socket module does
+#: not export it.
+SO_TIMESTAMPNS = 35
+#: Bytes of one read; replies are small, a longer one takes several reads within the same tick.
+READ_BYTES = 1 << 16
+#: Reads per socket per tick before the others get their turn (the rest is read on the next tick).
+MAX_READS = 16
+_TIMESPEC = struct.Struct("qq")
+_CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+_IN = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+_OUT = select.EPOLLOUT
+
+
+def timestamps_supported() -> bool:
+    """Whether this system gives TCP sockets receive timestamps (Linux does)."""
+    with socket.socket() as probe:
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:
+            return False
+    return hasattr(select, "epoll")
+
+
+class PolledSocket:
+    """One connected TCP socket under a ``Poller``, seen by its protocol as an ``asyncio.Transport``.
+
+    Args:
+        poller: the poller that reads it.
+        sock: a connected, non-blocking socket.
+        protocol: gets ``connection_made`` (at once), ``data_received``, ``eof_received`` and
+            ``connection_lost``; ``rx_ns`` is set on it before each ``data_received``.
+    """
+
+    __slots__ = ("_closing", "_eof_after", "_out", "_poller", "_protocol", "_sock", "fd")
+
+    def __init__(self, poller: Poller, sock: socket.socket, protocol: asyncio.Protocol) -> None:
+        self._poller = poller
+        self._sock = sock
+        self._protocol = protocol
+        self.fd = sock.fileno()
+        self._out = bytearray()
+        self._closing = False
+        self._eof_after = False
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the loop's transports do
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        poller.add(self)
+        protocol.connection_made(self)  # type: ignore[arg-type]  # the Transport subset it uses
+
+    # -- what the protocol calls (asyncio.Transport's names) ------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self._closing:
+            return
+        if not self._out:
+            try:
+                sent = self._sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+            self._poller.want_write(self, True)
+        self._out += data
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._out:
+            self._eof_after = True
+        else:
+            self._shutdown()
+
+    def close(self) -> None:
+        """Close once what is queued is written (at once when nothing is)."""
+        if self._closing:
+            return
+        self._closing = True
+        if not self._out:
+            self._lost(None)
+
+    def abort(self) -> None:
+        self._closing = True
+        self._lost(None)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        """``socket``, ``sockname`` and ``peername``, as asyncio's transports give them."""
+        if self.fd < 0:
+            return default
+        if name == "sockname":
+            return self._sock.getsockname()
+        if name == "peername":
+            return self._sock.getpeername()
+        return self._sock if name == "socket" else default
+
+    # -- what the poller calls ----------------------------------------------------------------------------
+    def on_readable(self, offset_ns: int) -> None:
+        """Read what has arrived; ``offset_ns`` maps the kernel's realtime stamps onto the run's clock."""
+        sock, protocol = self._sock, self._protocol
+        for _ in range(MAX_READS):
+            try:
+                data, ancillary, _flags, _addr = sock.recvmsg(READ_BYTES, _CMSG_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if not data:
+                protocol.eof_received()
+                self._lost(None)
+                return
+            at = None
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+                    sec, nsec = _TIMESPEC.unpack_from(value)
+                    at = sec * 1_000_000_000 + nsec - offset_ns
+            protocol.rx_ns = at  # type: ignore[attr-defined]  # read by the protocol's reply handler
+            protocol.data_received(data)
+            if self._closing or len(data) < READ_BYTES:
+                return
+
+    def on_writable(self) -> None:
+        out = self._out
+        try:
+            sent = self._sock.send(out)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._lost(exc)
+            return
+        del out[:sent]
+        if out:
+            return
+        self._poller.want_write(self, False)
+        if self._eof_after:
+            self._shutdown()
+        if self._closing:
+            self._lost(None)
+
+    def _shutdown(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: Exception | None) -> None:
+        """The socket is done: close it, and tell the protocol on the loop's next turn (as asyncio does)."""
+        if self.fd < 0:
+            return
+        self._closing = True
+        self._poller.remove(self)
+        self.fd = -1
+        self._out.clear()
+        self._sock.close()
+        self._poller.loop.call_soon(self._protocol.connection_lost, exc)
+
+
+class Poller:
+    """The polled sockets of one process, read every tick by one task (``run``).
+
+    Args:
+        clock: the run's clock (monotonic ns since its start), what receive times are mapped onto.
+        tick_s: how often the sockets are read.
+    """
+
+    def __init__(self, clock: Callable[[], int], tick_s: float = 0.001) -> None:
+        self.clock = clock
+        self.tick_s = tick_s
+        self.loop = asyncio.get_running_loop()
+        self._epoll = select.epoll()
+        self._sockets: dict[int, PolledSocket] = {}
+        self.ticks = 0
+        self._closed = False
+
+    def add(self, ps: PolledSocket) -> None:
+        self._sockets[ps.fd] = ps
+        self._epoll.register(ps.fd, _IN)
+
+    def remove(self, ps: PolledSocket) -> None:
+        if self._sockets.pop(ps.fd, None) is not None and not self._closed:
+            self._epoll.unregister(ps.fd)
+
+    def want_write(self, ps: PolledSocket, on: bool) -> None:
+        self._epoll.modify(ps.fd, _IN | _OUT if on else _IN)
+
+    def poll(self) -> int:
+        """Read every socket with data, write what waits on writable ones; returns the sockets seen."""
+        ready = self._epoll.poll(0)
+        if not ready:
+            return 0
+        # realtime - run clock, read once per tick: the kernel stamps receive times in CLOCK_REALTIME
+        offset = time.time_ns() - self.clock()
+        sockets = self._sockets
+        for fd, mask in ready:
+            ps = sockets.get(fd)
+            if ps is None:
+                continue
+            if mask & _OUT:
+                ps.on_writable()
+            if mask & _IN and ps.fd >= 0:
+                ps.on_readable(offset)
+        return len(ready)
+
+    async def run(self) -> None:
+        """Poll every tick until cancelled."""
+        tick = self.tick_s
+        poll = self.poll
+        while True:
+            poll()
+            self.ticks += 1
+            await asyncio.sleep(tick)
+
+    def close(self) -> None:
+        """Abort every socket still open and release the epoll descriptor."""
+        for ps in list(self._sockets.values()):
+            ps.abort()
+        self._closed = True
+        self._epoll.close()

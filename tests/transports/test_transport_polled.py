@@ -1,0 +1,163 @@
+"""Polled sockets (bench.transports.polled): kernel receive times, buffered writes, end of stream.
+
+Real TCP connections on loopback; the test side plays the peer with plain blocking sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+import uvloop
+from transport_helpers import TIMEOUT_S, WaitingTracker, make_clock
+
+from bench.protocol.errors import UsageError
+from bench.transports.common import TransportOptions
+from bench.transports.polled import PolledSocket, Poller
+from bench.transports.ws import WsTransport
+
+APP = "0123456789abcdef01234567"
+
+
+class Recorder(asyncio.Protocol):
+    """Records what a PolledSocket hands its protocol."""
+
+    def __init__(self) -> None:
+        self.rx_ns: int | None = None
+        self.chunks: list[tuple[bytes, int | None]] = []
+        self.eof = False
+        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
+        self.made = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.made = True
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append((data, self.rx_ns))
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(c for c, _ in self.chunks)
+
+
+def _pair() -> tuple[socket.socket, socket.socket]:
+    """A connected loopback TCP pair: (ours, non-blocking; the peer's, blocking)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        ours = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    ours.setblocking(False)
+    peer.settimeout(TIMEOUT_S)
+    return ours, peer
+
+
+def _run(main: Callable[[], Awaitable[None]]) -> None:
+    uvloop.run(main())  # type: ignore[arg-type]
+
+
+async def _until(poller: Poller, done: Callable[[], bool]) -> None:
+    async with asyncio.timeout(TIMEOUT_S):
+        while not done():
+            poller.poll()
+            await asyncio.sleep(0.001)
+
+
+def test_a_reply_is_timed_when_it_reached_the_socket_not_when_it_was_read() -> None:
+    """The kernel's receive time is what the protocol sees: a read 50 ms late still reports the arrival."""
+
+    async def main() -> None:
+        clock = make_clock()
+        poller = Poller(clock)
+        ours, peer = _pair()
+        proto = Recorder()
+        PolledSocket(poller, ours, proto)
+        before = clock()
+        peer.sendall(b"reply")
+        after_send = clock()
+        await asyncio.sleep(0.05)  # the reply waits in the socket; nothing reads it
+        read_at = clock()
+        await _until(poller, lambda: proto.data == b"reply")
+        (_, rx), = proto.chunks
+        assert rx is not None
+        assert before <= rx <= after_send < read_at  # timed at its arrival, before the late read
+        peer.close()
+        await _until(poller, lambda: proto.lost.done())
+        assert proto.eof and proto.lost.result() is None
+        poller.close()
+
+    _run(main)
+
+
+def test_a_write_the_kernel_cannot_take_at_once_is_finished_in_order_later() -> None:
+    """Writes beyond the socket buffers wait, in order, and leave as the peer reads; close flushes first."""
+    big = bytes(range(256)) * 40_000  # ~10 MB: more than loopback socket buffers hold
+
+    async def main() -> None:
+        poller = Poller(make_clock())
+        ours, peer = _pair()
+        proto = Recorder()
+        ps = PolledSocket(poller, ours, proto)
+        ps.write(big)
+        ps.write(b"tail")
+        ps.close()  # what is queued still goes out, then the socket closes
+        assert ps.is_closing() and not proto.lost.done()
+        received = bytearray()
+        loop = asyncio.get_running_loop()
+
+        def drain() -> None:
+            while chunk := peer.recv(1 << 20):
+                received.extend(chunk)
+
+        reader = loop.run_in_executor(None, drain)
+        await _until(poller, lambda: proto.lost.done())
+        await asyncio.wait_for(reader, TIMEOUT_S)
+        assert bytes(received) == big + b"tail"
+        assert proto.lost.result() is None
+        peer.close()
+        poller.close()
+
+    _run(main)
+
+
+def test_a_reset_connection_ends_with_its_error() -> None:
+    """A peer that resets the connection: connection_lost gets the error, the socket leaves the poller."""
+
+    async def main() -> None:
+        poller = Poller(make_clock())
+        ours, peer = _pair()
+        proto = Recorder()
+        ps = PolledSocket(poller, ours, proto)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        peer.close()  # linger 0: RST
+        await _until(poller, lambda: proto.lost.done())
+        assert isinstance(proto.lost.result(), ConnectionResetError)
+        assert ps.fd == -1 and poller.poll() == 0
+        poller.close()
+
+    _run(main)
+
+
+def test_polled_reads_need_plain_websocket() -> None:
+    """--ws-io polled on wss:// is refused with one line (TLS keeps the event loop's transport)."""
+    with pytest.raises(UsageError, match="--ws-io polled"):
+        WsTransport(f"wss://127.0.0.1:1/app/{APP}/track", WaitingTracker(), make_clock(),
+                    TransportOptions(ws_io="polled"))
+
+
+def test_auto_reads_plain_websocket_polled_and_tls_as_a_stream() -> None:
+    """auto: polled for ws://, the event loop's transport for wss://."""
+    clock = make_clock()
+    plain = WsTransport(f"ws://127.0.0.1:1/app/{APP}/track", WaitingTracker(), clock)
+    tls = WsTransport(f"wss://127.0.0.1:1/app/{APP}/track", WaitingTracker(), clock)
+    assert plain.polled and not tls.polled
