@@ -69,6 +69,11 @@ class Mix(Generic[T]):
         """The value whose cumulative-weight band holds ``u`` (zero-weight values are never picked)."""
         return self.values[bisect_right(self._cum, u)]
 
+    @property
+    def bounds(self) -> tuple[float, ...]:
+        """The upper bounds of the values' bands: ``pick(u) == values[bisect_right(bounds, u)]``."""
+        return self._cum
+
 
 # The default mix: a desktop app's fleet, roughly as the platforms and versions of such apps spread.
 DEFAULT_PLATFORMS: Mix[str] = Mix.of({"win32": 55, "darwin": 30, "linux": 15})

@@ -170,8 +170,10 @@ class FleetConfig:
     flush_ns: int
     http_max_events: int
     limits: tuple[float, ...]  # cumulative shares of the kinds of ``KINDS``, in that order
-    # event name -> (its byte template's head, one tail per payload variant): see ``track_wire``
-    track_wire: dict[str, tuple[bytes, tuple[bytes, ...]]] = field(repr=False, compare=False)
+    # per event name, in the order of the scenario's event_names mix: (its byte template's head, one tail per
+    # payload variant), see ``track_wire``; ``_track`` picks by the mix's bounds
+    track_wire: tuple[tuple[bytes, tuple[bytes, ...]], ...] = field(repr=False, compare=False)
+    track_bounds: tuple[float, ...] = field(repr=False, compare=False)
     # Devices that draw the same attributes share one Extra (a cache: frozen values, nobody mutates them).
     extras: dict[tuple[Any, ...], Extra] = field(default_factory=dict, repr=False, compare=False)
 
@@ -192,7 +194,8 @@ class FleetConfig:
             poisson=s.arrival == "poisson", session_ns=to_ns(s.session_s), idle_ns=to_ns(s.idle_gap_s),
             heartbeat_ns=to_ns(s.heartbeat_s), flush_ns=to_ns(s.http_flush_s),
             http_max_events=s.http_max_events, limits=tuple(cumulative),
-            track_wire={name: track_wire(name, pool) for name, pool in content.track.items()},
+            track_wire=tuple(track_wire(name, content.track[name]) for name in s.event_names.values),
+            track_bounds=s.event_names.bounds,
         )
 
     def connect_ns(self, device: int) -> int:
@@ -378,10 +381,13 @@ class Device:
         """
         cfg, rnd = self.cfg, self.random
         limits = cfg.limits
+        track, limit, makers = self._track, limits[0], _KIND_MAKERS
         if cfg.burst == 1:
             u = rnd()
-            return (self._track() if u < limits[0] else _KIND_MAKERS[bisect_right(limits, u)](self),)
-        return tuple([_KIND_MAKERS[bisect_right(limits, rnd())](self) for _ in range(cfg.burst)])
+            return (track() if u < limit else makers[bisect_right(limits, u)](self),)
+        # the common kind without the table (the same draws: a kind, then the kind's own)
+        return tuple([track() if (u := rnd()) < limit else makers[bisect_right(limits, u)](self)
+                      for _ in range(cfg.burst)])
 
     def init(self) -> bytes:
         """A new session's ``init``, with a new sessionId (contract.md, "Sessions")."""
@@ -403,8 +409,7 @@ class Device:
     def _track(self) -> bytes:
         rnd = self.random
         cfg = self.cfg
-        name = cfg.scenario.event_names.pick(rnd())
-        head, tails = cfg.track_wire[name]
+        head, tails = cfg.track_wire[bisect_right(cfg.track_bounds, rnd())]  # event_names.pick, by index
         event_id = self.next_id  # _take_id, inline: this is the common event
         if event_id > self.last_id:
             raise _too_many(self.index)
