@@ -13,7 +13,9 @@ A value reads back as its bucket's midpoint, so the relative error of any value 
 bucket of a value comes from ``frexp`` (mantissa ``m`` in [0.5, 1), exponent ``E``), which is exact for
 a power-of-two ``S``: ``i = (E-1)·S + floor(2S·m) - S``, computed for a whole batch at once and counted
 with ``np.bincount``. Per-sample numpy calls are ~20x slower than that, which is why the ack tracker
-buffers latencies in plain lists and folds them in about once a second.
+buffers latencies in plain lists and folds them in about once a second. ``record_many`` takes optional
+integer weights (a value counted that many times, exactly as if repeated), so events that share a
+latency (those of one WebSocket message) are one buffered value.
 
 Since every histogram with the same layout has the same buckets, merging is adding the count arrays:
 exact, associative and commutative, across processes and machines. The exact minimum and maximum are
@@ -139,13 +141,23 @@ class Histogram:
         self._max = -math.inf
 
     # -- recording -----------------------------------------------------------------------------------
-    def record_many(self, values_us: npt.ArrayLike | Sequence[float]) -> None:
+    def record_many(self, values_us: npt.ArrayLike | Sequence[float],
+                    weights: npt.ArrayLike | Sequence[int] | None = None) -> None:
         """Count a batch of values (µs). Vectorised: one ``bincount`` per call.
 
+        Args:
+            values_us: the values.
+            weights: optional non-negative integers parallel to ``values_us``: each value is counted
+                that many times (in range, underflow or overflow alike; a weight of 0 counts nothing),
+                exactly as if it had been repeated. The ack tracker passes one value for the events
+                of a message that share it, weighted by their number.
+
         Raises:
-            ValueError: a value is NaN (nothing of the batch is recorded then).
+            ValueError: a value is NaN (whatever its weight), or the weights are not non-negative
+                integers as many as the values (nothing of the batch is recorded then).
         """
         v: Floats = np.asarray(values_us, dtype=np.float64).ravel()
+        w = None if weights is None else _check_weights(weights, v.size)
         n = v.size
         if n == 0:
             return
@@ -155,17 +167,32 @@ class Histogram:
         if k != n:
             if np.isnan(v).any():
                 raise ValueError("histogram: a NaN latency was recorded (a harness bug)")
-            below = int(np.count_nonzero(v < lay.lowest_us))
-            self.underflow += below
-            self.overflow += n - k - below
+            below = v < lay.lowest_us
+            if w is None:
+                n_below = int(np.count_nonzero(below))
+                self.underflow += n_below
+                self.overflow += n - k - n_below
+            else:
+                self.underflow += int(w[below].sum())
+                self.overflow += int(w[~(inside | below)].sum())
+                w = w[inside]
             v = v[inside]
             if k == 0:
+                return
+        if w is not None and not w.all():  # a weight of 0 counts nothing, not even in min/max
+            nonzero = w != 0
+            v, w = v[nonzero], w[nonzero]
+            if v.size == 0:
                 return
         mant, exp = np.frexp(v if lay.lowest_us == 1 else v / lay.lowest_us)
         s = lay.sub_buckets
         idx = (exp.astype(np.int64) - 1) * s + (mant * (2 * s)).astype(np.int64) - s
-        self._counts += np.bincount(idx, minlength=lay.size)
-        self.count += k
+        if w is None:
+            self._counts += np.bincount(idx, minlength=lay.size)
+            self.count += v.size
+        else:
+            _add_weighted(self._counts, idx, w)
+            self.count += int(w.sum())
         self._min = min(self._min, float(v.min()))
         self._max = max(self._max, float(v.max()))
 
@@ -328,6 +355,41 @@ class Histogram:
     def __repr__(self) -> str:
         return (f"Histogram(count={self.count}, underflow={self.underflow}, overflow={self.overflow}, "
                 f"min={self.min():g}, max={self.max():g})")
+
+
+#: Float sums of integers up to 2**53 are exact, so weighted ``bincount`` counts convert back exactly.
+_EXACT_FLOAT_INT = 2**53
+
+
+def _check_weights(weights: npt.ArrayLike | Sequence[int], n: int) -> Counts:
+    """``weights`` as an int64 array of ``n`` non-negative integers (integral floats accepted).
+
+    Raises:
+        ValueError: another length, a negative, fractional or non-finite weight, or not numbers.
+    """
+    w = np.asarray(weights).ravel()
+    if w.size != n:
+        raise ValueError(f"histogram: {w.size} weights for {n} values")
+    if w.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    kind = w.dtype.kind
+    if kind not in "iuf":
+        raise ValueError(f"histogram: weights must be integers, not {w.dtype}")
+    if kind == "f" and not (np.isfinite(w).all() and (np.floor(w) == w).all()):
+        raise ValueError("histogram: weights must be whole numbers")
+    if w.min() < 0:
+        raise ValueError(f"histogram: weights must be >= 0, not {w.min()}")
+    if kind != "i" and w.max() >= 2**63:  # uint64 or float beyond int64 would not convert exactly
+        raise ValueError(f"histogram: weight {w.max()} is too large")
+    return w.astype(np.int64, copy=False)
+
+
+def _add_weighted(counts: Counts, idx: Counts, w: Counts) -> None:
+    """``counts[idx] += w`` summed per bucket, exactly."""
+    if int(w.max()) * w.size <= _EXACT_FLOAT_INT:  # every bucket's float sum is an exact integer
+        counts += np.bincount(idx, weights=w, minlength=counts.size).astype(np.int64)
+    else:
+        np.add.at(counts, idx, w)  # slower, integer arithmetic throughout
 
 
 def _read_extremes(obj: dict[str, Any], h: Histogram, where: str) -> tuple[float, float]:

@@ -34,10 +34,17 @@ least ``remember_ns`` (default: the timeout) to tell a *duplicate* ack (it was a
 generations of dicts that ``expire`` rotates every ``remember_ns``, so forgetting costs nothing per
 event; the memory is one dict entry per event finished in the last one or two ``remember_ns``.
 
-Latencies (ns ints) go to three plain lists on the hot path; ``fold()`` (about once a second) moves
-them into the ``corrected`` (ack - intended send), ``raw`` (ack - actual send) and ``delivery``
-(ack - event creation) histograms, in µs, with one vectorised call each. Time is passed in (monotonic
-ns since the run's start); nothing here reads a clock.
+Latencies (ns ints) go to plain lists on the hot path. ``_corr``, ``_raw`` and ``_deliv`` hold one
+value per event (a single-event message, an event acked on its own). The events of one message share
+their intended and actual send times, so the full ack of a message that first sent all its n ids is
+one corrected and one raw value of weight n (``_mcorr``, ``_mraw``, weights ``_w``); their delivery
+delays (from each event's creation) are one value of weight n too when the creation times are equal,
+as in a WebSocket message (``_mdeliv``, weights ``_dw``), else one value per event (HTTP batches).
+``fold()`` (about once a second) moves them into the ``corrected`` (ack - intended send), ``raw``
+(ack - actual send) and ``delivery`` (ack - event creation) histograms, in µs, with vectorised calls
+(``record_many`` with weights for the shared values): the counts, minimum and maximum are exactly
+those of one value per event. Time is passed in (monotonic ns since the run's start); nothing here
+reads a clock.
 
 Expiry scans the head of each connection's queue (sends are in time order per connection) and a heap
 of set-aside messages, so ``expire`` costs O(connections + expired), not O(pending).
@@ -49,8 +56,11 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Sequence
+from itertools import repeat
+from operator import sub
 
 import numpy as np
+import numpy.typing as npt
 
 from bench.metrics.accounting import Accounting
 from bench.metrics.histogram import DEFAULT_LAYOUT, Histogram, Layout
@@ -78,10 +88,10 @@ class AckTracker:
         corrected / raw / delivery: latency histograms in µs (filled by ``fold``).
     """
 
-    __slots__ = ("_corr", "_deliv", "_finished", "_generation_ns", "_limbo", "_old_finished", "_pending",
-                 "_queues", "_raw", "_seq", "_stale", "_token", "acked", "corrected", "delivery",
-                 "duplicate_acks", "late_acks", "lost", "raw", "rejected", "remember_ns", "resent", "sent",
-                 "stray_replies", "timeout_ns", "unknown_acks")
+    __slots__ = ("_corr", "_deliv", "_dw", "_finished", "_generation_ns", "_limbo", "_mcorr", "_mdeliv",
+                 "_mraw", "_old_finished", "_pending", "_queues", "_raw", "_seq", "_stale", "_token", "_w",
+                 "acked", "corrected", "delivery", "duplicate_acks", "late_acks", "lost", "raw", "rejected",
+                 "remember_ns", "resent", "sent", "stray_replies", "timeout_ns", "unknown_acks")
 
     def __init__(self, *, timeout_ns: int, remember_ns: int | None = None,
                  layout: Layout = DEFAULT_LAYOUT) -> None:
@@ -107,9 +117,16 @@ class AckTracker:
         self._limbo: list[tuple[int, int, Msg]] = []  # (actual_ns, seq, msg) of set-aside first sends
         self._seq = itertools.count()
         self._token = 0
+        # Latency buffers (ns), see the module docstring. One value per event:
         self._corr: list[int] = []
         self._raw: list[int] = []
         self._deliv: list[int] = []
+        # One value for the events of a message that share it, counted as many (weight) times:
+        self._mcorr: list[int] = []
+        self._mraw: list[int] = []
+        self._w: list[int] = []  # the weights of _mcorr and _mraw alike
+        self._mdeliv: list[int] = []
+        self._dw: list[int] = []  # the weights of _mdeliv
         self.corrected = Histogram(layout)
         self.raw = Histogram(layout)
         self.delivery = Histogram(layout)
@@ -144,10 +161,13 @@ class AckTracker:
                 self.resent += 1
             return token
         before = len(pending)
-        setdefault = pending.setdefault  # keeps the first send of an id already pending
-        for i in ids_t:
-            setdefault(i, msg)
-        added = len(pending) - before
+        if pending.keys().isdisjoint(ids_t):  # the usual case: all new, added at C speed
+            pending.update(zip(ids_t, repeat(msg)))
+        else:
+            setdefault = pending.setdefault  # keeps the first send of an id already pending
+            for i in ids_t:
+                setdefault(i, msg)
+        added = len(pending) - before  # an id twice in one message is one event, resent once
         self.sent += added
         self.resent += n - added
         return token
@@ -185,22 +205,45 @@ class AckTracker:
     def _ack_all(self, msg: Msg, now: int) -> None:
         """Every id of ``msg`` was reported: a full ack."""
         _, ids, created, intended, actual = msg
-        pending = self._pending
+        n = len(ids)
+        if not n:
+            return
+        firsts = list(map(self._pending.pop, ids, repeat(None, n)))
+        # The usual case: msg first sent every id (list.count compares identity first; tokens differ).
+        # An id twice in msg pops None the second time, so it takes the per-id path, as do retries.
+        if firsts.count(msg) != n:
+            self._ack_each(msg, firsts, now)
+            return
+        self._finished.update(zip(ids, repeat(_ACKED)))
+        self._mcorr.append(now - intended)
+        self._mraw.append(now - actual)
+        self._w.append(n)
+        t = created[0]
+        if created.count(t) == n:  # a WebSocket message: its events were created together
+            self._mdeliv.append(now - t)
+            self._dw.append(n)
+        else:
+            self._deliv.extend(map(sub, repeat(now, n), created))
+        self.acked += n
+
+    def _ack_each(self, msg: Msg, firsts: list[Msg | None], now: int) -> None:
+        """The full ack of ``msg`` id by id (already popped; ``firsts``: their first sends, or None)."""
+        _, ids, created, intended, actual = msg
         finished = self._finished
         deliv = self._deliv
-        n = 0
-        for i, t in zip(ids, created):  # noqa: B905  (equal lengths checked in on_send)
-            first = pending.pop(i, None)
+        k = 0
+        for i, first, t in zip(ids, firsts, created):  # noqa: B905  (equal lengths checked in on_send)
             if first is msg:
-                n += 1
+                k += 1
                 deliv.append(now - t)
                 finished[i] = _ACKED
             else:
                 self._ack_popped(i, first, t, now)
-        if n:
-            self._corr.extend([now - intended] * n)
-            self._raw.extend([now - actual] * n)
-            self.acked += n
+        if k:
+            self._mcorr.append(now - intended)
+            self._mraw.append(now - actual)
+            self._w.append(k)
+            self.acked += k
 
     def _ack_popped(self, i: EventId, first: Msg | None, created: int, now: int) -> None:
         """A reported id of the answered message, just popped from pending (``first``: its first send)."""
@@ -390,8 +433,15 @@ class AckTracker:
         """Move the buffered latencies into the histograms (ns -> µs). Call about once a second."""
         for buf, hist in ((self._corr, self.corrected), (self._raw, self.raw), (self._deliv, self.delivery)):
             if buf:
-                hist.record_many(np.array(buf, dtype=np.int64) / 1000.0)  # int64 converts faster
-                buf.clear()
+                _fold_into(hist, buf, None)
+        if self._w:
+            w = np.array(self._w, dtype=np.int64)
+            _fold_into(self.corrected, self._mcorr, w)
+            _fold_into(self.raw, self._mraw, w)
+            self._w.clear()
+        if self._dw:
+            _fold_into(self.delivery, self._mdeliv, np.array(self._dw, dtype=np.int64))
+            self._dw.clear()
 
     @property
     def in_flight(self) -> int:
@@ -400,8 +450,8 @@ class AckTracker:
 
     @property
     def buffered(self) -> int:
-        """Latency samples (per histogram) waiting for the next ``fold``."""
-        return len(self._corr)
+        """Latency samples (per histogram) waiting for the next ``fold``: one per event acked since."""
+        return len(self._corr) + sum(self._w)
 
     def accounting(self) -> Accounting:
         return Accounting(self.sent, self.acked, self.rejected, self.lost, len(self._pending))
@@ -415,3 +465,9 @@ class AckTracker:
             unknown_acks=self.unknown_acks, late_acks=self.late_acks, resent=self.resent,
             stray_replies=self.stray_replies, corrected=self.corrected.copy(), raw=self.raw.copy(),
             delivery=self.delivery.copy())
+
+
+def _fold_into(hist: Histogram, buf: list[int], weights: npt.NDArray[np.int64] | None) -> None:
+    """Record the latencies ``buf`` (ns) into ``hist`` (µs), each its weight (or one) times; empty ``buf``."""
+    hist.record_many(np.array(buf, dtype=np.int64) / 1000.0, weights)  # int64 converts faster
+    buf.clear()
