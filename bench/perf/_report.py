@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench.perf._cases import CASES, DEVICES_FLOOR, RSS_FLOOR_KB, Case, Floor, Sample
@@ -106,6 +106,45 @@ def _flag_notes(row: Row) -> list[str]:
     flags = [f for s in runs for f in s.flags]
     return [f"{row.case.key}: {flag} in {flags.count(flag)}/{len(runs)} runs"
             for flag in dict.fromkeys(flags)]
+
+
+#: CPU-µs per message of the bare 1-event loop where the floors were measured (the issue that set them:
+#: "the bare websockets loop is ~23").
+REFERENCE_BARE_US = 23.0
+
+
+def speed_lines(rows: dict[str, Row]) -> list[str]:
+    """The floors judged at the speed of the machine they were set on, beside the table's own verdicts.
+
+    A shared machine's speed moves by tens of percent from hour to hour, and absolute floors move with it:
+    this run's bare 1-event loop against its reference time gives a scale, and the hot path's figures are
+    judged again at that scale (ratio floors need none). The table's verdicts stay the absolute ones.
+    """
+    bare = rows.get("bare-ws-1")
+    now = bare.median(lambda s: s.us_per_msg) if bare is not None else math.nan
+    if math.isnan(now) or now <= 0:
+        return []
+    scale = REFERENCE_BARE_US / now
+    judged: list[str] = []
+    for key in (c.key for c in CASES):
+        row = rows.get(key)
+        if row is None or not row.ok():
+            continue
+        for floor in row.case.floors:
+            if floor.metric == "ratio_max":
+                continue
+            scaled = Row(row.case, [replace(s, client_cpu_s=s.client_cpu_s * scale) if s is not None else None
+                                    for s in row.samples])
+            met = floor_met(floor, scaled, math.nan)
+            figure = {"us_per_msg_max": f"{scaled.median(lambda s: s.us_per_msg):.1f} us/msg",
+                      "events_per_cpu_min": f"{1e6 / scaled.median(lambda s: s.us_per_event):,.0f} ev/CPU-s",
+                      "msgs_per_cpu_min": f"{1e6 / scaled.median(lambda s: s.us_per_msg):,.0f} msg/CPU-s",
+                      }[floor.metric]
+            judged.append(f"{key} {figure} ({verdict([met])})")
+    if not judged:
+        return []
+    return [f"machine speed: this run's bare 1-event loop took {now:.1f} CPU-us/msg, where the floors were "
+            f"set ~{REFERENCE_BARE_US:g}; scaled by {scale:.2f} to that machine: " + ", ".join(judged)]
 
 
 def paced_line(rows: dict[str, Row]) -> str | None:

@@ -40,7 +40,16 @@ from typing import Any
 
 from bench.perf._cases import BY_KEY, CASES, EXTRA_KEYS, FULL, QUICK, Case, Sample, Sizes, scenario_toml
 from bench.perf._proc import Child, PerfError, run_child
-from bench.perf._report import Row, breakdown_lines, cpu_table, memory_lines, paced_line, ratio, to_json
+from bench.perf._report import (
+    Row,
+    breakdown_lines,
+    cpu_table,
+    memory_lines,
+    paced_line,
+    ratio,
+    speed_lines,
+    to_json,
+)
 from bench.perf._report import floor_met as _floor_met
 from bench.protocol.errors import UsageError
 
@@ -415,6 +424,7 @@ def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: S
     parts = run_breakdown(rows, wanted, sizes)
     lines = cpu_table(rows)
     lines += [line for line in [paced_line(rows)] if line]
+    lines += speed_lines(rows)
     lines += memory_lines(idle, held) + [f"  {k}: failed: {v}" for k, v in errors.items()]
     lines += ["", *breakdown_lines(parts, rows)] if parts else []
     print("\n".join(lines))
