@@ -67,6 +67,10 @@ class RunRequest:
     argv: tuple[str, ...] = field(default_factory=tuple)
 
 
+#: The run's ``error`` when Ctrl-C cut it short.
+INTERRUPTED = "interrupted (Ctrl-C): the figures cover the run up to then; unanswered events are in flight"
+
+
 def new_app_id() -> str:
     """A fresh appId shaped like real ones: 24 lowercase hex characters (contract.md, "Endpoints")."""
     return secrets.token_hex(12)
@@ -204,10 +208,16 @@ def execute(request: RunRequest) -> int:
         try:
             for k, transport in enumerate(request.transports):
                 session.run_one(transport, app_ids[k] if app_ids else new_app_id(), options)
+                if session.results[transport].interrupted:
+                    session.write(error=INTERRUPTED)
+                    print(f"nucleus-bench run: {INTERRUPTED}", file=sys.stderr)
+                    break
         except UsageError as exc:
             session.write(error=str(exc))  # whatever was measured is still written
             raise
     _report(session)
+    if any(r.interrupted for r in session.results.values()):
+        return 130  # as a shell reports a command ended by SIGINT
     return 0 if session.summary.get("ok") else 1
 
 

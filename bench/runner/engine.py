@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import resource
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -167,14 +168,22 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
         await asyncio.sleep(wait / 1e9)
     cpu0 = time.process_time()
     watcher = asyncio.get_running_loop().create_task(monitor.run())
+    ctrl_c = _CtrlC()
     try:
-        await scheduler.run()
-        send_ns, send_cpu = clock(), time.process_time() - cpu0
-        await _drain(transport, tracker, clock, send_ns + int(sc.ack_timeout_s * 1e9))
+        try:
+            await scheduler.run()
+            send_ns, send_cpu = clock(), time.process_time() - cpu0
+            await _drain(transport, tracker, clock, send_ns + int(sc.ack_timeout_s * 1e9))
+        except asyncio.CancelledError:
+            if not ctrl_c.take():
+                raise  # cancelled by its caller
+            send_ns, send_cpu = clock(), time.process_time() - cpu0
+        ctrl_c.finishing = True  # from here a Ctrl-C only marks the result: it is nearly written
         transport.abandon_unsent()
         end_ns = clock()
         tracker.expire(end_ns)
-        tracker.finish(end_ns)
+        if not ctrl_c.pressed:  # cut short, what is still unanswered stays in flight: it was not seen lost
+            tracker.finish(end_ns)
         books.fold()
         monitor.tick(end_ns)
         books.row(end_ns // 1_000_000_000)
@@ -182,13 +191,54 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     finally:
         watcher.cancel()
         await transport.close()
+        ctrl_c.remove()
     result = _result(config, plan, tracker, transport, books)
     result.cpu_s, result.send_cpu_s = cpu, send_cpu
     result.send_s, result.wall_s = send_ns / 1e9, end_ns / 1e9
     result.cpu_share_max = send_cpu / (send_ns / 1e9) if send_ns > 0 else 0.0
     result.behind_max_us = scheduler.behind_ns / 1000
     result.reasons = process_reasons(result.cpu_share_max, result.behind_max_us)
+    result.interrupted = ctrl_c.pressed
     return result
+
+
+class _CtrlC:
+    """Ctrl-C during a run stops it early and keeps what it measured (marked ``interrupted``).
+
+    The first SIGINT cancels the run's task, which ends the send phase or the drain, skips the rest of
+    the drain (unanswered events stay in flight: they were not seen lost) and returns the figures; the
+    caller writes them and stops. A second SIGINT is the default KeyboardInterrupt. Only the main thread
+    can own a signal: elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.finishing = False
+        self._task = asyncio.current_task()
+        self._loop = asyncio.get_running_loop()
+        try:
+            self._loop.add_signal_handler(signal.SIGINT, self._on_sigint)
+            self._installed = True
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            self._installed = False
+
+    def _on_sigint(self) -> None:
+        self.pressed = True
+        self.remove()  # the next one is the default KeyboardInterrupt
+        if self._task is not None and not self.finishing:
+            self._task.cancel()
+
+    def take(self) -> bool:
+        """Whether the cancellation being handled is ours; if so the task is no longer cancelled."""
+        if not self.pressed or self._task is None:
+            return False
+        self._task.uncancel()
+        return True
+
+    def remove(self) -> None:
+        if self._installed:
+            self._installed = False
+            self._loop.remove_signal_handler(signal.SIGINT)
 
 
 async def _drain(transport: WsTransport | HttpTransport, tracker: AckTracker,

@@ -31,6 +31,8 @@ from bench.runner.result import TransportResult, merge_all
 CHILD_START_TIMEOUT_S = 60.0
 #: Lead from "everyone is ready" to t=0.
 START_LEAD_NS = 200_000_000
+#: How long the parent waits for the shards' figures after Ctrl-C.
+INTERRUPT_WAIT_S = 30.0
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -104,7 +106,10 @@ class _Children:
             start_at = time.monotonic_ns() + START_LEAD_NS
             for pipe in self.pipes:
                 pipe.send(start_at)
-            self._wait(lambda: len(self.results) == self.n, None, "finish")
+            try:
+                self._wait(lambda: len(self.results) == self.n, None, "finish")
+            except KeyboardInterrupt:
+                self._after_ctrl_c()
         finally:
             for proc in self.procs:
                 proc.join(timeout=10.0)
@@ -112,6 +117,13 @@ class _Children:
                     proc.terminate()  # our own child, by its handle
                     proc.join(timeout=5.0)
         return [self.results[k] for k in range(self.n)]
+
+    def _after_ctrl_c(self) -> None:
+        """Ctrl-C reached every shard too (one process group): each ends early and sends its figures."""
+        try:
+            self._wait(lambda: len(self.results) == self.n, INTERRUPT_WAIT_S, "finish after Ctrl-C")
+        except RuntimeError:  # a shard stopped before it could report (e.g. still starting): nothing to keep
+            raise KeyboardInterrupt from None
 
     def _wait(self, done: Callable[[], bool], timeout_s: float | None, what: str) -> None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -51,6 +51,7 @@ class TransportResult:
     cpu_share_max: float = 0.0  # the busiest process's CPU share of one core while sending
     behind_max_us: float = 0.0  # the largest schedule lag in any process
     reasons: list[str] = field(default_factory=list)
+    interrupted: bool = False   # stopped by the user (Ctrl-C): the figures cover the run up to then
     reported_ids: list[EventId] | None = None
     reconciliation: Reconciliation = field(default_factory=lambda: not_done("not attempted"))
 
@@ -73,6 +74,7 @@ class TransportResult:
         self.cpu_share_max = max(self.cpu_share_max, other.cpu_share_max)
         self.behind_max_us = max(self.behind_max_us, other.behind_max_us)
         self.reasons = sorted(set(self.reasons) | set(other.reasons))
+        self.interrupted = self.interrupted or other.interrupted
         if other.reported_ids is not None:
             self.reported_ids = (self.reported_ids or []) + other.reported_ids
 
@@ -92,7 +94,7 @@ class TransportResult:
             "series": self.series.to_json(), "cpu_s": self.cpu_s, "send_cpu_s": self.send_cpu_s,
             "send_s": self.send_s, "wall_s": self.wall_s, "max_rss_kb": self.max_rss_kb,
             "cpu_share_max": self.cpu_share_max, "behind_max_us": self.behind_max_us,
-            "reasons": list(self.reasons),
+            "reasons": list(self.reasons), "interrupted": self.interrupted,
         }
 
     @classmethod
@@ -107,6 +109,7 @@ class TransportResult:
             send_cpu_s=float(obj["send_cpu_s"]), send_s=float(obj["send_s"]), wall_s=float(obj["wall_s"]),
             max_rss_kb=int(obj["max_rss_kb"]), cpu_share_max=float(obj["cpu_share_max"]),
             behind_max_us=float(obj["behind_max_us"]), reasons=list(obj["reasons"]),
+            interrupted=bool(obj.get("interrupted", False)),
         )
 
     # -- derived figures ---------------------------------------------------------------------------
@@ -154,6 +157,7 @@ def transport_summary(r: TransportResult) -> dict[str, Any]:
         "events": {k: counters[k] for k in COUNTERS} | {"planned": r.planned_events},
         "throughput": {"events_per_s": t.acked / send_s, "sent_events_per_s": t.sent / send_s,
                        "messages_per_s": st.messages_sent / send_s, "send_s": r.send_s, "wall_s": r.wall_s},
+        "interrupted": r.interrupted,
         "ack_latency_us": {"corrected": quantiles(t.corrected), "raw": quantiles(t.raw),
                            "flagged": bool(reasons)},
         "delivery_delay_us": quantiles(t.delivery),
