@@ -94,6 +94,7 @@ class TransportStats:
         "request_errors",
         "retries",
         "unsent_events",
+        "untimed_replies",
     )
 
     def __init__(self) -> None:
@@ -107,6 +108,7 @@ class TransportStats:
         self.malformed_replies = 0  # replies that are not exactly {"reportedIds": [...]}
         self.heartbeat_replies = 0  # empty WS replies taken as answers to heartbeats
         self.coalesced_replies = 0  # polled WS replies read with a later one (timed by its arrival)
+        self.untimed_replies = 0    # polled WS replies without a kernel receive time (timed when read)
         self.http_429 = 0           # HTTP 429 (and 503 with Retry-After): backed off and re-sent
         self.http_4xx = 0           # other 4xx: the events count as rejected
         self.http_5xx = 0           # 5xx: the events count as rejected

@@ -11,7 +11,9 @@ Latency stays exact: each socket asks the kernel for receive timestamps (``SO_TI
 socket(7)), and a read reports the time its data reached the socket, not the time the tick read it. A read
 that holds several replies carries the time of the last one (TCP keeps one timestamp per read): the
 earlier ones are then timed late by at most the tick (the WebSocket transport counts them:
-``coalesced_replies``).
+``coalesced_replies``). The kernel stamps receives only while some socket asks for it, and turns that on
+a moment after the first one does: a read without a stamp is timed when it is read, and counted
+(``untimed_replies``).
 
 ``PolledSocket`` is the ``asyncio.Transport`` subset an ``asyncio.Protocol`` (``bench.transports.ws``'s
 ``_WsConn``) writes to, and drives the protocol's callbacks from the ticks. Writes go straight to the

@@ -285,7 +285,11 @@ class _WsConn(asyncio.Protocol):
         if reported is None:
             return
         now = self.rx_ns
-        owner.sink.on_ws_ack(self.conn_id, reported, owner.clock() if now is None else now)
+        if now is None:
+            now = owner.clock()
+            if owner.polled:
+                owner.stats.untimed_replies += 1  # the kernel gave no receive time: read time instead
+        owner.sink.on_ws_ack(self.conn_id, reported, now)
         if owner.reported is not None:
             owner.reported.extend(reported)
 
