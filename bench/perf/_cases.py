@@ -110,21 +110,21 @@ DEVICES_FLOOR = 50_000
 #: ~17,000 messages/s; 10-event: 8,000 of its ~13,000), where a CPU-second's worth of events is what the
 #: floors ask about. A process that waits between sends pays for every wake-up (~10-30 µs of CPU here), so
 #: the same plan at a lower rate costs more per message: the 10-event case at 4,000/s shows how much.
-#: "stream reads" rows read replies as they arrive (``TransportOptions.ws_io``), the others once per tick.
+#: "stream" rows read replies as they arrive (``TransportOptions.ws_io``), the others once per tick.
 CASES: tuple[Case, ...] = (
     Case("bare-ws-1", "bare websockets loop, 1-event", "bare", "ws", 1, 4, 0),
     Case("bare-ws-10", "bare websockets loop, 10-event", "bare", "ws", 10, 4, 0),
     Case("hot-ws-1", "hot path WS, 1-event", "hot", "ws", 1, 100, 15_000, (_US_1, _RATIO_1)),
     Case("hot-ws-10", "hot path WS, 10-event", "hot", "ws", 10, 100, 8_000, (_EV_10,)),
     Case("hot-ws-10-4k", "hot path WS, 10-event, 4k msg/s", "hot", "ws", 10, 100, 4_000),
-    Case("hot-ws-10-stream", "hot path WS, 10-event, stream reads", "hot", "ws", 10, 100, 8_000,
+    Case("hot-ws-10-stream", "hot path WS, 10-event, stream", "hot", "ws", 10, 100, 8_000,
          ws_io="stream"),
     Case("hot-http-10", "hot path HTTP, 10-event", "hot", "http", 10, 200, 2_000, (_HTTP_10,)),
     Case("wrk-http-10", "wrk POST, same 10-event body", "wrk", "http", 10, 8, 0),
     Case("locust-ws", "Locust WS user, 1-event", "locust", "ws", 1, 50, 1_000),
     Case("locust-http", "Locust HTTP user, 10-event", "locust", "http", 10, 50, 50),
     Case("hot-ws-paced", "hot path WS, paced, {n:,} dev", "hot", "ws", 1, 0, 0.4, (_PACED,), paced=True),
-    Case("hot-ws-paced-stream", "hot path WS, paced, stream reads", "hot", "ws", 1, 0, 0.4, paced=True,
+    Case("hot-ws-paced-stream", "hot path WS, paced, stream", "hot", "ws", 1, 0, 0.4, paced=True,
          ws_io="stream"),
     Case("naive-ws-paced", "naive timers, paced, {n:,} dev", "naive", "ws", 1, 0, 0.4, paced=True),
 )
