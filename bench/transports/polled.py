@@ -33,12 +33,14 @@ from collections.abc import Callable
 #: SO_TIMESTAMPNS (and its control message SCM_TIMESTAMPNS), asm-generic/socket.h; the socket module does
 #: not export it.
 SO_TIMESTAMPNS = 35
-#: Bytes of one read; replies are small, a longer one takes several reads within the same tick.
-READ_BYTES = 1 << 16
+#: Bytes of one read; replies are small, a longer one takes several reads within the same tick (and a
+#: smaller buffer is cheaper to allocate per read).
+READ_BYTES = 1 << 13
 #: Reads per socket per tick before the others get their turn (the rest is read on the next tick).
 MAX_READS = 16
 _TIMESPEC = struct.Struct("qq")
 _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+_SOL_SOCKET = socket.SOL_SOCKET
 _IN = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _OUT = select.EPOLLOUT
 
@@ -134,9 +136,10 @@ class PolledSocket:
     def on_readable(self, offset_ns: int) -> None:
         """Read what has arrived; ``offset_ns`` maps the kernel's realtime stamps onto the run's clock."""
         sock, protocol = self._sock, self._protocol
+        recvmsg, unpack = sock.recvmsg, _TIMESPEC.unpack_from
         for _ in range(MAX_READS):
             try:
-                data, ancillary, _flags, _addr = sock.recvmsg(READ_BYTES, _CMSG_SPACE)
+                data, ancillary, _flags, _addr = recvmsg(READ_BYTES, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -147,9 +150,10 @@ class PolledSocket:
                 self._lost(None)
                 return
             at = None
-            for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
-                    sec, nsec = _TIMESPEC.unpack_from(value)
+            if ancillary:  # SO_TIMESTAMPNS is the one control message these sockets ask for
+                level, kind, value = ancillary[0]
+                if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(value) >= 16:
+                    sec, nsec = unpack(value)
                     at = sec * 1_000_000_000 + nsec - offset_ns
             protocol.rx_ns = at  # type: ignore[attr-defined]  # read by the protocol's reply handler
             protocol.data_received(data)
