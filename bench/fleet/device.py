@@ -381,13 +381,33 @@ class Device:
         """
         cfg, rnd = self.cfg, self.random
         limits = cfg.limits
-        track, limit, makers = self._track, limits[0], _KIND_MAKERS
         if cfg.burst == 1:
             u = rnd()
-            return (track() if u < limit else makers[bisect_right(limits, u)](self),)
-        # the common kind without the table (the same draws: a kind, then the kind's own)
-        return tuple([track() if (u := rnd()) < limit else makers[bisect_right(limits, u)](self)
-                      for _ in range(cfg.burst)])
+            return (self._track() if u < limits[0] else _KIND_MAKERS[bisect_right(limits, u)](self),)
+        return self._events(cfg.burst)
+
+    def _events(self, n: int) -> tuple[bytes, ...]:
+        """``n`` events of drawn kinds: ``_track`` written out inline for the common kind (the same draws and
+        bytes: a kind, a name, a payload variant), the other kinds by the table."""
+        cfg, rnd = self.cfg, self.random
+        limits, wire, bounds = cfg.limits, cfg.track_wire, cfg.track_bounds
+        limit = limits[0]
+        session_b, device_b = self._session_b, self._device_b
+        out: list[bytes] = []
+        for _ in range(n):
+            u = rnd()
+            if u < limit:
+                head, tails = wire[bisect_right(bounds, rnd())]
+                event_id = self.next_id
+                if event_id > self.last_id:
+                    raise _too_many(self.index)
+                self.next_id = event_id + 1
+                tail = tails[int(rnd() * len(tails))]
+                out.append(b"%s%s%d%s%s" % (head, session_b, event_id, device_b, tail))
+            else:
+                out.append(_KIND_MAKERS[bisect_right(limits, u)](self))
+                device_b = self._device_b  # a userid event changes it for the events after it
+        return tuple(out)
 
     def init(self) -> bytes:
         """A new session's ``init``, with a new sessionId (contract.md, "Sessions")."""
