@@ -232,6 +232,32 @@ class Histogram:
         out.merge(self)
         return out
 
+    def since(self, earlier: Histogram) -> Histogram:
+        """What was recorded after ``earlier``, a copy of this histogram taken before: counts subtracted.
+
+        Exact min and max of that stretch are not known: they are the bounds of its lowest and highest
+        non-empty buckets (within the layout's relative error).
+
+        Raises:
+            MetricsFormatError: other layouts, or ``earlier`` holds values this histogram does not.
+        """
+        if earlier.layout != self.layout:
+            raise MetricsFormatError("since: the histograms have different layouts")
+        counts = self._counts - earlier._counts
+        if (counts < 0).any() or earlier.underflow > self.underflow or earlier.overflow > self.overflow:
+            raise MetricsFormatError("since: the earlier histogram is not a copy of this one's past")
+        out = Histogram(self.layout)
+        out._counts = counts
+        out.count = int(counts.sum())
+        out.underflow = self.underflow - earlier.underflow
+        out.overflow = self.overflow - earlier.overflow
+        nz = np.flatnonzero(counts)
+        if nz.size:
+            low, mid = _edges(self.layout)
+            out._min = float(low[nz[0]])
+            out._max = float(2 * mid[nz[-1]] - low[nz[-1]])  # the top bucket's upper edge
+        return out
+
     # -- reading -------------------------------------------------------------------------------------
     @property
     def buckets(self) -> Counts:

@@ -19,6 +19,7 @@ import cProfile
 import pstats
 from typing import Any
 
+from bench.metrics import Histogram
 from bench.perf._proc import Link, self_cpu_s
 
 #: A window shorter than this is no measurement.
@@ -40,6 +41,8 @@ class _Window:
         self.start: tuple[float, int, float] | None = None  # (t, sent, cpu)
         self.end: tuple[float, int, float] | None = None
         self.last: tuple[float, int, float] | None = None  # the latest snapshot before end_s
+        # the schedule-lag histogram at the window's start, at its end (and at the latest snapshot)
+        self.lags: dict[str, Histogram] = {}
         # cProfile's own clock is wall time: cheap enough for per-call timing (a CPU clock costs a system
         # call per reading, which would swamp every small function). Pure Python code is timed right; a
         # write that wakes the target can be preempted by it on 2 cores, and then shows more than its CPU.
@@ -55,14 +58,17 @@ class _Window:
             self.start_s = max(self.start_s, t + SETTLE_S)
         if self.start is None and t >= self.start_s:
             self.start = (t, int(snap["sent"]), self_cpu_s())
+            self.lags["start"] = snap["schedule_lag"]
             self.link.mark("start")
             if self.profiler is not None:
                 self.profiler.enable()
         elif self.start is not None and self.end is None:
             now = (t, int(snap["sent"]), self_cpu_s())
             if t >= self.end_s:
+                self.lags["end"] = snap["schedule_lag"]
                 self._close(now)
             else:
+                self.lags["last"] = snap["schedule_lag"]
                 self.last = now
 
     def _close(self, end: tuple[float, int, float]) -> None:
@@ -75,11 +81,14 @@ class _Window:
         """The window's counts; when the loop was too busy to report at ``end_s``, up to the last report."""
         if self.end is None and self.last is not None and self.start is not None \
                 and self.last[0] - self.start[0] >= MIN_WINDOW_S:
+            self.lags["end"] = self.lags["last"]
             self._close(self.last)  # late: the target's CPU window then runs into the drain
         if self.start is None or self.end is None:
             raise RuntimeError(f"the run never covered the window {self.start_s:g}-{self.end_s:g} s")
         (t0, n0, c0), (t1, n1, c1) = self.start, self.end
-        return {"seconds": t1 - t0, "events": n1 - n0, "cpu_s": c1 - c0}
+        lag = self.lags["end"].since(self.lags["start"])
+        return {"seconds": t1 - t0, "events": n1 - n0, "cpu_s": c1 - c0,
+                "lag_p99_us": lag.percentile(99.0), "lag_max_us": lag.max()}
 
 
 def top_functions(profiler: cProfile.Profile, n: int = TOP) -> list[tuple[str, int, float, float]]:

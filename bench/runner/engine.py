@@ -134,6 +134,7 @@ class _Books:
             "rejected": t.rejected, "in_flight": t.in_flight, "errors": self.stats.errors,
             "p50": t.corrected.percentile(50.0), "p99": t.corrected.percentile(99.0),
             "lag_p99": self.schedule_lag.percentile(99.0),
+            "schedule_lag": self.schedule_lag.copy(),  # for callers that judge a stretch of the run
         })
 
 
