@@ -133,8 +133,10 @@ class PolledSocket:
         return self._sock if name == "socket" else default
 
     # -- what the poller calls ----------------------------------------------------------------------------
-    def on_readable(self, offset_ns: int) -> None:
-        """Read what has arrived; ``offset_ns`` maps the kernel's realtime stamps onto the run's clock."""
+    def on_readable(self, offset_ns: int, now_ns: int) -> None:
+        """Read what has arrived; ``offset_ns`` maps the kernel's realtime stamps onto the run's clock, and
+        none is later than ``now_ns`` (the run's clock at this tick: a realtime step cannot move a reply
+        into the future)."""
         sock, protocol = self._sock, self._protocol
         recvmsg, unpack = sock.recvmsg, _TIMESPEC.unpack_from
         for _ in range(MAX_READS):
@@ -154,7 +156,7 @@ class PolledSocket:
                 level, kind, value = ancillary[0]
                 if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(value) >= 16:
                     sec, nsec = unpack(value)
-                    at = sec * 1_000_000_000 + nsec - offset_ns
+                    at = min(sec * 1_000_000_000 + nsec - offset_ns, now_ns)
             protocol.rx_ns = at  # type: ignore[attr-defined]  # read by the protocol's reply handler
             protocol.data_received(data)
             if self._closing or len(data) < READ_BYTES:
@@ -230,7 +232,8 @@ class Poller:
         if not ready:
             return 0
         # realtime - run clock, read once per tick: the kernel stamps receive times in CLOCK_REALTIME
-        offset = time.time_ns() - self.clock()
+        now = self.clock()
+        offset = time.time_ns() - now
         sockets = self._sockets
         for fd, mask in ready:
             ps = sockets.get(fd)
@@ -239,7 +242,7 @@ class Poller:
             if mask & _OUT:
                 ps.on_writable()
             if mask & _IN and ps.fd >= 0:
-                ps.on_readable(offset)
+                ps.on_readable(offset, now)
         return len(ready)
 
     async def run(self) -> None:
