@@ -13,7 +13,8 @@ clock and measures latency from these *intended* times, so a stalled server cann
    - ``"ws"``: one message per tick, at the tick's time (so ``created_ns == at_ns``), plus a ``heartbeat``
      every ``heartbeat_s`` with a seeded phase. The first Send of a device is its ``init``.
    - ``"http"``: the same events, queued and condensed per device into one request every ``http_flush_s``
-     (seeded phase per device; tracking-api.md, "Track via HTTP"), the rest at the end of the run; a flush of
+     (seeded phase per device; tracking-api.md, "Track via HTTP"), the rest within a second after the end of
+     the run (at the device's phase, so the fleet does not flush at one instant); a flush of
      more than ``http_max_events`` events is split into several requests at the same time. No heartbeats
      (contract.md, "Messages": WebSocket only).
 3. ``sends()`` merges the devices of a shard through a heap keyed by (at_ns, device): non-decreasing at_ns,
@@ -45,6 +46,9 @@ from bench.protocol.events import EventId
 from bench.scenario import Scenario
 
 Transport = Literal["ws", "http"]
+#: HTTP: what no periodic flush has carried by the end of the run goes within this long after it, each device
+#: at its own phase (see ``http_sends``).
+FINAL_FLUSH_NS = 1_000_000_000
 
 
 # --- transports: a device's ticks shaped into Sends ------------------------------------------------------
@@ -60,16 +64,22 @@ def ws_sends(device: Device) -> Iterator[Send]:
 
 
 def http_sends(device: Device) -> Iterator[Send]:
-    """A device's HTTP requests: its events queued, flushed every ``http_flush_s``, the rest at the end."""
+    """A device's HTTP requests: its events queued, flushed every ``http_flush_s``, the rest after the end."""
     cfg = device.cfg
-    flush_at = device.connect_ns + device.phase_ns(cfg.flush_ns, "http-flush")
+    phase = device.phase_ns(cfg.flush_ns, "http-flush")
+    flush_at = device.connect_ns + phase
+    # What no flush has carried by the end goes right after it, each device at its own phase within
+    # FINAL_FLUSH_NS: devices' timers are independent, and one instant for the whole fleet would be a burst
+    # no fleet makes (it would measure the generator and the server on a thundering herd of its own).
+    final = cfg.end_ns + phase * min(cfg.flush_ns, FINAL_FLUSH_NS) // cfg.flush_ns
     ticks = device.sends()
-    first = device.due_ns  # the first init, which waits for the first flush (or the end of the run)
-    device.due_ns = min(flush_at, cfg.end_ns) if first is not None else None
-    return _http(device, ticks, first, flush_at)
+    first = device.due_ns  # the first init, which waits for the first flush (or the final one)
+    device.due_ns = (flush_at if flush_at <= cfg.end_ns else final) if first is not None else None
+    return _http(device, ticks, first, flush_at, final)
 
 
-def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: int) -> Iterator[Send]:
+def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: int,
+          final: int) -> Iterator[Send]:
     # device.due_ns serves two generators here: ``ticks`` sets it to its next tick's time (kept in tick_at),
     # and this one then sets it to its next request's time, for the merge.
     cfg, index = device.cfg, device.index
@@ -88,7 +98,7 @@ def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: 
             ids += tick.ids  # every event of a tick carries an id (no heartbeats over HTTP)
             created += tick.created_ns
             tick_at = device.due_ns
-        at = min(flush_at, end)  # what is left at the end of the run goes then
+        at = flush_at if flush_at <= end else final  # what is left at the end goes right after it
         # a flush of more than cap events: several requests (popped as they go: see Device.sends on why
         # a waiting generator should hold nothing)
         requests = [make_send(at, index, tuple(parts[start:start + cap]), tuple(ids[start:start + cap]),
@@ -97,7 +107,8 @@ def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: 
         del parts, ids, created, tick
         due = None
         if tick_at is not None:
-            due = min(end, flush_at + period * ((tick_at - flush_at + period - 1) // period))
+            due = flush_at + period * ((tick_at - flush_at + period - 1) // period)
+            due = due if due <= end else final
         while requests:
             device.due_ns = at if len(requests) > 1 else due
             yield requests.pop()

@@ -196,6 +196,8 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     result = _result(config, plan, tracker, transport, books)
     result.cpu_s, result.send_cpu_s = cpu, send_cpu
     result.send_s, result.wall_s = send_ns / 1e9, end_ns / 1e9
+    # HTTP's final flush is planned in the second after the end: that part of the send phase is the plan's
+    result.plan_tail_s = max(0, scheduler.last_at_ns - plan.end_ns) / 1e9
     result.cpu_share_max = send_cpu / (send_ns / 1e9) if send_ns > 0 else 0.0
     result.behind_max_us = scheduler.behind_ns / 1000
     result.reasons = process_reasons(result.cpu_share_max, result.behind_max_us)

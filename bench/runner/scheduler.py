@@ -70,6 +70,7 @@ class Scheduler:
         lags_ns: schedule lag of each dispatched send, in ns (drained by the bookkeeping).
         dispatched: sends handed to the transport (messages, heartbeats included).
         behind_ns: the largest schedule lag seen so far.
+        last_at_ns: the intended time of the last send dispatched.
     """
 
     def __init__(self, sends: Iterable[SendLike], connects: Sequence[tuple[int, int]],
@@ -81,6 +82,7 @@ class Scheduler:
         self.lags_ns: list[int] = []
         self.dispatched = 0
         self.behind_ns = 0
+        self.last_at_ns = 0
 
     async def run(self) -> None:
         """Dispatch every send at (or as soon as possible after) its intended time; return when done."""
@@ -102,8 +104,11 @@ class Scheduler:
                 if lag > self.behind_ns:
                     self.behind_ns = lag
                 dispatch(transport, nxt)
+                last = nxt
                 nxt = next(self._sends, None)
                 n += 1
+            if n:
+                self.last_at_ns = last.at_ns
             self.dispatched += n
             if n >= MAX_BATCH:
                 await asyncio.sleep(0)  # behind: let replies in, then carry on at once

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from bench.fleet import Plan, Send
+from bench.fleet.plan import FINAL_FLUSH_NS
 from bench.protocol import Heartbeat, encode_events
 from bench.scenario import Scenario
 
@@ -76,25 +77,33 @@ def test_no_heartbeats_over_http_or_when_disabled() -> None:
 
 
 def test_http_flushes_respect_the_interval() -> None:
-    """Each device flushes on its own grid of http_flush_s (or at the end); an event waits < one interval."""
+    """Each device flushes on its own grid of http_flush_s (then once after the end); an event waits less
+    than an interval before a periodic flush."""
     plan = Plan(SCENARIO)
     period, end = round(SCENARIO.http_flush_s * NS), round(SCENARIO.duration_s * NS)
     for device, sends in by_device(list(plan.sends("http"))).items():
         grid = sends[0].at_ns % period
         for send in sends:
-            assert send.at_ns == end or send.at_ns % period == grid, device
+            if send.at_ns > end:  # the final flush
+                assert send is sends[-1] and send.at_ns <= end + FINAL_FLUSH_NS, device
+                assert all(c < end for c in send.created_ns)
+                continue
+            assert send.at_ns % period == grid, device
             assert all(0 <= send.at_ns - c < period for c in send.created_ns)
             assert list(send.created_ns) == sorted(send.created_ns)
         times = [s.at_ns for s in sends]
         assert len(times) == len(set(times))  # one request per flush (no split at this size)
 
 
-def test_http_final_flush_at_the_end() -> None:
-    """Events created after a device's last periodic flush go out at the end of the duration."""
+def test_http_final_flush_follows_the_end_at_each_devices_phase() -> None:
+    """Events created after a device's last periodic flush go out within a second after the end, each device
+    at its own phase (so the fleet does not flush at one instant)."""
     plan = Plan(replace(SCENARIO, http_flush_s=2.0, session_s=0.0))
     end = round(SCENARIO.duration_s * NS)
-    finals = [s for s in plan.sends("http") if s.at_ns == end]
+    finals = [s for s in plan.sends("http") if s.at_ns > end]
     assert {s.device for s in finals} == set(plan.devices)
+    assert all(s.at_ns <= end + FINAL_FLUSH_NS for s in finals)
+    assert len({s.at_ns for s in finals}) == len(finals)  # no two devices at the same instant
 
 
 def test_http_splits_large_flushes() -> None:
