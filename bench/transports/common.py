@@ -9,11 +9,12 @@ counts the bytes and tells the sink. A reply that breaks the contract is a measu
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bench.protocol.errors import MalformedAck, UsageError
 from bench.protocol.events import EventId
@@ -192,6 +193,14 @@ def parse_source_addrs(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def spawn(tasks: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run ``coro`` as a task held in ``tasks`` until it ends (the loop keeps only a weak reference)."""
+    task = asyncio.get_running_loop().create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
+
+
 def source_addr(options: TransportOptions, device: int) -> tuple[str, int] | None:
     """The local address (port 0: any) a device binds, or None to let the OS choose."""
     addrs = options.source_addrs
@@ -220,5 +229,6 @@ __all__ = [
     "client_ssl_context",
     "parse_source_addrs",
     "source_addr",
+    "spawn",
     "stats_fields",
 ]

@@ -49,6 +49,7 @@ from bench.transports.common import (
     TransportStats,
     client_ssl_context,
     source_addr,
+    spawn,
 )
 from bench.transports.h1 import MalformedResponse, RequestTemplate, Response, ResponseParser
 
@@ -307,9 +308,7 @@ class HttpTransport:
         self._opening += 1
         conn = _HttpConn(self, slot)
         self._conns.add(conn)
-        task = asyncio.get_running_loop().create_task(self._connect(conn))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(self._tasks, self._connect(conn))
 
     async def _connect(self, conn: _HttpConn) -> None:
         """Open one connection; a failure is counted and costs one queued batch (module docstring)."""

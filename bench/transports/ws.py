@@ -53,6 +53,7 @@ from bench.transports.common import (
     client_ssl_context,
     read_ws_reply,
     source_addr,
+    spawn,
 )
 from bench.transports.polled import PolledSocket, Poller, timestamps_supported
 
@@ -455,9 +456,7 @@ class WsTransport:
 
     def _launch(self, conn: _WsConn) -> None:
         self._connecting += 1
-        task = asyncio.get_running_loop().create_task(self._open(conn))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        spawn(self._tasks, self._open(conn))
 
     async def _open(self, conn: _WsConn) -> None:
         """Connect and handshake one connection; a failure is counted and leaves the backlog waiting."""

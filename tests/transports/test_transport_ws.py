@@ -138,6 +138,23 @@ def test_unreachable_server_counts_connect_errors_and_never_written_events_end_l
     _run(main)
 
 
+async def _send_to_peer(handler: Callable[[ServerConnection], Awaitable[None]], io: IoMode, *, count: int,
+                        acked: int) -> tuple[WsTransport, WaitingTracker]:
+    """Device 0 sends events 1..count to a websockets server answering with ``handler``; returns once
+    ``acked`` are acknowledged and the transport is closed."""
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        tracker = WaitingTracker()
+        ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock(),
+                         TransportOptions(ws_io=io))
+        for k in range(1, count + 1):
+            payload, ids = _message(0, k)
+            ws.send(0, payload, ids, 0, (0,))
+        await tracker.until(lambda: tracker.acked == acked)
+        await ws.close()
+    return ws, tracker
+
+
 def test_malformed_replies_are_counted_never_fatal(io: IoMode) -> None:
     """Replies that are not JSON or not exactly {"reportedIds": [...]} are counted; their events time out."""
     replies = [b"not json", orjson.dumps({"reportedIds": [2], "extra": 1}), b"[1, 2]"]
@@ -149,16 +166,7 @@ def test_malformed_replies_are_counted_never_fatal(io: IoMode) -> None:
             await conn.send(replies.pop(0) if replies else orjson.dumps({"reportedIds": ids}))
 
     async def main() -> None:
-        async with serve(handler, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            tracker = WaitingTracker()
-            ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock(),
-                             TransportOptions(ws_io=io))
-            for k in range(1, 5):
-                payload, ids = _message(0, k)
-                ws.send(0, payload, ids, 0, (0,))
-            await tracker.until(lambda: tracker.acked == 1)
-            await ws.close()
+        ws, tracker = await _send_to_peer(handler, io, count=4, acked=1)
         tracker.finish(1)
         assert ws.stats.malformed_replies == 3
         assert (tracker.sent, tracker.acked, tracker.lost) == (4, 1, 3)
@@ -179,16 +187,7 @@ def test_fragmented_and_binary_replies_are_reassembled(io: IoMode) -> None:
                 await conn.send(reply)  # bytes: a binary frame (the Swift module's way)
 
     async def main() -> None:
-        async with serve(handler, "127.0.0.1", 0) as server:
-            port = server.sockets[0].getsockname()[1]
-            tracker = WaitingTracker()
-            ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock(),
-                             TransportOptions(ws_io=io))
-            for k in range(1, 7):
-                payload, ids = _message(0, k)
-                ws.send(0, payload, ids, 0, (0,))
-            await tracker.until(lambda: tracker.acked == 6)
-            await ws.close()
+        ws, _ = await _send_to_peer(handler, io, count=6, acked=6)
         assert ws.stats.malformed_replies == 0
 
     _run(main)
