@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -201,6 +201,23 @@ def spawn(tasks: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> as
     return task
 
 
+class HasTransport(Protocol):
+    """A connection object holding its asyncio transport (None before it connects)."""
+
+    @property
+    def transport(self) -> asyncio.Transport | None: ...
+
+
+async def abort_after(closed: asyncio.Event, timeout_s: float, conns: Collection[HasTransport]) -> None:
+    """Wait up to ``timeout_s`` for ``closed`` (set once the last connection is gone), then abort the rest."""
+    try:
+        await asyncio.wait_for(closed.wait(), timeout_s)
+    except TimeoutError:
+        for conn in list(conns):
+            if conn.transport is not None:
+                conn.transport.abort()
+
+
 def source_addr(options: TransportOptions, device: int) -> tuple[str, int] | None:
     """The local address (port 0: any) a device binds, or None to let the OS choose."""
     addrs = options.source_addrs
@@ -226,6 +243,7 @@ __all__ = [
     "Clock",
     "TransportOptions",
     "TransportStats",
+    "abort_after",
     "client_ssl_context",
     "parse_source_addrs",
     "source_addr",

@@ -47,6 +47,7 @@ from bench.transports.common import (
     Clock,
     TransportOptions,
     TransportStats,
+    abort_after,
     client_ssl_context,
     source_addr,
     spawn,
@@ -283,12 +284,7 @@ class HttpTransport:
             conn.retire()
         if self._conns:
             self._all_closed = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._all_closed.wait(), timeout_s)
-            except TimeoutError:
-                for conn in list(self._conns):
-                    if conn.transport is not None:
-                        conn.transport.abort()
+            await abort_after(self._all_closed, timeout_s, self._conns)
         self._idle.clear()
 
     # -- the pool ---------------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from bench.transports.common import (
     Clock,
     TransportOptions,
     TransportStats,
+    abort_after,
     client_ssl_context,
     read_ws_reply,
     source_addr,
@@ -420,12 +421,7 @@ class WsTransport:
             conn.transport.close()
         if self.live:
             self._all_closed = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._all_closed.wait(), timeout_s)
-            except TimeoutError:
-                for conn in list(self.live):
-                    if conn.transport is not None:
-                        conn.transport.abort()
+            await abort_after(self._all_closed, timeout_s, self.live)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pump is not None:
