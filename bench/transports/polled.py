@@ -3,9 +3,10 @@
 Why: on this kind of machine a process that sleeps and is woken costs ~10-30 µs of CPU per wake-up (caches
 and the virtual CPU come back cold), and an event loop that watches every socket is woken once per reply:
 at a few thousand replies per second that is most of a load generator's CPU, and it grows as the offered
-rate falls. A ``Poller`` keeps the connections out of the event loop. One task wakes it every tick (1 ms,
-on the loop's timer, which the central scheduler's sleeps share); each tick reads every socket that has
-data (one ``epoll_wait``), so a process wakes about once per millisecond however many replies come.
+rate falls. A ``Poller`` keeps the connections out of the event loop. A timer callback wakes it every
+tick (1 ms, on the loop's timer, which the central scheduler's wake-ups share); each tick reads every
+socket that has data (one ``epoll_wait``), so a process wakes about once per millisecond however many
+replies come.
 
 Latency stays exact: each socket asks the kernel for receive timestamps (``SO_TIMESTAMPNS``, see
 socket(7)), and a read reports the time its data reached the socket, not the time the tick read it. A read
@@ -214,6 +215,7 @@ class Poller:
         self._sockets: dict[int, PolledSocket] = {}
         self.ticks = 0
         self._closed = False
+        self._tick: asyncio.TimerHandle | None = None
 
     def add(self, ps: PolledSocket) -> None:
         self._sockets[ps.fd] = ps
@@ -245,17 +247,26 @@ class Poller:
                 ps.on_readable(offset, now)
         return len(ready)
 
-    async def run(self) -> None:
-        """Poll every tick until cancelled."""
-        tick = self.tick_s
-        poll = self.poll
-        while True:
-            poll()
+    def start(self) -> None:
+        """Poll every tick from now until ``close``: a timer callback, not a task (a sleeping task costs a
+        future and a second turn of the loop per tick, a thousand times a second)."""
+        if self._tick is None and not self._closed:
+            self._tick = self.loop.call_later(self.tick_s, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick = None
+        try:
+            self.poll()
+        finally:  # a protocol's bug is the loop's to report; the other sockets are still read
             self.ticks += 1
-            await asyncio.sleep(tick)
+            if not self._closed:
+                self._tick = self.loop.call_later(self.tick_s, self._on_tick)
 
     def close(self) -> None:
-        """Abort every socket still open and release the epoll descriptor."""
+        """Stop the ticks, abort every socket still open and release the epoll descriptor."""
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         for ps in list(self._sockets.values()):
             ps.abort()
         self._closed = True

@@ -351,7 +351,6 @@ class WsTransport:
                              "(Linux); use --ws-io stream or auto")
         self.polled = io == "polled" or (io == "auto" and not self.uri.secure and timestamps_supported())
         self._poller: Poller | None = None
-        self._pump: asyncio.Task[None] | None = None
 
     # -- what the scheduler calls ---------------------------------------------------------------------
     def connect(self, device: int) -> None:
@@ -424,9 +423,6 @@ class WsTransport:
             await abort_after(self._all_closed, timeout_s, self.live)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
         if self._poller is not None:
             self._poller.close()
 
@@ -482,7 +478,7 @@ class WsTransport:
         loop = asyncio.get_running_loop()
         if self._poller is None:
             self._poller = Poller(self.clock)
-            self._pump = loop.create_task(self._poller.run())
+            self._poller.start()
         poller = self._poller
         infos = await loop.getaddrinfo(self.uri.host, self.uri.port, type=socket.SOCK_STREAM)
         family, kind, proto, _, address = infos[0]

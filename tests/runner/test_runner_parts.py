@@ -65,6 +65,51 @@ def test_scheduler_executes_the_whole_plan_in_order(tmp_path: Path) -> None:
     assert scheduler.behind_ns == late - min(s.at_ns for s in sends)
 
 
+class _Failing(_Recorder):
+    """Refuses the third message it is handed."""
+
+    def send(self, device: int, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
+             created_ns: tuple[int, ...]) -> None:
+        if sum(1 for kind, _, _ in self.calls if kind == "send") == 2:
+            raise RuntimeError("refused")
+        super().send(device, payload, ids, intended_ns, created_ns)
+
+
+def test_scheduler_raises_what_a_send_raises_and_counts_what_went(tmp_path: Path) -> None:
+    """An error below the scheduler ends its run with that error; the sends before it are counted."""
+    plan = Plan(load_scenario(write_scenario(tmp_path)))
+    recorder = _Failing()
+    scheduler = Scheduler(plan.sends("ws"), [], recorder, lambda: 10**15)
+    with pytest.raises(RuntimeError, match="refused"):
+        asyncio.run(scheduler.run())
+    sent = [c for c in recorder.calls if c[0] != "connect"]
+    assert scheduler.dispatched == len(sent) >= 2
+
+
+def test_a_cancelled_scheduler_sends_nothing_more(tmp_path: Path) -> None:
+    """Cancelling the run while it waits for the next send cancels its wake-up: nothing is sent after."""
+    plan = Plan(load_scenario(write_scenario(tmp_path)))
+    first = min(s.at_ns for s in plan.sends("ws"))
+    now = [first]  # the first send is due, the rest wait for a clock that the test moves
+    recorder = _Recorder()
+    scheduler = Scheduler(plan.sends("ws"), [], recorder, lambda: now[0])
+
+    async def main() -> None:
+        task = asyncio.create_task(scheduler.run())
+        while not scheduler.dispatched:
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        before = len(recorder.calls)
+        now[0] = 10**15  # everything is due now: a live wake-up would send it all
+        await asyncio.sleep(0.05)
+        assert len(recorder.calls) == before
+
+    asyncio.run(main())
+    assert 0 < scheduler.dispatched < sum(1 for _ in plan.sends("ws"))
+
+
 def test_monitor_closes_each_whole_second_once() -> None:
     """Seconds are closed in order, each once, as time passes them."""
     closed: list[int] = []

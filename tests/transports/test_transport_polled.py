@@ -155,6 +155,29 @@ def test_a_reset_connection_ends_with_its_error() -> None:
     _run(main)
 
 
+def test_a_started_poller_reads_by_itself_until_closed() -> None:
+    """start(): the ticks read what arrives with no other call; close() stops them."""
+
+    async def main() -> None:
+        poller = Poller(make_clock())
+        ours, peer = _pair()
+        proto = Recorder()
+        PolledSocket(poller, ours, proto)
+        poller.start()
+        peer.sendall(b"hello")
+        async with asyncio.timeout(TIMEOUT_S):
+            while proto.data != b"hello":
+                await asyncio.sleep(0.001)
+        assert poller.ticks > 0
+        poller.close()
+        ticks = poller.ticks
+        await asyncio.sleep(0.02)
+        assert poller.ticks == ticks and proto.lost.done()  # no tick after close; the socket was aborted
+        peer.close()
+
+    _run(main)
+
+
 def test_polled_reads_need_plain_websocket() -> None:
     """--ws-io polled on wss:// is refused with one line (TLS keeps the event loop's transport)."""
     with pytest.raises(UsageError, match="--ws-io polled"):
