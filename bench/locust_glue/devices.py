@@ -42,7 +42,7 @@ from bench.locust_glue.runstate import RunState, TransportBooks
 from bench.locust_glue.wsclient import ConnectFailed, WsConnection
 from bench.protocol.errors import MalformedAck, UsageError
 from bench.protocol.events import Event, EventId
-from bench.protocol.message import encode_events, parse_ack
+from bench.protocol.message import encode_events, parse_ack_ids
 from bench.transports.common import read_ws_reply
 from bench.transports.http import http_url, request_overhead, retry_after_s
 from bench.transports.ws import ws_url
@@ -359,7 +359,7 @@ class HttpDevice(_Device):
     def _on_ok(self, reply: HttpReply, batch: _Batch) -> str | None:
         books = self.books
         try:
-            reported = parse_ack(reply.body).reported_ids
+            reported = parse_ack_ids(reply.body)
         except MalformedAck as exc:
             books.stats.malformed_replies += 1  # a measurement; the batch stays pending
             return f"malformed reply: {exc}"

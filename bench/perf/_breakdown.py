@@ -10,7 +10,7 @@ same sends the hot-path case produces (same scenario), with ``time.process_time`
 - ``frame``: ``bench/transports/ws.py:frame_text`` (header, mask key, C masking);
 - ``track send`` / ``track ack``: ``bench/metrics/tracker.py:AckTracker.on_send`` / ``on_ws_ack``
   (``on_http_reply`` for HTTP);
-- ``parse ack``: ``bench/protocol/message.py:parse_ack`` of the reply bytes;
+- ``parse ack``: ``bench/protocol/message.py:parse_ack_ids`` of the reply bytes;
 - ``fold``: ``AckTracker.fold`` (latency lists into histograms), per message.
 
 The rest of the measured figure is the socket, the event loop, the scheduler's wake-ups and the cyclic
@@ -66,7 +66,7 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
     """
     from bench.fleet import Plan
     from bench.metrics import AckTracker
-    from bench.protocol.message import encode_ack, parse_ack
+    from bench.protocol.message import encode_ack, parse_ack_ids
     from bench.runner.scheduler import dispatch
     from bench.scenario import parse_scenario
     from bench.transports.ws import frame_text
@@ -108,7 +108,7 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
         "encode": encode,
         "frame": lambda: [frame_text(p) for p in payloads] if transport == "ws" else None,
         "track send": track_send,
-        "parse ack": lambda: [parse_ack(r) for r in replies],
+        "parse ack": lambda: [parse_ack_ids(r) for r in replies],
         "track ack": track_ack,
         "fold": tracker.fold,
     }

@@ -43,6 +43,7 @@ from bench.protocol.message import (
     encode_events,
     encode_objs,
     parse_ack,
+    parse_ack_ids,
     parse_envelope,
 )
 
@@ -80,6 +81,7 @@ __all__ = [
     "encode_events",
     "encode_objs",
     "parse_ack",
+    "parse_ack_ids",
     "parse_envelope",
     "parse_event",
 ]

@@ -113,7 +113,19 @@ def encode_ack(ids: Iterable[EventId]) -> bytes:
 
 
 def parse_ack(data: bytes | bytearray | memoryview | str) -> Ack:
-    """Parse a server reply strictly, as the Swift module does.
+    """Parse a server reply strictly, as the Swift module does (``parse_ack_ids``, as an ``Ack``).
+
+    Raises:
+        MalformedAck: not JSON, another key beside ``reportedIds``, or an id that is not a string or integer.
+    """
+    return Ack(parse_ack_ids(data))
+
+
+def parse_ack_ids(data: bytes | bytearray | memoryview | str) -> tuple[EventId, ...]:
+    """The ids of a server reply ``{"reportedIds": [...]}``, parsed strictly, as the Swift module does.
+
+    The clients' per-reply call: the ids without the ``Ack`` around them (a frozen value costs more to
+    build than the parse of a one-id reply).
 
     Raises:
         MalformedAck: not JSON, another key beside ``reportedIds``, or an id that is not a string or integer.
@@ -132,4 +144,4 @@ def parse_ack(data: bytes | bytearray | memoryview | str) -> Ack:
         kind = type(value)
         if kind is not int and kind is not str:
             raise MalformedAck(f"reportedIds holds {value!r}, not a string or integer")
-    return Ack(tuple(ids))
+    return tuple(ids)

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 
 from bench.protocol.errors import MalformedAck, UsageError
 from bench.protocol.events import EventId
-from bench.protocol.message import parse_ack
+from bench.protocol.message import parse_ack_ids
 
 #: Returns monotonic nanoseconds since the run's start (t=0): the time base of every Send.at_ns.
 Clock = Callable[[], int]
@@ -154,7 +154,7 @@ def read_ws_reply(conn: OwesHeartbeats, data: bytes | bytearray | memoryview,
     that heartbeat's answer, counted and not tracked.
     """
     try:
-        reported = parse_ack(data).reported_ids
+        reported = parse_ack_ids(data)
     except MalformedAck:
         stats.malformed_replies += 1
         return None

@@ -41,7 +41,7 @@ from typing import cast
 
 from bench.protocol.errors import MalformedAck
 from bench.protocol.events import EventId
-from bench.protocol.message import parse_ack
+from bench.protocol.message import parse_ack_ids
 from bench.transports.common import (
     AckSink,
     Clock,
@@ -413,7 +413,7 @@ class HttpTransport:
     # -- status handlers (table dispatch by status class) ---------------------------------------------
     def _on_ok(self, batch: _Batch, token: int, status: int, reply: Response) -> None:
         try:
-            reported = parse_ack(reply.body).reported_ids
+            reported = parse_ack_ids(reply.body)
         except MalformedAck:
             self.stats.malformed_replies += 1  # a measurement; the batch stays pending
             return
