@@ -393,20 +393,23 @@ class Device:
         limits, wire, bounds = cfg.limits, cfg.track_wire, cfg.track_bounds
         limit = limits[0]
         session_b, device_b = self._session_b, self._device_b
+        event_id, last_id = self.next_id, self.last_id  # the next id, kept here and stored back after
         out: list[bytes] = []
         for _ in range(n):
             u = rnd()
             if u < limit:
                 head, tails = wire[bisect_right(bounds, rnd())]
-                event_id = self.next_id
-                if event_id > self.last_id:
+                if event_id > last_id:
                     raise _too_many(self.index)
-                self.next_id = event_id + 1
                 tail = tails[int(rnd() * len(tails))]
-                out.append(b"%s%s%d%s%s" % (head, session_b, event_id, device_b, tail))
+                out.append(b"%b%b%d%b%b" % (head, session_b, event_id, device_b, tail))
+                event_id += 1
             else:
+                self.next_id = event_id
                 out.append(_KIND_MAKERS[bisect_right(limits, u)](self))
+                event_id = self.next_id
                 device_b = self._device_b  # a userid event changes it for the events after it
+        self.next_id = event_id
         return tuple(out)
 
     def init(self) -> bytes:
@@ -435,7 +438,7 @@ class Device:
             raise _too_many(self.index)
         self.next_id = event_id + 1
         tail = tails[int(rnd() * len(tails))]
-        return b"%s%s%d%s%s" % (head, self._session_b, event_id, self._device_b, tail)
+        return b"%b%b%d%b%b" % (head, self._session_b, event_id, self._device_b, tail)
 
     def _error(self) -> bytes:
         rnd = self.random

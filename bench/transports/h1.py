@@ -412,7 +412,7 @@ class RequestTemplate:
 
     def encode(self, body: bytes) -> bytes:
         """The whole request: head and body, ready for one write."""
-        return b"%s%d\r\n\r\n%s" % (self.prefix, len(body), body)
+        return b"%b%d\r\n\r\n%b" % (self.prefix, len(body), body)
 
     def head_len(self, body_len: int) -> int:
         """Bytes of the request line and fields for a body of ``body_len`` bytes."""
