@@ -561,6 +561,15 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     Raises:
         ScenarioError: "file:line: key: detail"; also for a file that cannot be read or is not UTF-8.
     """
+    return parse_scenario(read_scenario_text(path), os.fspath(path))
+
+
+def read_scenario_text(path: str | os.PathLike[str]) -> str:
+    """A scenario file's text, unchecked (``parse_scenario`` validates it).
+
+    Raises:
+        ScenarioError: "file:(file): detail" for a file that cannot be read, "file:line: ..." if not UTF-8.
+    """
     name = os.fspath(path)
     try:
         raw = Path(name).read_bytes()
@@ -571,4 +580,4 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ScenarioError(name, line, "(file)", f"not UTF-8 (byte {exc.start})") from None
-    return parse_scenario(text, name)
+    return text

@@ -6,8 +6,8 @@ puts the run-shaping ones in the web UI's start form, where they can be edited b
 ``argparse.ArgumentTypeError``, so a bad value is one line (``locust: error: argument --x: ...``), exit 2.
 
 Distributed runs: Locust forwards every custom argument from the master to its workers with each spawn
-message, so workers use the master's values (``--scenario`` must name a file that exists on the workers
-too, relative to their working directory).
+message, so workers use the master's values. ``--scenario`` is read by the master only: its text goes to
+the workers in the run's spec (``runstate.RunSpec``), so a worker needs no copy of the file.
 """
 
 from __future__ import annotations

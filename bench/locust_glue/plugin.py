@@ -6,7 +6,7 @@ What happens when (each Locust process runs the listeners for its role):
 - ``init``: the master or standalone process checks the options and the scenario (a bad one is one line,
   exit 2) and, without ``--host``, starts the embedded reference target (memory store) and says so;
   custom messages are registered (bench.locust_glue.collect).
-- ``test_start``: the master/standalone process makes the run's ``RunSpec`` (scenario file, appIds, plan
+- ``test_start``: the master/standalone process makes the run's ``RunSpec`` (scenario text, appIds, plan
   duration) and puts it in the parsed options, which Locust forwards to the workers with each spawn
   message; every process that runs users builds its ``RunState`` and starts its housekeeping.
 - ``test_stopping`` (before Locust stops any user) and ``quitting``: the master/standalone process drains
@@ -54,7 +54,7 @@ from bench.runner.app import new_app_id
 from bench.runner.output import build_summary, make_run_dir, run_meta, transport_lines, write_results
 from bench.runner.reconcile import Reconciliation, not_done, reconcile_reference
 from bench.runner.result import TransportResult
-from bench.scenario import Scenario, load_scenario
+from bench.scenario import Scenario, load_scenario, parse_scenario, read_scenario_text
 from bench.target.embedded import EmbeddedTarget
 
 logger = logging.getLogger("nucleus_bench")
@@ -191,9 +191,10 @@ class Glue:
         self.options = opts = GlueOptions.from_parsed(parsed)
         if not environment.host and self.target is not None:
             environment.host = self.target.url  # the web UI's host field was emptied: ours still serves
-        scenario = load_scenario(opts.scenario)
+        text = read_scenario_text(opts.scenario)  # the workers get the text: they need no copy of the file
+        scenario = parse_scenario(text, opts.scenario)
         given = opts.app_id or scenario.app_id
-        spec = RunSpec(run_id=secrets.token_hex(6), scenario_path=opts.scenario,
+        spec = RunSpec(run_id=secrets.token_hex(6), scenario_path=opts.scenario, scenario_text=text,
                        app_ids=tuple((t, given or new_app_id()) for t in TRANSPORTS),
                        duration_s=plan_duration(scenario, getattr(parsed, "run_time", None)),
                        endpoint=opts.endpoint, insecure=opts.insecure)
@@ -220,7 +221,8 @@ class Glue:
                 spec = self.collection.spec
             else:
                 return  # the master side refused the run (and said why)
-            self.run = RunState(spec, load_scenario(spec.scenario_path), worker_index=worker)
+            scenario = parse_scenario(spec.scenario_text, spec.scenario_path)
+            self.run = RunState(spec, scenario, worker_index=worker)
         except UsageError as exc:
             self.run_error = str(exc)
             logger.error("nucleus-bench: %s", exc)

@@ -59,7 +59,9 @@ class RunSpec:
 
     Attributes:
         run_id: tells this run's messages from a previous run's (the web UI runs many tests per process).
-        scenario_path: the scenario file, as given (workers resolve it in their own working directory).
+        scenario_path: the scenario file, as the master was given it (it names the scenario in messages).
+        scenario_text: its TOML, as the master read it: workers parse this, so they need no copy of the file
+            and every process of the run follows the same scenario.
         app_ids: the appId of each transport.
         duration_s: how long each device's plan runs, from its user's start.
         endpoint: "app" (/app/{appId}/track) or "short" (/{appId}/).
@@ -68,6 +70,7 @@ class RunSpec:
 
     run_id: str
     scenario_path: str
+    scenario_text: str
     app_ids: tuple[tuple[str, str], ...]
     duration_s: float
     endpoint: str = "app"
@@ -77,7 +80,8 @@ class RunSpec:
         return dict(self.app_ids)[transport]
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "scenario_path": self.scenario_path, "app_ids": dict(self.app_ids),
+        return {"run_id": self.run_id, "scenario_path": self.scenario_path,
+                "scenario_text": self.scenario_text, "app_ids": dict(self.app_ids),
                 "duration_s": self.duration_s, "endpoint": self.endpoint, "insecure": self.insecure}
 
     @classmethod
@@ -85,6 +89,7 @@ class RunSpec:
         """Raises: UsageError: not a spec of this version (a master running another locustfile)."""
         try:
             return cls(run_id=str(obj["run_id"]), scenario_path=str(obj["scenario_path"]),
+                       scenario_text=str(obj["scenario_text"]),
                        app_ids=tuple(sorted((str(k), str(v)) for k, v in obj["app_ids"].items())),
                        duration_s=float(obj["duration_s"]), endpoint=str(obj["endpoint"]),
                        insecure=bool(obj["insecure"]))

@@ -46,8 +46,8 @@ def locust_argv(locustfile: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(LOCUSTFILES / locustfile), *args]
 
 
-def start(argv: Sequence[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(list(argv), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(argv: Sequence[str], cwd: Path = ROOT) -> subprocess.Popen[str]:
+    return subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:

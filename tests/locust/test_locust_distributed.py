@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from locust_harness import SMOKE, finish, free_port, locust_argv, start, stop
+from locust_harness import ROOT, SMOKE, finish, free_port, locust_argv, start, stop
 
 from bench.metrics import COUNTERS
 from bench.target.embedded import EmbeddedTarget
@@ -14,14 +14,20 @@ _WORKER_LINE = re.compile(r"nucleus-bench worker (\d+) ws: sent (\d+) = acked (\
 
 
 def test_merged_counts_equal_the_sum_of_the_workers(target: EmbeddedTarget, tmp_path: Path) -> None:
-    """The master's summary is the exact sum of what each worker measured (and logged)."""
+    """The master's summary is the exact sum of what each worker measured (and logged).
+
+    The master is given the scenario by a path relative to its working directory; the workers run in
+    another one, where that path names nothing: they follow the scenario the master sent.
+    """
     port, results = free_port(), tmp_path / "results"
+    elsewhere = tmp_path / "worker-cwd"
+    elsewhere.mkdir()
     master = start(locust_argv(
         "ws.py", "--master", "--headless", "--expect-workers", "2", "-u", "4", "-r", "4", "-t", "4s",
         "--host", target.url, "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-        "--only-summary", "--scenario", str(SMOKE), "--results-dir", str(results)))
+        "--only-summary", "--scenario", str(SMOKE.relative_to(ROOT)), "--results-dir", str(results)))
     worker_argv = locust_argv("ws.py", "--worker", "--master-host", "127.0.0.1", "--master-port", str(port))
-    workers = [start(worker_argv) for _ in range(2)]
+    workers = [start(worker_argv, cwd=elsewhere) for _ in range(2)]
     try:
         run = finish(master, results)
         logs = [finish(w, results).stderr for w in workers]

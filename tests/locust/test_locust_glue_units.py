@@ -121,7 +121,8 @@ def test_bad_option_values_are_refused(argv: tuple[str, ...]) -> None:
 # -- the run's plan and numbering ----------------------------------------------------------------------
 def test_a_locust_device_sends_what_the_hot_path_sends_for_it() -> None:
     """Device k of a Locust run has the hot path's events for device k, byte for byte, from its own t=0."""
-    spec = RunSpec(run_id="r", scenario_path=SMOKE.path, app_ids=(("ws", "a"), ("http", "a")),
+    spec = RunSpec(run_id="r", scenario_path=SMOKE.path, scenario_text="",
+                   app_ids=(("ws", "a"), ("http", "a")),
                    duration_s=SMOKE.duration_s)
     locust_plan = RunState(spec, SMOKE).plan
     hot_plan = Plan(SMOKE)
@@ -155,8 +156,8 @@ def test_workers_number_disjoint_devices() -> None:
 
 def test_run_spec_round_trips_and_refuses_garbage() -> None:
     """The spec crosses to the workers as JSON; anything else is a one-line usage error."""
-    spec = RunSpec(run_id="abc", scenario_path="s.toml", app_ids=(("http", "h"), ("ws", "w")),
-                   duration_s=12.5, endpoint="short", insecure=True)
+    spec = RunSpec(run_id="abc", scenario_path="s.toml", scenario_text='name = "s"\nseed = 3\n',
+                   app_ids=(("http", "h"), ("ws", "w")), duration_s=12.5, endpoint="short", insecure=True)
     assert RunSpec.from_json(msgpack.unpackb(msgpack.packb(spec.to_json()))) == spec
     with pytest.raises(UsageError):
         RunSpec.from_json(None)
@@ -166,7 +167,9 @@ def test_run_spec_round_trips_and_refuses_garbage() -> None:
 def _worker_run(worker: int, acked: int, lost: int) -> dict[str, Any]:
     """A RunState fed ``acked + lost`` events (one message each), drained; its message via msgpack."""
     now = [0]
-    spec = RunSpec(run_id="r", scenario_path=SMOKE.path, app_ids=(("ws", "a"), ("http", "a")), duration_s=5.0)
+    spec = RunSpec(run_id="r", scenario_path=SMOKE.path, scenario_text="",
+                   app_ids=(("ws", "a"), ("http", "a")),
+                   duration_s=5.0)
     run = RunState(spec, SMOKE, worker_index=worker, clock_ns=lambda: now[0])
     books = run.book("ws")
     conn = run.new_conn_id()
