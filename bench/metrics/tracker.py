@@ -30,9 +30,12 @@ Re-sending an id that is still pending is counted in ``resent``, not in ``sent``
 
 An ack of an id that is not pending is never counted as acked twice. Finished ids are remembered for at
 least ``remember_ns`` (default: the timeout) to tell a *duplicate* ack (it was acked) from a *late* ack
-(it had been counted lost or rejected) and an *unknown* id (never sent, or forgotten). They live in two
-generations of dicts that ``expire`` rotates every ``remember_ns``, so forgetting costs nothing per
-event; the memory is one dict entry per event finished in the last one or two ``remember_ns``.
+(it had been counted lost or rejected) and an *unknown* id (never sent, or forgotten). They live in
+generations of dicts, each at most ``GENERATION_NS`` long, that ``expire`` rotates: forgetting costs
+nothing per event, and the memory is one dict entry per event finished in the last ``remember_ns`` and
+one generation. Dropping a generation frees its entries at once, in the event loop: a generation of a
+second keeps that pause short (dropping ``remember_ns`` of them in one go, at 80,000 events/s and 5 s,
+stalled the loop ~7 ms, and the sends due meanwhile went out late).
 
 Latencies (ns ints) go to plain lists on the hot path. ``_corr``, ``_raw`` and ``_deliv`` hold one
 value per event (a single-event message, an event acked on its own). The events of one message share
@@ -72,6 +75,8 @@ Msg = tuple[int, tuple[EventId, ...], tuple[int, ...], int, int]
 
 # How a finished id ended, remembered for remember_ns to classify later acks.
 _ACKED, _REJECTED, _LOST = 1, 2, 3
+#: The longest generation of remembered finished ids (see the module docstring).
+GENERATION_NS = 1_000_000_000
 
 
 class AckTracker:
@@ -88,10 +93,11 @@ class AckTracker:
         corrected / raw / delivery: latency histograms in µs (filled by ``fold``).
     """
 
-    __slots__ = ("_corr", "_deliv", "_dw", "_finished", "_generation_ns", "_limbo", "_mcorr", "_mdeliv",
-                 "_mraw", "_old_finished", "_pending", "_queues", "_raw", "_seq", "_stale", "_token", "_w",
-                 "acked", "corrected", "delivery", "duplicate_acks", "late_acks", "lost", "raw", "rejected",
-                 "remember_ns", "resent", "sent", "stray_replies", "timeout_ns", "unknown_acks")
+    __slots__ = ("_corr", "_deliv", "_dw", "_finished", "_generation_ns", "_keep", "_limbo", "_mcorr",
+                 "_mdeliv", "_mraw", "_old_finished", "_pending", "_queues", "_raw", "_seq", "_span_ns",
+                 "_stale", "_token", "_w", "acked", "corrected", "delivery", "duplicate_acks", "late_acks",
+                 "lost", "raw", "rejected", "remember_ns", "resent", "sent", "stray_replies", "timeout_ns",
+                 "unknown_acks")
 
     def __init__(self, *, timeout_ns: int, remember_ns: int | None = None,
                  layout: Layout = DEFAULT_LAYOUT) -> None:
@@ -110,9 +116,12 @@ class AckTracker:
         # conn -> messages that expired unanswered: an empty reply arriving now is theirs, not the next one's.
         self._stale: dict[int, int] = {}
         self._pending: dict[EventId, Msg] = {}
-        # Finished ids -> how they ended, in two generations (see the module docstring).
+        # Finished ids -> how they ended: the current generation and the older ones, newest first (see the
+        # module docstring). A generation spans _span_ns; _keep older ones cover remember_ns.
         self._finished: dict[EventId, int] = {}
-        self._old_finished: dict[EventId, int] = {}
+        self._old_finished: deque[dict[EventId, int]] = deque()
+        self._span_ns = max(1, min(self.remember_ns, GENERATION_NS))
+        self._keep = max(1, -(-self.remember_ns // self._span_ns))
         self._generation_ns = 0
         self._limbo: list[tuple[int, int, Msg]] = []  # (actual_ns, seq, msg) of set-aside first sends
         self._seq = itertools.count()
@@ -262,7 +271,12 @@ class AckTracker:
 
     def _ack_finished(self, i: EventId, *, known: bool) -> None:
         """An ack of an id no longer pending: duplicate, late, or unknown (never acked twice)."""
-        state = self._finished.get(i) or self._old_finished.get(i)
+        state = self._finished.get(i)
+        if state is None:
+            for older in self._old_finished:
+                state = older.get(i)
+                if state is not None:
+                    break
         if state == _ACKED or (state is None and known):
             self.duplicate_acks += 1
         elif state is not None:
@@ -402,10 +416,15 @@ class AckTracker:
         limbo = self._limbo
         while limbo and limbo[0][0] <= deadline:
             self._lose(heapq.heappop(limbo)[2])
-        if now_ns - self._generation_ns >= self.remember_ns:
-            self._old_finished = self._finished
+        if now_ns - self._generation_ns >= self._span_ns:
+            # An id finished in a generation is dropped _keep rotations after it, each at least _span_ns
+            # apart: no sooner than remember_ns after it finished.
+            old = self._old_finished
+            old.appendleft(self._finished)
             self._finished = {}
             self._generation_ns = now_ns
+            while len(old) > self._keep:
+                old.pop()
         return self.lost - before
 
     def _lose(self, msg: Msg) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.metrics import AckTracker, TrackerResult
+from bench.metrics.tracker import GENERATION_NS
 
 US = 1_000
 MS = 1_000_000
@@ -305,6 +306,24 @@ def test_finished_ids_are_forgotten_after_the_memory_window() -> None:
     t.expire(40 * MS)
     t.on_ws_ack(1, (1,), 41 * MS)
     assert counts(t)["unknown_acks"] == 1
+
+
+def test_a_long_memory_window_is_kept_in_generations_and_forgotten_after_it() -> None:
+    """A window of several seconds is remembered in generations of a second (``GENERATION_NS``): an acked id
+    re-acked within the window is a duplicate at every second of it, and unknown a generation after."""
+    second = GENERATION_NS
+    t = tracker(remember_ns=3 * second)
+    t.on_send(1, (1,), 0, 0, (0,))
+    t.on_ws_ack(1, (1,), second // 2)  # finished at 0.5 s
+    seen: list[str] = []
+    for k in range(1, 8):  # the runner's once-a-second expire
+        t.expire(k * second)
+        before = counts(t)
+        t.on_ws_ack(1, (1,), k * second + 1)
+        after = counts(t)
+        seen.append("dup" if after.get("duplicate_acks", 0) > before.get("duplicate_acks", 0) else "unknown")
+    assert seen[:3] == ["dup"] * 3  # 1, 2 and 3 s: within 3 s of 0.5 s
+    assert seen[-1] == "unknown" and seen == sorted(seen)  # forgotten later, and for good
 
 
 def test_tokens_increase_across_connections() -> None:
