@@ -162,8 +162,9 @@ class Group:
                     self._receive(child, handler)
                 elif child.proc.sentinel in ready and not child.conn.poll():
                     raise PerfError(f"{child.name} exited with code {child.proc.exitcode} before its result")
-            if tick is not None and time.monotonic() >= next_tick:
-                tick()
+            if time.monotonic() >= next_tick:  # also without a tick: a past next_tick would make a 0 s wait
+                if tick is not None:
+                    tick()
                 next_tick = time.monotonic() + tick_s
 
     @staticmethod
