@@ -39,6 +39,12 @@ SO_TIMESTAMPNS = 35
 READ_BYTES = 1 << 13
 #: Reads per socket per tick before the others get their turn (the rest is read on the next tick).
 MAX_READS = 16
+#: A tick reads for at most its own period: a burst of replies (a server that stalled, then answered all at
+#: once) would otherwise hold the loop for tens of milliseconds and delay the sends due meanwhile, which the
+#: run would then report as the generator's own lag. The rest is read on the loop's next turn; its receive
+#: times are the kernel's, so reading it later changes no latency (replies that meanwhile join others in one
+#: read are counted: ``coalesced_replies``). The clock is read every this many sockets.
+BUDGET_EVERY = 8
 _TIMESPEC = struct.Struct("qq")
 _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 _SOL_SOCKET = socket.SOL_SOCKET
@@ -205,17 +211,22 @@ class Poller:
     Args:
         clock: the run's clock (monotonic ns since its start), what receive times are mapped onto.
         tick_s: how often the sockets are read.
+        budget_s: how long one tick may read (default: ``tick_s``; see ``BUDGET_EVERY``).
     """
 
-    def __init__(self, clock: Callable[[], int], tick_s: float = 0.001) -> None:
+    def __init__(self, clock: Callable[[], int], tick_s: float = 0.001,
+                 budget_s: float | None = None) -> None:
         self.clock = clock
         self.tick_s = tick_s
         self.loop = asyncio.get_running_loop()
         self._epoll = select.epoll()
         self._sockets: dict[int, PolledSocket] = {}
         self.ticks = 0
+        self.behind = False  # the last poll ran out of its budget with sockets still ready
+        self.cut_ticks = 0  # ticks that did so
         self._closed = False
-        self._tick: asyncio.TimerHandle | None = None
+        self._tick: asyncio.Handle | None = None
+        self._budget_ns = int((tick_s if budget_s is None else budget_s) * 1e9)
 
     def add(self, ps: PolledSocket) -> None:
         self._sockets[ps.fd] = ps
@@ -228,24 +239,36 @@ class Poller:
     def want_write(self, ps: PolledSocket, on: bool) -> None:
         self._epoll.modify(ps.fd, _IN | _OUT if on else _IN)
 
-    def poll(self) -> int:
-        """Read every socket with data, write what waits on writable ones; returns the sockets seen."""
+    def poll(self, budget_ns: int | None = None) -> int:
+        """Read every socket with data, write what waits on writable ones; returns the sockets seen.
+
+        With ``budget_ns``, stop once that long has gone (checked every ``BUDGET_EVERY`` sockets) and set
+        ``behind``: the sockets not seen stay ready, for the next call.
+        """
+        self.behind = False
         ready = self._epoll.poll(0)
         if not ready:
             return 0
         # realtime - run clock, read once per tick: the kernel stamps receive times in CLOCK_REALTIME
-        now = self.clock()
+        clock = self.clock
+        now = clock()
         offset = time.time_ns() - now
+        deadline = now + budget_ns if budget_ns is not None else None
         sockets = self._sockets
+        seen = 0
         for fd, mask in ready:
             ps = sockets.get(fd)
-            if ps is None:
-                continue
-            if mask & _OUT:
-                ps.on_writable()
-            if mask & _IN and ps.fd >= 0:
-                ps.on_readable(offset, now)
-        return len(ready)
+            seen += 1
+            if ps is not None:
+                if mask & _OUT:
+                    ps.on_writable()
+                if mask & _IN and ps.fd >= 0:
+                    ps.on_readable(offset, now)
+            if deadline is not None and not seen % BUDGET_EVERY and seen < len(ready) and clock() >= deadline:
+                self.behind = True
+                self.cut_ticks += 1
+                break
+        return seen
 
     def start(self) -> None:
         """Poll every tick from now until ``close``: a timer callback, not a task (a sleeping task costs a
@@ -255,12 +278,16 @@ class Poller:
 
     def _on_tick(self) -> None:
         self._tick = None
+        self.behind = False
         try:
-            self.poll()
+            self.poll(self._budget_ns)
         finally:  # a protocol's bug is the loop's to report; the other sockets are still read
             self.ticks += 1
             if not self._closed:
-                self._tick = self.loop.call_later(self.tick_s, self._on_tick)
+                # Behind (a burst of replies, say after the server stalled): carry on at the loop's next
+                # turn, after the timers due meanwhile (the scheduler's sends), not a tick later.
+                self._tick = (self.loop.call_soon(self._on_tick) if self.behind
+                              else self.loop.call_later(self.tick_s, self._on_tick))
 
     def close(self) -> None:
         """Stop the ticks, abort every socket still open and release the epoll descriptor."""

@@ -15,7 +15,7 @@ from transport_helpers import TIMEOUT_S, WaitingTracker, make_clock
 
 from bench.protocol.errors import UsageError
 from bench.transports.common import TransportOptions
-from bench.transports.polled import PolledSocket, Poller
+from bench.transports.polled import BUDGET_EVERY, PolledSocket, Poller
 from bench.transports.ws import WsTransport
 
 APP = "0123456789abcdef01234567"
@@ -174,6 +174,33 @@ def test_a_started_poller_reads_by_itself_until_closed() -> None:
         await asyncio.sleep(0.02)
         assert poller.ticks == ticks and proto.lost.done()  # no tick after close; the socket was aborted
         peer.close()
+
+    _run(main)
+
+
+def test_a_poll_out_of_budget_leaves_the_rest_for_the_next() -> None:
+    """A burst of replies on many sockets: a poll stops when its budget is spent (the clock is read every
+    BUDGET_EVERY sockets) and the sockets it did not reach stay ready; a started poller reads them all."""
+    n = 3 * BUDGET_EVERY + 2
+
+    async def main() -> None:
+        poller = Poller(make_clock(), budget_s=0.0)
+        pairs = [_pair() for _ in range(n)]
+        protos = [Recorder() for _ in range(n)]
+        for (ours, peer), proto in zip(pairs, protos, strict=True):
+            PolledSocket(poller, ours, proto)
+            peer.sendall(b"ack")
+        await asyncio.sleep(0.05)  # every reply is in its socket
+        assert poller.poll(0) == BUDGET_EVERY and poller.behind
+        assert sum(p.data == b"ack" for p in protos) == BUDGET_EVERY
+        poller.start()  # behind, each tick goes on at the loop's next turn until every socket is read
+        async with asyncio.timeout(TIMEOUT_S):
+            while not all(p.data == b"ack" for p in protos):
+                await asyncio.sleep(0.001)
+        assert poller.cut_ticks >= 2 and not any(len(p.chunks) > 1 for p in protos)  # each read once
+        poller.close()
+        for _, peer in pairs:
+            peer.close()
 
     _run(main)
 
