@@ -278,7 +278,6 @@ class Poller:
 
     def _on_tick(self) -> None:
         self._tick = None
-        self.behind = False
         try:
             self.poll(self._budget_ns)
         finally:  # a protocol's bug is the loop's to report; the other sockets are still read
