@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["bare", "hot", "naive", "wrk", "locust"]
+Kind = Literal["bare", "hot", "naive", "plain", "wrk", "locust"]
 Metric = Literal["us_per_msg_max", "ratio_max", "events_per_cpu_min", "msgs_per_cpu_min"]
 
 
@@ -127,6 +127,7 @@ CASES: tuple[Case, ...] = (
     Case("hot-ws-paced-stream", "hot path WS, paced, stream", "hot", "ws", 1, 0, 0.4, paced=True,
          ws_io="stream"),
     Case("naive-ws-paced", "naive timers, paced, {n:,} dev", "naive", "ws", 1, 0, 0.4, paced=True),
+    Case("plain-ws-paced", "plain epoll loop, paced, {n:,} dev", "plain", "ws", 1, 0, 0.4, paced=True),
 )
 #: Cases outside the CPU table (``--only`` accepts them too).
 EXTRA_KEYS = ("idle-rss", "max-devices")

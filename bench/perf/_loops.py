@@ -1,4 +1,4 @@
-"""The plain-script references: the bare send/ack loop and the naive timer per device.
+"""The plain-script references: the bare send/ack loop, the naive timer per device, the plain epoll loop.
 
 Both use the websockets library's asyncio client on uvloop (the library the hot path frames with) and
 send one pre-encoded message taken from the hot path's own plan, so the bytes on the wire are the same:
@@ -8,6 +8,10 @@ send one pre-encoded message taken from the hot path's own plan, so the bytes on
 - **naive timer per device**: one connection and one asyncio task per device, each sleeping its own
   exponential gap before every send and awaiting the reply: the obvious way to pace many devices, which
   the hot path's one central scheduler replaces.
+- **plain epoll loop**: the same paced fleet with no event loop, no WebSocket library and no tracking: raw
+  sockets after a hand-written handshake, one ``epoll`` in a plain loop, a 1 ms send tick, replies read
+  and dropped, messages framed by the hot path's ``frame_text``. What paced sending costs in Python on
+  this machine before any of the hot path's work (its plan, tracking, timing, event loop).
 
 Each runs in a child process (``_proc``) and marks its measured window, after connecting and a warm-up.
 """
@@ -15,9 +19,14 @@ Each runs in a child process (``_proc``) and marks its measured window, after co
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import random
+import select
+import socket
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench.perf._proc import Link, self_cpu_s
 
@@ -119,3 +128,92 @@ def naive_child(link: Link, url: str, message: bytes, devices: int, rate: float,
     raise_nofile_limit()
     result: dict[str, Any] = uvloop.run(_naive(link, url, message, devices, rate, warm_s, window_s))
     return result
+
+
+#: Bytes that end the target's handshake response.
+_END_OF_HEAD = b"\r\n\r\n"
+
+
+def _open_plain(url: str, devices: int, limit_s: float) -> list[socket.socket]:
+    """``devices`` WebSocket connections by hand (RFC 6455, 4.1), non-blocking once open."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    deadline = time.monotonic() + limit_s
+    socks: list[socket.socket] = []
+    try:
+        for start in range(0, devices, CONNECT_CONCURRENCY):  # a batch of requests, then their answers
+            batch = []
+            for _ in range(min(CONNECT_CONCURRENCY, devices - start)):
+                sock = socket.create_connection((host, port), timeout=max(1.0, deadline - time.monotonic()))
+                socks.append(sock)
+                batch.append(sock)
+                key = base64.b64encode(os.urandom(16)).decode()
+                sock.sendall((f"GET {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                              f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+            for sock in batch:
+                head = b""
+                while _END_OF_HEAD not in head:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise ConnectionError("the target closed a connection during the handshake")
+                    head += chunk
+                if not head.startswith(b"HTTP/1.1 101"):
+                    status = head.split(b"\r\n", 1)[0]
+                    raise ConnectionError(f"handshake refused: {status!r}")
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setblocking(False)
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def plain_child(link: Link, url: str, message: bytes, devices: int, rate: float, warm_s: float,
+                window_s: float) -> dict[str, Any]:
+    """Child main of the plain epoll loop: ``devices`` connections, each at ``rate`` messages/s on average,
+    sent in turn on a 1 ms tick (the fleet's total rate, spread evenly), replies read as they come."""
+    from bench.runner.engine import raise_nofile_limit
+    from bench.transports.ws import frame_text
+
+    raise_nofile_limit()
+    socks = _open_plain(url, devices, 60.0)
+    poller = select.epoll()
+    by_fd = {s.fileno(): s for s in socks}
+    for fd in by_fd:
+        poller.register(fd, select.EPOLLIN)
+    per_tick = rate * devices / 1000.0
+    sent = replies = 0
+    owed = 0.0
+    turn = 0
+    start = time.perf_counter()
+    marks: dict[str, tuple[float, int, float]] = {}
+    next_tick = start
+    try:
+        while True:
+            now = time.perf_counter()
+            if "start" not in marks and now - start >= warm_s:
+                marks["start"] = (now, sent, self_cpu_s())
+                link.mark("start")
+            if now - start >= warm_s + window_s:
+                marks["end"] = (now, sent, self_cpu_s())
+                link.mark("end")
+                break
+            for fd, _ in poller.poll(max(0.0, next_tick - now)):
+                if by_fd[fd].recv(8192):
+                    replies += 1
+            if time.perf_counter() >= next_tick:
+                next_tick += 0.001
+                owed += per_tick
+                while owed >= 1.0:
+                    socks[turn].send(frame_text(message))
+                    turn = (turn + 1) % devices
+                    sent += 1
+                    owed -= 1.0
+    finally:
+        poller.close()
+        for sock in socks:
+            sock.close()
+    (t0, n0, c0), (t1, n1, c1) = marks["start"], marks["end"]
+    return {"messages": n1 - n0, "seconds": t1 - t0, "cpu_s": c1 - c0, "failed": 0, "replies": replies}

@@ -148,14 +148,18 @@ def speed_lines(rows: dict[str, Row]) -> list[str]:
 
 
 def paced_line(rows: dict[str, Row]) -> str | None:
-    """Hot path against naive timers over the same number of paced connections."""
-    hot, naive = rows.get("hot-ws-paced"), rows.get("naive-ws-paced")
+    """Hot path against naive timers over the same number of paced connections (and the plain epoll loop,
+    the cost of paced sending with none of the hot path's work, when it ran)."""
+    hot, naive, plain = rows.get("hot-ws-paced"), rows.get("naive-ws-paced"), rows.get("plain-ws-paced")
     if hot is None or naive is None or not hot.ok() or not naive.ok():
         return None
     h = 1e6 / hot.median(lambda s: s.us_per_msg)
     n = 1e6 / naive.median(lambda s: s.us_per_msg)
-    return (f"device-paced: hot path {h:,.0f} msgs per client CPU-second, naive timer per device {n:,.0f} "
+    line = (f"device-paced: hot path {h:,.0f} msgs per client CPU-second, naive timer per device {n:,.0f} "
             f"({h / n:.2f}x)")
+    if plain is not None and plain.ok():
+        line += f", plain epoll loop {1e6 / plain.median(lambda s: s.us_per_msg):,.0f}"
+    return line
 
 
 def memory_lines(idle: dict[str, Any] | None, held: dict[str, Any] | None) -> list[str]:

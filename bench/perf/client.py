@@ -12,7 +12,8 @@ window of steady sending only (the target's CPU over the same window from its PI
 - the **hot path** (``bench.runner``'s ``run_shard``: plan, scheduler, transport, ack tracking) over
   WebSocket with 1-event and 10-event messages and over HTTP with 10-event batches, open loop;
 - **wrk** posting the hot path's own 10-event body, and **Locust**'s WS and HTTP users (locustfiles/);
-- **device-paced** sending over 10,000 connections: the hot path, and a naive timer per device;
+- **device-paced** sending over 10,000 connections: the hot path, a naive timer per device, and a plain
+  ``epoll`` loop with none of the hot path's work (what paced sending costs in Python here at all);
 - then client memory per idle connected device (10,000 devices), and the most devices this machine holds
   at once through the source-address pool, over several client and target processes.
 
@@ -209,6 +210,16 @@ def run_naive(case: Case, ctx: Context) -> Sample:
     return Sample(got["messages"], got["messages"], got["seconds"], got["cpu_s"], target_cpu, note)
 
 
+def run_plain(case: Case, ctx: Context) -> Sample:
+    from bench.perf._loops import plain_child
+
+    s = ctx.sizes
+    args = (_ws_url(ctx), ctx.bodies[1], case.devices, case.rate, WARM_S + 0.5, s.paced_window_s)
+    got, target_cpu = run_child(case.key, plain_child, args, target_pid=ctx.pid,
+                                timeout_s=s.paced_window_s + 2 * SLACK_S)
+    return Sample(got["messages"], got["messages"], got["seconds"], got["cpu_s"], target_cpu)
+
+
 def run_wrk_case(case: Case, ctx: Context) -> Sample:
     from bench.perf._external import run_wrk
     from bench.transports.http import http_url
@@ -227,7 +238,8 @@ def run_locust_case(case: Case, ctx: Context) -> Sample:
 
 #: Table dispatch: how each kind of case is driven.
 RUNNERS: dict[str, Callable[[Case, Context], Sample]] = {
-    "bare": run_bare, "hot": run_hot, "naive": run_naive, "wrk": run_wrk_case, "locust": run_locust_case,
+    "bare": run_bare, "hot": run_hot, "naive": run_naive, "plain": run_plain, "wrk": run_wrk_case,
+    "locust": run_locust_case,
 }
 
 
@@ -439,7 +451,8 @@ def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: S
                "sizes": asdict(sizes), "cases": to_json(rows), "idle_rss": idle, "max_devices": held,
                "breakdown": parts, "errors": errors, "hot_floors_not_met": missed}
         Path(args.json).write_text(json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n")
-    failed = any(row.errors for row in rows.values() if row.case.kind in ("bare", "hot", "naive")) or errors
+    ours = ("bare", "hot", "naive", "plain")
+    failed = any(row.errors for row in rows.values() if row.case.kind in ours) or errors
     return 1 if failed else 0
 
 
