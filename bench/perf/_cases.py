@@ -105,11 +105,11 @@ DEVICES_FLOOR = 50_000
 
 #: The CPU table, in the order it runs (and prints) within each repeat. Paced cases take their device count
 #: from ``Sizes.paced_devices``; their rate is 0.4 messages/s per device (4,000/s over 10,000 devices).
-#: Open-loop rates are chosen so that the client and the target together stay well under the 2 cores; the
-#: cases with a floor run near the rate of the bare loop they are compared with (1-event: 15,000 of its
-#: ~17,000 messages/s; 10-event: 8,000 of its ~13,000), where a CPU-second's worth of events is what the
-#: floors ask about. A process that waits between sends pays for every wake-up (~10-30 µs of CPU here), so
-#: the same plan at a lower rate costs more per message: the 10-event case at 4,000/s shows how much.
+#: Open-loop rates are chosen so that the client and the target together stay well under the 2 cores (the
+#: bare loops, closed loops running flat out, reach ~42,000 1-event and ~16,000 10-event messages/s here);
+#: the cases with a floor run at 15,000 and 8,000 messages/s. A process that waits between sends pays for
+#: every wake-up (an idle 1 ms tick costs ~33 µs of CPU here), so the same plan at a lower rate costs more
+#: per message: the 10-event case at 4,000/s shows how much.
 #: "stream" rows read replies as they arrive (``TransportOptions.ws_io``), the others once per tick.
 CASES: tuple[Case, ...] = (
     Case("bare-ws-1", "bare websockets loop, 1-event", "bare", "ws", 1, 4, 0),

@@ -116,9 +116,9 @@ REFERENCE_BARE_US = 23.0
 def speed_lines(rows: dict[str, Row]) -> list[str]:
     """The floors judged at the speed of the machine they were set on, beside the table's own verdicts.
 
-    A shared machine's speed moves by tens of percent from hour to hour, and absolute floors move with it:
-    this run's bare 1-event loop against its reference time gives a scale, and the hot path's figures are
-    judged again at that scale (ratio floors need none). The table's verdicts stay the absolute ones.
+    A shared machine's speed moves from run to run, and absolute floors move with it: this run's bare
+    1-event loop against its reference time gives a scale, and the hot path's figures are judged again at
+    that scale (ratio floors need none). The table's verdicts stay the absolute ones.
     """
     bare = rows.get("bare-ws-1")
     now = bare.median(lambda s: s.us_per_msg) if bare is not None else math.nan
