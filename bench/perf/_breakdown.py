@@ -14,14 +14,22 @@ same sends the hot-path case produces (same scenario), with ``time.process_time`
 - ``parse ack``: ``bench/protocol/message.py:parse_ack_ids`` of the reply bytes;
 - ``fold``: ``AckTracker.fold`` (latency lists into histograms), per message.
 
-The rest of the measured figure is the socket, the event loop, the scheduler's wake-ups and the cyclic
-garbage collector (off while the steps are timed): compared with the bare loop's whole cost, which is
-nothing else.
+Timed alone, in a tight loop, the steps run with warm caches. In a run they do not: the process sleeps
+between wake-ups (about one a millisecond), and what ran meanwhile (the target, the kernel, other guests of
+a shared machine) has evicted the code and data they use, so the first sends after each wake-up run far
+slower. The steps are therefore timed a second way, *paced like the run*: the same steps, ``per_wake``
+messages at a time (the case's messages per millisecond), with a 1 ms sleep between the groups; the
+sleeps' own CPU (a sleep-only loop of as many sleeps, timed beside) is taken out and reported on its own:
+it is what each wake-up costs the process here.
+
+The rest of the measured figure is the socket, the event loop, the scheduler and the cyclic garbage
+collector (off while the steps are timed): compared with the bare loop's whole cost, which is nothing else.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable
 from itertools import islice
@@ -31,6 +39,10 @@ from bench.perf._cases import scenario_toml
 
 #: Sends timed per component.
 SENDS = 30_000
+#: Wake-ups of the paced timing (``per_wake`` messages each, a ``TICK_S`` sleep after each group).
+PACED_WAKES = 1_000
+#: The sleep between groups: the poller's and the scheduler's tick.
+TICK_S = 0.001
 
 
 class _NullTransport:
@@ -58,12 +70,37 @@ def _timed(fn: Callable[[], object]) -> float:
         gc.enable()
 
 
+def _paced(step: Callable[[int], object], n: int, per_wake: int) -> float:
+    """CPU seconds of ``step(0)`` .. ``step(n - 1)``, sleeping ``TICK_S`` after every ``per_wake`` calls,
+    with the GC off (as ``_timed``); the sleeps' own CPU is included (see ``_sleeps``)."""
+    def run() -> None:
+        for start in range(0, n, per_wake):
+            for i in range(start, min(n, start + per_wake)):
+                step(i)
+            time.sleep(TICK_S)
+    return _timed(run)
+
+
+def _sleeps(count: int) -> float:
+    """CPU seconds of ``count`` sleeps of ``TICK_S`` with nothing between them."""
+    def run() -> None:
+        for _ in range(count):
+            time.sleep(TICK_S)
+    return _timed(run)
+
+
 def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: float = 30.0,
-              arrival: str = "poisson") -> dict[str, float]:
+              arrival: str = "poisson", per_wake: int = 1) -> dict[str, float]:
     """CPU µs per message of each pure step of the hot path for one case's scenario.
 
+    Args:
+        per_wake: messages per 1 ms wake-up in the case's run (its messages per second / 1,000), for the
+            paced timing.
+
     Returns:
-        step name -> µs per message (see the module docstring for the file:function of each).
+        step name -> µs per message (see the module docstring for the file:function of each), and under
+        ``PACED_KEYS``: the plan and the other steps paced like the run, and a wake-up's own CPU per
+        message.
     """
     from bench.fleet import Plan
     from bench.metrics import AckTracker
@@ -72,7 +109,8 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
     from bench.scenario import parse_scenario
     from bench.transports.ws import frame_text
 
-    duration = max(2.0, 2 * (SENDS + devices) / rate)
+    # long enough for every timing: ``rate`` is events/s, a message holds ``epm`` of them
+    duration = max(2.0, 2 * (SENDS + PACED_WAKES * max(1, per_wake) + devices) * epm / rate)
     text = scenario_toml(devices=devices, rate=rate, epm=epm, duration_s=duration, arrival=arrival,
                          http_flush_s=flush_s)
     plan = Plan(parse_scenario(text, "perf-breakdown.toml"))
@@ -123,4 +161,50 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
         out[name] = _timed(fn) * 1e6 / n
     if transport != "ws":
         out.pop("frame")
+    out.update(_paced_figures(transport, stream, sends, payloads, ids, replies, conns, max(1, per_wake)))
     return out
+
+
+#: The keys of ``breakdown``'s paced figures (the others are the steps timed alone).
+PACED_KEYS = ("plan, paced", "other steps, paced", "wake-up itself")
+
+
+def _paced_figures(transport: str, stream: Any, sends: list[Any], payloads: list[bytes],
+                   ids: list[tuple[Any, ...]], replies: list[bytes], conns: list[int],
+                   per_wake: int) -> dict[str, float]:
+    """The steps paced like the run (see the module docstring), µs per message."""
+    from bench.metrics import AckTracker
+    from bench.protocol.message import parse_ack_ids
+    from bench.runner.scheduler import dispatch
+    from bench.transports.ws import frame_text
+
+    n = min(len(sends), PACED_WAKES * per_wake)
+    null = _NullTransport()
+    tracker = AckTracker(timeout_ns=10**12)
+    ws = transport == "ws"
+
+    pulled: list[object] = []
+
+    def pull(_: int) -> None:
+        pulled.append(next(stream, None))  # None: the plan ran out (counted out below)
+
+    def chain(i: int) -> None:
+        s = sends[i]
+        dispatch(null, s)
+        if ws:
+            frame_text(payloads[i])
+        token = tracker.on_send(conns[i], ids[i], s.at_ns, s.at_ns, s.created_ns)
+        reported = parse_ack_ids(replies[i])
+        if ws:
+            tracker.on_ws_ack(conns[i], reported, s.at_ns + 1000)
+        else:
+            tracker.on_http_reply(conns[i], token, reported, s.at_ns + 1000)
+
+    wakes = -(-n // per_wake)
+    sleep_s = _sleeps(wakes)
+    plan_s = _paced(pull, n, per_wake)
+    chain_s = _paced(chain, n, per_wake)
+    got = n - pulled.count(None)
+    return {"plan, paced": max(0.0, plan_s - sleep_s) * 1e6 / got if got else math.nan,
+            "other steps, paced": max(0.0, chain_s - sleep_s) * 1e6 / n,
+            "wake-up itself": sleep_s * 1e6 / n}

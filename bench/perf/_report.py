@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from bench.perf._breakdown import PACED_KEYS
 from bench.perf._cases import CASES, DEVICES_FLOOR, RSS_FLOOR_KB, Case, Floor, Sample
 
 
@@ -189,22 +190,37 @@ def memory_lines(idle: dict[str, Any] | None, held: dict[str, Any] | None) -> li
 
 
 def breakdown_lines(parts: dict[str, dict[str, float]], rows: dict[str, Row]) -> list[str]:
-    """Per-message CPU of each pure step, the measured total, and what is left (socket, loop)."""
+    """Per-message CPU of each pure step (timed alone, then paced like the run), the measured total, and
+    what is left (socket, loop); see ``bench.perf._breakdown``."""
     keys = list(parts)
-    steps = list(dict.fromkeys(step for key in keys for step in parts[key]))
-    out = ["where the hot path's client CPU goes (us per message; pure steps timed alone):",
+    extra = (*PACED_KEYS, "messages per wake-up")
+    steps = list(dict.fromkeys(step for key in keys for step in parts[key] if step not in extra))
+    out = ["where the hot path's client CPU goes (us per message): each pure step timed alone (warm caches),",
+           "then paced like the run (a 1 ms sleep between wake-ups, meanwhile the caches go cold):",
            f"  {'step':<40}" + "".join(f"{k:>14}" for k in keys)]
     for step in steps:
         cells = (_num(parts[k].get(step, math.nan), ".2f") for k in keys)
         out.append(f"  {step:<40}" + "".join(f"{c:>14}" for c in cells))
-    sums = {k: sum(parts[k].values()) for k in keys}
+
+    def row(label: str, values: dict[str, float], fmt: str = ".2f") -> str:
+        return f"  {label:<40}" + "".join(f"{_num(values[k], fmt):>14}" for k in keys)
+
+    alone = {k: sum(v for step, v in parts[k].items() if step not in extra) for k in keys}
+    paced = {k: parts[k].get(PACED_KEYS[0], math.nan) + parts[k].get(PACED_KEYS[1], math.nan) for k in keys}
+    wake = {k: parts[k].get(PACED_KEYS[2], math.nan) for k in keys}
     measured = {k: rows[k].median(lambda s: s.us_per_msg) if k in rows else math.nan for k in keys}
     bare = {k: rows[BY_BARE[k]].median(lambda s: s.us_per_msg) if BY_BARE[k] in rows else math.nan
             for k in keys}
-    for label, values in (("sum of the pure steps", sums), ("measured (median)", measured),
-                          ("rest: socket, event loop, scheduler", {k: measured[k] - sums[k] for k in keys}),
-                          ("bare loop, whole (same events/msg)", bare)):
-        out.append(f"  {label:<40}" + "".join(f"{_num(values[k], '.2f'):>14}" for k in keys))
+    out += [row("sum of the pure steps, timed alone", alone),
+            row("messages per 1 ms wake-up", {k: parts[k].get("messages per wake-up", math.nan)
+                                               for k in keys}, ".0f"),
+            row("plan, paced like the run", {k: parts[k].get(PACED_KEYS[0], math.nan) for k in keys}),
+            row("other pure steps, paced like the run", {k: parts[k].get(PACED_KEYS[1], math.nan)
+                                                         for k in keys}),
+            row("the wake-ups themselves", wake),
+            row("measured (median)", measured),
+            row("rest: sockets, event loop, scheduler", {k: measured[k] - paced[k] - wake[k] for k in keys}),
+            row("bare loop, whole (same events/msg)", bare)]
     return out
 
 

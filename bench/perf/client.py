@@ -344,19 +344,22 @@ def hot_floors_missed(rows: dict[str, Row]) -> list[str]:
 
 def run_breakdown(rows: dict[str, Row], keys: Sequence[str], sizes: Sizes) -> dict[str, dict[str, float]]:
     """Per-step CPU of the hot-path cases in ``keys``, each on its own case's scenario."""
-    from bench.perf._breakdown import breakdown
+    from bench.perf._breakdown import TICK_S, breakdown
 
     out: dict[str, dict[str, float]] = {}
     for key in keys:
         c = rows[key].case
+        messages_per_s = c.rate * c.devices if c.paced else c.rate
+        per_wake = max(1, round(messages_per_s * TICK_S))  # the run wakes about once per tick
         if c.paced:
-            out[key] = breakdown("ws", c.epm, c.devices, c.rate * c.devices)
+            out[key] = breakdown("ws", c.epm, c.devices, c.rate * c.devices, per_wake=per_wake)
         elif c.transport == "http":
             per_device = c.rate * c.epm / c.devices
             out[key] = breakdown("http", c.epm, c.devices, c.rate * c.epm, flush_s=c.epm / per_device,
-                                 arrival="fixed")
+                                 arrival="fixed", per_wake=per_wake)
         else:
-            out[key] = breakdown("ws", c.epm, c.devices, c.rate * c.epm)
+            out[key] = breakdown("ws", c.epm, c.devices, c.rate * c.epm, per_wake=per_wake)
+        out[key]["messages per wake-up"] = per_wake
     return out
 
 
