@@ -69,8 +69,8 @@ _HEAD = ("case", "events/s", "msgs/s", "CPU-us/ev", "CPU-us/msg", "x bare", "tar
 _WIDTH = (32, 10, 9, 10, 11, 7, 14, 38, 10)
 
 
-def _line(cells: Sequence[str]) -> str:
-    first = f"{cells[0]:<{_WIDTH[0]}}"
+def _line(cells: Sequence[str], first_width: int = _WIDTH[0]) -> str:
+    first = f"{cells[0]:<{first_width}}"
     middle = "".join(f"{c:>{w}}" for c, w in zip(cells[1:7], _WIDTH[1:7], strict=True))
     return f"{first}{middle}  {cells[7]:<{_WIDTH[7]}}{cells[8]}".rstrip()
 
@@ -79,7 +79,9 @@ def cpu_table(rows: dict[str, Row]) -> list[str]:
     """The CPU table, one line per case that ran, then the notes of runs that need one."""
     if not rows:
         return []
-    out = [_line(_HEAD), "-" * (sum(_WIDTH) + 2)]
+    # the first column fits the longest label (a paced fleet's size, a rate given by --rate)
+    width = max(_WIDTH[0], *(len(row.case.label) + 1 for row in rows.values()))
+    out = [_line(_HEAD, width), "-" * (sum(_WIDTH) - _WIDTH[0] + width + 2)]
     notes: list[str] = []
     for key in (c.key for c in CASES):
         row = rows.get(key)
@@ -87,7 +89,7 @@ def cpu_table(rows: dict[str, Row]) -> list[str]:
             continue
         case = row.case
         if not row.ok():
-            out.append(_line((case.label, "-", "-", "-", "-", "-", "-", "not available", "")))
+            out.append(_line((case.label, "-", "-", "-", "-", "-", "-", "not available", ""), width))
             first = row.errors[0] if row.errors else "no run"
             notes.append(first if first.startswith(f"{case.key}:") else f"{case.key}: {first}")
             continue
@@ -95,7 +97,7 @@ def cpu_table(rows: dict[str, Row]) -> list[str]:
         met = [floor_met(f, row, rat) for f in case.floors]
         figures = [_num(row.median(_MEDIANS[name]), fmt) for name, fmt in _COLUMNS]
         out.append(_line((case.label, *figures[:4], _num(rat, ".2f"), figures[4],
-                          "; ".join(f.text for f in case.floors), verdict(met))))
+                          "; ".join(f.text for f in case.floors), verdict(met)), width))
         notes += _flag_notes(row)
         notes += [e if e.startswith(f"{case.key}:") else f"{case.key}: {e}" for e in row.errors]
     return out + ([""] + [f"  note: {n}" for n in dict.fromkeys(notes)] if notes else [])
@@ -152,13 +154,13 @@ def paced_line(rows: dict[str, Row]) -> str | None:
     """Hot path against naive timers over the same number of paced connections (and the plain epoll loop,
     the cost of paced sending with none of the hot path's work, when it ran)."""
     hot, naive, plain = rows.get("hot-ws-paced"), rows.get("naive-ws-paced"), rows.get("plain-ws-paced")
-    if hot is None or naive is None or not hot.ok() or not naive.ok():
-        return None
+    if hot is None or naive is None or not hot.ok() or not naive.ok() or hot.case.rate != naive.case.rate:
+        return None  # (at different rates, see --rate, the two are not comparable)
     h = 1e6 / hot.median(lambda s: s.us_per_msg)
     n = 1e6 / naive.median(lambda s: s.us_per_msg)
     line = (f"device-paced: hot path {h:,.0f} msgs per client CPU-second, naive timer per device {n:,.0f} "
             f"({h / n:.2f}x)")
-    if plain is not None and plain.ok():
+    if plain is not None and plain.ok() and plain.case.rate == hot.case.rate:
         line += f", plain epoll loop {1e6 / plain.median(lambda s: s.us_per_msg):,.0f}"
     return line
 

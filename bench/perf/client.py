@@ -260,11 +260,60 @@ def selected(only: Sequence[str] | None) -> list[str]:
     return [k for k in known if k in wanted]
 
 
-def run_cpu_cases(keys: Sequence[str], sizes: Sizes) -> dict[str, Row]:
-    """Every selected CPU case, ``sizes.repeats`` times, interleaved, against one shared target."""
+#: Case kinds whose offered rate ``--rate`` may change (the others run flat out or at Locust's own pace).
+RATED_KINDS = ("hot", "naive", "plain")
+#: Highest rate ``--rate`` takes, messages/s (per device for a paced case).
+MAX_RATE = 1_000_000.0
+
+
+def parse_rates(items: Sequence[str] | None) -> dict[str, float]:
+    """``--rate CASE=R`` items -> {case key: rate}.
+
+    Raises:
+        UsageError: not ``CASE=R``, an unknown case or one whose rate cannot change, or R not in
+            (0, ``MAX_RATE``].
+    """
+    rates: dict[str, float] = {}
+    for item in (part.strip() for text in items or () for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise UsageError(f"--rate {item!r}: give CASE=R, e.g. hot-ws-1=30000")
+        case = BY_KEY.get(key)
+        if case is None or case.kind not in RATED_KINDS:
+            rated = ", ".join(c.key for c in CASES if c.kind in RATED_KINDS)
+            raise UsageError(f"--rate {item!r}: {key!r} is not a case whose rate can change; "
+                             f"use one of {rated}")
+        if key in rates:
+            raise UsageError(f"--rate {item!r}: {key!r} has a rate already (one per case and run)")
+        try:
+            rate = float(value)
+        except ValueError:
+            rate = math.nan
+        if not 0 < rate <= MAX_RATE:
+            raise UsageError(f"--rate {item!r}: R must be a number of messages/s in (0, {MAX_RATE:,.0f}]")
+        rates[key] = rate
+    return rates
+
+
+def at_rate(case: Case, rate: float | None) -> Case:
+    """``case`` offered ``rate`` instead of its own (None: unchanged), labelled so, its floors dropped."""
+    if rate is None:
+        return case
+    unit = "/s per device" if case.paced else " msg/s"
+    return replace(case, rate=rate, floors=(), label=f"{case.label} @ {rate:,.6g}{unit}")
+
+
+def run_cpu_cases(keys: Sequence[str], sizes: Sizes,
+                  rates: dict[str, float] | None = None) -> dict[str, Row]:
+    """Every selected CPU case, ``sizes.repeats`` times, interleaved, against one shared target
+    (``rates``: cases offered another rate than their own, see ``at_rate``)."""
     from bench.target.embedded import EmbeddedTarget
 
-    cases = [BY_KEY[k].sized(sizes) for k in keys if k in BY_KEY]
+    rates = rates or {}
+    cases = [at_rate(BY_KEY[k].sized(sizes), rates.get(k)) for k in keys if k in BY_KEY]
     rows = {c.key: Row(c) for c in cases}
     if not cases:
         return rows
@@ -415,6 +464,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", action="append", metavar="CASE",
                         help="run only these cases (comma list, repeatable); a case's bare loop comes along. "
                              f"Cases: {', '.join([c.key for c in CASES] + list(EXTRA_KEYS))}")
+    parser.add_argument("--rate", action="append", metavar="CASE=R",
+                        help="run a hot-path, naive or plain case at R messages/s (per device for a paced "
+                             "case) instead of its own rate (comma list, repeatable); its floors are then "
+                             "not judged: they hold at the cases' own rates")
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON to PATH")
     parser.add_argument("--breakdown", action="store_true",
                         help="time the hot path's pure steps even when every floor is met")
@@ -436,7 +489,7 @@ def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: S
     """Run the selected cases, print the tables, write the JSON. 1 when a case could not be measured."""
     print(f"client-side cost, {os.cpu_count()} CPUs, {sizes.repeats} repeat(s), medians "
           f"(command: python -m bench.perf.client {' '.join(argv)})".rstrip(), file=sys.stderr, flush=True)
-    rows = run_cpu_cases(keys, sizes)
+    rows = run_cpu_cases(keys, sizes, parse_rates(args.rate))
     errors: dict[str, str] = {}
     idle = _extra("idle-rss", run_idle_rss, sizes, errors) if "idle-rss" in keys else None
     held = _extra("max-devices", run_max_devices, sizes, errors) if "max-devices" in keys else None
@@ -471,6 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(f"--max-devices {args.max_devices}: give 2 to 200,000")
             sizes = replace(sizes, max_devices=args.max_devices)
         keys = selected(args.only)
+        rates = parse_rates(args.rate)
+        if not set(rates) <= set(keys):
+            raise UsageError(f"--rate: {sorted(set(rates) - set(keys))[0]!r} is not among the cases run")
         _check_json_path(args.json)
         if args.profile:
             print("\n".join(run_profile(args.profile, sizes)))

@@ -1,0 +1,76 @@
+"""`python -m bench.perf.client` flags and table: checked before any case runs (nothing is measured here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.perf import client
+from bench.perf._cases import BY_KEY, FULL, Sample
+from bench.perf._report import Row, cpu_table, paced_line
+from bench.protocol.errors import UsageError
+
+
+def test_rates_parse_per_case() -> None:
+    assert client.parse_rates(["hot-ws-1=30000", "hot-ws-paced=1.5,naive-ws-paced=1.5"]) == {
+        "hot-ws-1": 30_000.0, "hot-ws-paced": 1.5, "naive-ws-paced": 1.5}
+    assert client.parse_rates(None) == {}
+
+
+@pytest.mark.parametrize(("item", "says"), [
+    ("hot-ws-1", "give CASE=R"),
+    ("bare-ws-1=5", "not a case whose rate can change"),
+    ("wrk-http-10=5", "not a case whose rate can change"),
+    ("nope=5", "not a case whose rate can change"),
+    ("hot-ws-1=0", "R must be"),
+    ("hot-ws-1=-3", "R must be"),
+    ("hot-ws-1=abc", "R must be"),
+    ("hot-ws-1=nan", "R must be"),
+    ("hot-ws-1=1e9", "R must be"),
+    ("hot-ws-1=5,hot-ws-1=6", "has a rate already"),
+])
+def test_bad_rates_are_refused(item: str, says: str) -> None:
+    with pytest.raises(UsageError, match=says):
+        client.parse_rates([item])
+
+
+def test_a_case_at_another_rate_drops_its_floors() -> None:
+    case = BY_KEY["hot-ws-1"]
+    assert case.floors
+    moved = client.at_rate(case, 30_000.0)
+    assert (moved.rate, moved.floors, moved.key) == (30_000.0, (), case.key)
+    assert moved.label == "hot path WS, 1-event @ 30,000 msg/s"
+    assert client.at_rate(case, None) is case
+    paced = client.at_rate(BY_KEY["hot-ws-paced"].sized(FULL), 1.0)
+    assert paced.label.endswith("@ 1/s per device")
+
+
+def test_bad_rate_flag_is_one_line_and_measures_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert client.main(["--rate", "bare-ws-1=5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("bench.perf.client: error: --rate 'bare-ws-1=5'")
+    assert client.main(["--only", "hot-ws-1", "--rate", "hot-ws-10=5"]) == 2
+    assert "'hot-ws-10' is not among the cases run" in capsys.readouterr().err
+
+
+def _row(key: str, rate: float | None = None, us_per_msg: float = 30.0) -> Row:
+    case = client.at_rate(BY_KEY[key].sized(FULL), rate)
+    return Row(case, [Sample(1000, 1000, 1.0, us_per_msg * 1000 / 1e6)])
+
+
+def test_table_fits_long_labels() -> None:
+    rows = {k: _row(k, 30_000.0 if k == "hot-ws-1" else None) for k in ("bare-ws-1", "hot-ws-1",
+                                                                          "plain-ws-paced")}
+    lines = cpu_table(rows)
+    starts = {line.index("1,000") for line in lines[2:5]}  # events/s column of every row
+    assert len(starts) == 1
+    moved = next(line for line in lines if line.startswith("hot path WS, 1-event @ 30,000 msg/s"))
+    assert "NOT MET" not in moved and "<= 25 us/msg" not in moved  # its floors are not judged
+
+
+def test_paced_comparison_needs_the_same_rate() -> None:
+    same = {"hot-ws-paced": _row("hot-ws-paced", us_per_msg=50.0),
+            "naive-ws-paced": _row("naive-ws-paced", us_per_msg=100.0)}
+    line = paced_line(same)
+    assert line is not None and "(2.00x)" in line
+    moved = dict(same, **{"hot-ws-paced": _row("hot-ws-paced", 1.0, us_per_msg=50.0)})
+    assert paced_line(moved) is None
