@@ -100,7 +100,7 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
     Returns:
         step name -> µs per message (see the module docstring for the file:function of each), and under
         ``PACED_KEYS``: the plan and the other steps paced like the run, and a wake-up's own CPU per
-        message.
+        message; under ``PER_WAKE_KEY``, ``per_wake``.
     """
     from bench.fleet import Plan
     from bench.metrics import AckTracker
@@ -165,8 +165,10 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
     return out
 
 
-#: The keys of ``breakdown``'s paced figures (the others are the steps timed alone).
+#: The keys of ``breakdown``'s paced figures (the others are the steps timed alone), and of the messages per
+#: wake-up they were paced at.
 PACED_KEYS = ("plan, paced", "other steps, paced", "wake-up itself")
+PER_WAKE_KEY = "messages per wake-up"
 
 
 def _paced_figures(transport: str, stream: Any, sends: list[Any], payloads: list[bytes],
@@ -207,4 +209,4 @@ def _paced_figures(transport: str, stream: Any, sends: list[Any], payloads: list
     got = n - pulled.count(None)
     return {"plan, paced": max(0.0, plan_s - sleep_s) * 1e6 / got if got else math.nan,
             "other steps, paced": max(0.0, chain_s - sleep_s) * 1e6 / n,
-            "wake-up itself": sleep_s * 1e6 / n}
+            "wake-up itself": sleep_s * 1e6 / n, PER_WAKE_KEY: float(per_wake)}

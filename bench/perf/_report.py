@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench.perf._breakdown import PACED_KEYS
+from bench.perf._breakdown import PACED_KEYS, PER_WAKE_KEY
 from bench.perf._cases import CASES, DEVICES_FLOOR, RSS_FLOOR_KB, Case, Floor, Sample
 
 
@@ -195,7 +195,7 @@ def breakdown_lines(parts: dict[str, dict[str, float]], rows: dict[str, Row]) ->
     """Per-message CPU of each pure step (timed alone, then paced like the run), the measured total, and
     what is left (socket, loop); see ``bench.perf._breakdown``."""
     keys = list(parts)
-    extra = (*PACED_KEYS, "messages per wake-up")
+    extra = (*PACED_KEYS, PER_WAKE_KEY)
     steps = list(dict.fromkeys(step for key in keys for step in parts[key] if step not in extra))
     out = ["where the hot path's client CPU goes (us per message): each pure step timed alone (warm caches),",
            "then paced like the run (a 1 ms sleep between wake-ups, meanwhile the caches go cold):",
@@ -214,8 +214,7 @@ def breakdown_lines(parts: dict[str, dict[str, float]], rows: dict[str, Row]) ->
     bare = {k: rows[BY_BARE[k]].median(lambda s: s.us_per_msg) if BY_BARE[k] in rows else math.nan
             for k in keys}
     out += [row("sum of the pure steps, timed alone", alone),
-            row("messages per 1 ms wake-up", {k: parts[k].get("messages per wake-up", math.nan)
-                                               for k in keys}, ".0f"),
+            row("messages per 1 ms wake-up", {k: parts[k].get(PER_WAKE_KEY, math.nan) for k in keys}, ".0f"),
             row("plan, paced like the run", {k: parts[k].get(PACED_KEYS[0], math.nan) for k in keys}),
             row("other pure steps, paced like the run", {k: parts[k].get(PACED_KEYS[1], math.nan)
                                                          for k in keys}),

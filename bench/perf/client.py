@@ -408,7 +408,6 @@ def run_breakdown(rows: dict[str, Row], keys: Sequence[str], sizes: Sizes) -> di
                                  arrival="fixed", per_wake=per_wake)
         else:
             out[key] = breakdown("ws", c.epm, c.devices, c.rate * c.epm, per_wake=per_wake)
-        out[key]["messages per wake-up"] = per_wake
     return out
 
 
@@ -485,11 +484,13 @@ def _check_json_path(path: str | None) -> None:
         raise UsageError(f"--json {path!r}: directory {str(Path(path).resolve().parent)!r} does not exist")
 
 
-def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: Sequence[str]) -> int:
-    """Run the selected cases, print the tables, write the JSON. 1 when a case could not be measured."""
+def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: Sequence[str],
+            rates: dict[str, float] | None = None) -> int:
+    """Run the selected cases (``rates``: see ``--rate``), print the tables, write the JSON. 1 when a case
+    could not be measured."""
     print(f"client-side cost, {os.cpu_count()} CPUs, {sizes.repeats} repeat(s), medians "
           f"(command: python -m bench.perf.client {' '.join(argv)})".rstrip(), file=sys.stderr, flush=True)
-    rows = run_cpu_cases(keys, sizes, parse_rates(args.rate))
+    rows = run_cpu_cases(keys, sizes, rates)
     errors: dict[str, str] = {}
     idle = _extra("idle-rss", run_idle_rss, sizes, errors) if "idle-rss" in keys else None
     held = _extra("max-devices", run_max_devices, sizes, errors) if "max-devices" in keys else None
@@ -537,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PerfError as exc:
         print(f"bench.perf.client: {args.profile} failed: {exc}", file=sys.stderr)
         return 1
-    return measure(args, keys, sizes, argv)
+    return measure(args, keys, sizes, argv, rates)
 
 
 def _finite(obj: Any) -> Any:
