@@ -46,12 +46,12 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 
 from bench.fleet.content import Content, Seeds
-from bench.fleet.send import Send, encode_parts, event_part, make_send
+from bench.fleet.send import Send, WireSend, encode_parts, event_part, make_send
 from bench.protocol.errors import UsageError
 from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
 from bench.scenario import Scenario
@@ -64,6 +64,8 @@ ID_STRIDE = 1 << 28
 #: contract.md, "Messages": sessionId is a positive integer; real clients send up to 8 digits.
 MAX_SESSION_ID = 99_999_999
 NS = 1_000_000_000
+#: What a device's messages are built as: ``Send`` (``make_send``) or the hot path's ``WireSend``.
+_S = TypeVar("_S", Send, WireSend)
 #: Random draws of a device's attributes (platform, OS version, RAM, version, locale): one each.
 ATTRIBUTE_DRAWS = 5
 #: Random draws after the kind draw of one event, by kind (the order of ``KINDS``).
@@ -290,7 +292,12 @@ class Device:
         return max(1, round(period_ns * (1.0 - self.cfg.seeds.unit(purpose, self.index))))
 
     def sends(self, beat_ns: int = 0) -> Iterator[Send]:
-        """The device's messages in time order: one per init and per burst, at its creation time.
+        """The device's messages in time order as ``Send``\\ s (see ``sends_made``)."""
+        return self.sends_made(make_send, beat_ns)
+
+    def sends_made(self, make: Callable[..., _S], beat_ns: int = 0) -> Iterator[_S]:
+        """The device's messages in time order: one per init and per burst, at its creation time, each
+        built by ``make`` (``make_send``, or ``make_wire`` for the hot path: the same arguments).
 
         With ``beat_ns`` > 0, a heartbeat every ``beat_ns`` from a seeded phase after ``connect_ns`` until the
         end of the run, in between (on a tie, the events first). The timeline is the module docstring's; each
@@ -315,7 +322,7 @@ class Device:
         box: list[tuple[bytes, ...]] = []
         while nxt is not None:
             if beat_at < at:
-                beat_at = yield from self._beats(beat_at, at, beat_ns, at)
+                beat_at = yield from self._beats(make, beat_at, at, beat_ns, at)
             first = self.next_id  # every event takes the next id: a tick's ids are a range
             if kind is _BURST:
                 if one:  # Device.burst, the common case inline
@@ -351,11 +358,12 @@ class Device:
                 self.due_ns = beat_at if beat_at < end else None
             taken = self.next_id - first
             ids = (first,) if taken == 1 else tuple(range(first, first + taken))
-            yield make_send(created, index, box.pop(), ids)
+            yield make(created, index, box.pop(), ids)
         if beat_at < end:
-            yield from self._beats(beat_at, end, beat_ns, None)
+            yield from self._beats(make, beat_at, end, beat_ns, None)
 
-    def _beats(self, at: int, until: int, period: int, then: int | None) -> Generator[Send, None, int]:
+    def _beats(self, make: Callable[..., _S], at: int, until: int, period: int,
+               then: int | None) -> Generator[_S, None, int]:
         """Heartbeats from ``at`` every ``period`` while before ``until`` (``then``: the Send due after them).
 
         Returns the time of the next heartbeat.
@@ -368,7 +376,7 @@ class Device:
         while at < until:
             nxt = at + period
             self.due_ns = nxt if nxt < until else then
-            yield make_send(at, index, parts, (), (at,), encoded)
+            yield make(at, index, parts, (), (at,), encoded)
             at = nxt
         return at
 

@@ -37,10 +37,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heapreplace
-from typing import Literal
+from typing import Any, Literal
 
 from bench.fleet.device import Device, FleetConfig, count_events
-from bench.fleet.send import Send, make_send
+from bench.fleet.send import Send, WireSend, make_send, make_wire
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.scenario import Scenario
@@ -58,12 +58,16 @@ FINAL_FLUSH_NS = 1_000_000_000
 # garbage collector gets no growing pile of waiting objects to walk).
 
 
-def ws_sends(device: Device) -> Iterator[Send]:
+#: How a shaper builds what it yields: ``make_send`` (Sends) or ``make_wire`` (the hot path's WireSends).
+Make = Callable[..., Any]
+
+
+def ws_sends(device: Device, make: Make = make_send) -> Iterator[Any]:
     """A device's WebSocket sends: each tick one message, heartbeats in between (on a tie, the tick first)."""
-    return device.sends(device.cfg.heartbeat_ns)  # due_ns is the first init's time from the start
+    return device.sends_made(make, device.cfg.heartbeat_ns)  # due_ns: the first init's time from the start
 
 
-def http_sends(device: Device) -> Iterator[Send]:
+def http_sends(device: Device, make: Make = make_send) -> Iterator[Any]:
     """A device's HTTP requests: its events queued, flushed every ``http_flush_s``, the rest after the end."""
     cfg = device.cfg
     phase = device.phase_ns(cfg.flush_ns, "http-flush")
@@ -75,11 +79,11 @@ def http_sends(device: Device) -> Iterator[Send]:
     ticks = device.sends()
     first = device.due_ns  # the first init, which waits for the first flush (or the final one)
     device.due_ns = (flush_at if flush_at <= cfg.end_ns else final) if first is not None else None
-    return _http(device, ticks, first, flush_at, final)
+    return _http(device, ticks, first, flush_at, final, make)
 
 
-def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: int,
-          final: int) -> Iterator[Send]:
+def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: int, final: int,
+          make: Make) -> Iterator[Any]:
     # device.due_ns serves two generators here: ``ticks`` sets it to its next tick's time (kept in tick_at),
     # and this one then sets it to its next request's time, for the merge.
     cfg, index = device.cfg, device.index
@@ -101,8 +105,8 @@ def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: 
         at = flush_at if flush_at <= end else final  # what is left at the end goes right after it
         # a flush of more than cap events: several requests (popped as they go: see Device.sends on why
         # a waiting generator should hold nothing)
-        requests = [make_send(at, index, tuple(parts[start:start + cap]), tuple(ids[start:start + cap]),
-                              tuple(created[start:start + cap]))
+        requests = [make(at, index, tuple(parts[start:start + cap]), tuple(ids[start:start + cap]),
+                         tuple(created[start:start + cap]))
                     for start in reversed(range(0, len(parts), cap))]
         del parts, ids, created, tick
         due = None
@@ -115,7 +119,7 @@ def _http(device: Device, ticks: Iterator[Send], tick_at: int | None, flush_at: 
 
 
 #: Table dispatch: transport name -> the shaper of one device's sends.
-TRANSPORTS: dict[str, Callable[[Device], Iterator[Send]]] = {"ws": ws_sends, "http": http_sends}
+TRANSPORTS: dict[str, Callable[[Device, Make], Iterator[Any]]] = {"ws": ws_sends, "http": http_sends}
 
 
 class Plan:
@@ -167,9 +171,17 @@ class Plan:
         Raises:
             UsageError: an unknown transport (at the call, not at the first send).
         """
-        return self._merge(_transport(transport))
+        return self._merge(_transport(transport), make_send)
 
-    def _merge(self, shape: Callable[[Device], Iterator[Send]]) -> Iterator[Send]:
+    def wire_sends(self, transport: Transport) -> Iterator[WireSend]:
+        """``sends``, each as the hot path sends it (``WireSend``: its bytes, ids and times, no parts).
+
+        Raises:
+            UsageError: an unknown transport (at the call, not at the first send).
+        """
+        return self._merge(_transport(transport), make_wire)
+
+    def _merge(self, shape: Callable[[Device, Make], Iterator[Any]], make: Make) -> Iterator[Any]:
         cfg, devices = self._cfg, self.devices
         # One int per device in the heap: (due_ns << shift) | position in the shard, so the heap orders by
         # time, then device, and holds nothing the garbage collector walks. A device enters as a placeholder
@@ -177,7 +189,7 @@ class Plan:
         shift = max(1, len(devices).bit_length())
         mask = (1 << shift) - 1
         states: list[Device | None] = [None] * len(devices)
-        gens: list[Iterator[Send] | None] = [None] * len(devices)
+        gens: list[Iterator[Any] | None] = [None] * len(devices)
         heap = [cfg.connect_ns(d) << shift | pos for pos, d in enumerate(devices)]
         heapify(heap)
         while heap:
@@ -186,7 +198,7 @@ class Plan:
             send = None
             if it is None or device is None:  # the placeholder: the device comes online now
                 device = states[pos] = Device(cfg, devices[pos])
-                gens[pos] = shape(device)
+                gens[pos] = shape(device, make)
             else:
                 send = next(it)  # due_ns said there is one
             due = device.due_ns
@@ -201,7 +213,7 @@ class Plan:
     def iter_device(self, device: int, transport: Transport) -> Iterator[Send]:
         """The sends of one device (of any shard), in its own order; the same as its share of ``sends()``."""
         self._check(device)
-        return _transport(transport)(Device(self._cfg, device))
+        return _transport(transport)(Device(self._cfg, device), make_send)
 
     def expected_events(self) -> int:
         """How many trackable (id-carrying) events ``sends("ws")`` yields (``sends("http")``: the same)."""
@@ -212,7 +224,7 @@ class Plan:
         return self._expected
 
 
-def _transport(name: str) -> Callable[[Device], Iterator[Send]]:
+def _transport(name: str) -> Callable[[Device, Make], Iterator[Any]]:
     try:
         return TRANSPORTS[name]
     except KeyError:

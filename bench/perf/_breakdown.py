@@ -3,11 +3,11 @@
 The hot path's per-message work outside the socket is a chain of pure calls, each timed here over the
 same sends the hot-path case produces (same scenario), with ``time.process_time`` around a loop:
 
-- ``plan``: ``bench/fleet/plan.py:Plan._merge`` pulling the next Send (``Device.sends``: seeded draws and
-  each event's bytes from its template), once every device has started (each device's first Send, its
-  init, is left out, as a case's measured window leaves out the fleet's start);
-- ``encode``: ``bench/runner/scheduler.py:dispatch`` minus the transport, i.e. ``Send.encoded`` (the
-  events' bytes joined into the message, ``bench/fleet/send.py``);
+- ``plan``: ``bench/fleet/plan.py:Plan.wire_sends`` pulling the next send as the runner does
+  (``Device.sends_made``: seeded draws, each event's bytes from its template, the message joined, a
+  ``WireSend``), once every device has started (each device's first send, its init, is left out, as a
+  case's measured window leaves out the fleet's start);
+- ``dispatch``: ``bench/runner/scheduler.py:dispatch`` minus the transport (reading the send's fields);
 - ``frame``: ``bench/transports/ws.py:frame_text`` (header, mask key, C masking);
 - ``track send`` / ``track ack``: ``bench/metrics/tracker.py:AckTracker.on_send`` / ``on_ws_ack``
   (``on_http_reply`` for HTTP);
@@ -114,7 +114,7 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
     text = scenario_toml(devices=devices, rate=rate, epm=epm, duration_s=duration, arrival=arrival,
                          http_flush_s=flush_s)
     plan = Plan(parse_scenario(text, "perf-breakdown.toml"))
-    stream = plan.sends(transport)  # type: ignore[arg-type]
+    stream = plan.wire_sends(transport)  # type: ignore[arg-type]
     # Every device starts at t = 0 here (no ramp) and its first send is its init: those come first, and
     # are left out, as the measured window of a case leaves out the fleet's start.
     for _ in islice(stream, devices):
@@ -144,12 +144,12 @@ def breakdown(transport: str, epm: int, devices: int, rate: float, *, flush_s: f
             for c, t, i, s in zip(conns, tokens, ids, sends, strict=True):
                 tracker.on_http_reply(c, t, i, s.at_ns + 1000)
 
-    def encode() -> None:
+    def dispatch_all() -> None:
         for s in sends:
             dispatch(null, s)
 
     steps: dict[str, Callable[[], object]] = {
-        "encode": encode,
+        "dispatch": dispatch_all,
         "frame": lambda: [frame_text(p) for p in payloads] if transport == "ws" else None,
         "track send": track_send,
         "parse ack": lambda: [parse_ack_ids(r) for r in replies],

@@ -167,6 +167,23 @@ def test_the_plan_is_byte_for_byte_what_it_was(name: str) -> None:
     assert digest(plan, "http") == http
 
 
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_the_hot_paths_wire_sends_are_the_same_sends(name: str) -> None:
+    """``wire_sends`` (what the runner sends) equals ``sends`` field for field, for every pinned case (every
+    code path of the generator), over both transports."""
+    scenario, shard, shards = _cases()[name]
+    for transport in TRANSPORTS:
+        plan = Plan(scenario, shard=shard, shards=shards)
+        sends = ((s.at_ns, s.device, s.encoded, s.ids, s.created_ns) for s in plan.sends(transport))
+        wires = Plan(scenario, shard=shard, shards=shards).wire_sends(transport)
+        n = 0
+        for send, wire in zip(sends, wires, strict=True):
+            assert (wire.at_ns, wire.device, wire.encoded, wire.ids, wire.created_ns) == send
+            assert type(wire.ids) is tuple and type(wire.created_ns) is tuple
+            n += 1
+        assert n > 0
+
+
 def test_every_case_is_pinned() -> None:
     """No case without digests, no digests without a case."""
     assert set(GOLDEN) == set(_cases())
