@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from runner_helpers import write_scenario
 
-from bench.fleet import Plan
+from bench.fleet import Plan, Send
 from bench.metrics import AckTracker, Histogram, SecondSeries
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
+from bench.runner import scheduler as scheduler_module
 from bench.runner.output import build_summary, make_run_dir, transport_lines
 from bench.runner.reconcile import (
     compare_ids,
@@ -22,7 +24,7 @@ from bench.runner.reconcile import (
     verify_url_for,
 )
 from bench.runner.result import TransportResult, merge_all, process_reasons, transport_summary
-from bench.runner.scheduler import Monitor, Scheduler
+from bench.runner.scheduler import LOW_STAGE, STAGE, Monitor, Scheduler
 from bench.scenario import load_scenario
 
 
@@ -63,6 +65,40 @@ def test_scheduler_executes_the_whole_plan_in_order(tmp_path: Path) -> None:
         first_seen.setdefault(device, kind)
     assert set(first_seen.values()) == {"connect"}
     assert scheduler.behind_ns == late - min(s.at_ns for s in sends)
+
+
+def test_scheduler_pulls_the_plan_a_bounded_stage_ahead(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan is pulled ahead in stages, never more than STAGE + LOW_STAGE sends past what went out,
+    over many wake-ups, and every send still goes out in the plan's order."""
+    monkeypatch.setattr(scheduler_module, "MAX_BATCH", 5)  # everything is due: 5 sends per wake-up
+    planned = list(Plan(load_scenario(write_scenario(tmp_path))).sends("ws"))
+    assert len(planned) > 3 * STAGE  # long enough to need several stages
+    pulled = [0]
+
+    def counted() -> Iterator[Send]:
+        for send in planned:
+            pulled[0] += 1
+            yield send
+
+    ahead: list[int] = []  # per send: pulled from the plan, less what went out before it
+
+    class _Watching(_Recorder):
+        def send(self, device: int, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
+                 created_ns: tuple[int, ...]) -> None:
+            ahead.append(pulled[0] - len(ahead))
+            super().send(device, payload, ids, intended_ns, created_ns)
+
+        def send_untracked(self, device: int, payload: bytes) -> None:
+            ahead.append(pulled[0] - len(ahead))
+            super().send_untracked(device, payload)
+
+    recorder = _Watching()
+    scheduler = Scheduler(counted(), [], recorder, lambda: 10**15)
+    asyncio.run(scheduler.run())
+    assert scheduler.dispatched == len(planned) == len(ahead)
+    assert STAGE <= max(ahead) <= STAGE + LOW_STAGE < len(planned)
+    assert [ids for _, _, ids in recorder.calls] == [s.ids for s in planned]
 
 
 class _Failing(_Recorder):
