@@ -18,7 +18,8 @@ Timed alone, in a tight loop, the steps run with warm caches. In a run they do n
 between wake-ups (about one a millisecond), and what ran meanwhile (the target, the kernel, other guests of
 a shared machine) has evicted the code and data they use, so the first sends after each wake-up run far
 slower. The steps are therefore timed a second way, *paced like the run*: the same steps, ``per_wake``
-messages at a time (the case's messages per millisecond), with a 1 ms sleep between the groups; the
+messages at a time (the case's messages per millisecond), with a 1 ms sleep between the groups (the plan
+pulled in stages, as ``bench/runner/scheduler.py:Scheduler`` pulls it); the
 sleeps' own CPU (a sleep-only loop of as many sleeps, timed beside) is taken out and reported on its own:
 it is what each wake-up costs the process here.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import gc
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
@@ -177,7 +179,7 @@ def _paced_figures(transport: str, stream: Any, sends: list[Any], payloads: list
     """The steps paced like the run (see the module docstring), µs per message."""
     from bench.metrics import AckTracker
     from bench.protocol.message import parse_ack_ids
-    from bench.runner.scheduler import dispatch
+    from bench.runner.scheduler import LOW_STAGE, STAGE, dispatch
     from bench.transports.ws import frame_text
 
     n = min(len(sends), PACED_WAKES * per_wake)
@@ -186,9 +188,15 @@ def _paced_figures(transport: str, stream: Any, sends: list[Any], payloads: list
     ws = transport == "ws"
 
     pulled: list[object] = []
+    staged: deque[Any] = deque()
 
-    def pull(_: int) -> None:
-        pulled.append(next(stream, None))  # None: the plan ran out (counted out below)
+    def pull(i: int) -> None:
+        # as the scheduler pulls: STAGE sends at a time, topped up at the end of a wake-up (its group)
+        if not staged:
+            staged.extend(islice(stream, STAGE + 1))
+        pulled.append(staged.popleft() if staged else None)  # None: the plan ran out (counted out below)
+        if i % per_wake == per_wake - 1 and len(staged) < LOW_STAGE:
+            staged.extend(islice(stream, STAGE))
 
     def chain(i: int) -> None:
         s = sends[i]
@@ -206,7 +214,7 @@ def _paced_figures(transport: str, stream: Any, sends: list[Any], payloads: list
     sleep_s = _sleeps(wakes)
     plan_s = _paced(pull, n, per_wake)
     chain_s = _paced(chain, n, per_wake)
-    got = n - pulled.count(None)
+    got = n - pulled.count(None) + len(staged)  # every send the plan made, staged ones included
     return {"plan, paced": max(0.0, plan_s - sleep_s) * 1e6 / got if got else math.nan,
             "other steps, paced": max(0.0, chain_s - sleep_s) * 1e6 / n,
             "wake-up itself": sleep_s * 1e6 / n, PER_WAKE_KEY: float(per_wake)}
