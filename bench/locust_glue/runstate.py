@@ -165,7 +165,8 @@ class TransportBooks:
     def row(self, second: int) -> None:
         t = self.tracker
         self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
-                          bytes_sent=self.stats.bytes_sent)
+                          bytes_sent=self.stats.bytes_sent,
+                          histograms={"corrected": t.corrected, "schedule_lag": self.schedule_lag})
 
 
 class RunState:

@@ -9,7 +9,7 @@ from bench.metrics.accounting import Accounting, AccountingMismatch
 from bench.metrics.errors import MetricsFormatError
 from bench.metrics.histogram import DEFAULT_LAYOUT, HOUR_US, Histogram, Layout
 from bench.metrics.result import COUNTERS, HISTOGRAMS, TrackerResult
-from bench.metrics.series import COLUMNS, SecondSeries, SeriesRows
+from bench.metrics.series import COLUMNS, LATENCY_COLUMNS, SECOND_HISTOGRAMS, SecondSeries, SeriesRows
 from bench.metrics.tracker import AckTracker
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "DEFAULT_LAYOUT",
     "HISTOGRAMS",
     "HOUR_US",
+    "LATENCY_COLUMNS",
+    "SECOND_HISTOGRAMS",
     "Accounting",
     "AccountingMismatch",
     "AckTracker",

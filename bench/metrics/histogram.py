@@ -246,17 +246,32 @@ class Histogram:
         counts = self._counts - earlier._counts
         if (counts < 0).any() or earlier.underflow > self.underflow or earlier.overflow > self.overflow:
             raise MetricsFormatError("since: the earlier histogram is not a copy of this one's past")
-        out = Histogram(self.layout)
-        out._counts = counts
-        out.count = int(counts.sum())
-        out.underflow = self.underflow - earlier.underflow
-        out.overflow = self.overflow - earlier.overflow
-        nz = np.flatnonzero(counts)
-        if nz.size:
-            low, mid = _edges(self.layout)
-            out._min = float(low[nz[0]])
-            out._max = float(2 * mid[nz[-1]] - low[nz[-1]])  # the top bucket's upper edge
-        return out
+        return _of_counts(self.layout, counts, self.underflow - earlier.underflow,
+                          self.overflow - earlier.overflow)
+
+    def nonzero(self) -> tuple[npt.NDArray[np.int32], Counts]:
+        """The non-empty buckets: their indices, increasing, and their counts (a compact copy)."""
+        nz = np.flatnonzero(self._counts)
+        return nz.astype(np.int32), self._counts[nz]
+
+    @classmethod
+    def from_buckets(cls, index: npt.ArrayLike, counts: npt.ArrayLike, *, underflow: int = 0,
+                     overflow: int = 0, layout: Layout = DEFAULT_LAYOUT) -> Histogram:
+        """The histogram of these bucket counts (``nonzero``'s form), as ``since`` makes one: its min and
+        max are the bounds of its lowest and highest non-empty buckets.
+
+        Raises:
+            ValueError: an index outside the layout, a negative count, or lengths that differ.
+        """
+        idx = np.asarray(index, dtype=np.int64)
+        got = np.asarray(counts, dtype=np.int64)
+        if idx.shape != got.shape or idx.ndim != 1:
+            raise ValueError("from_buckets: index and counts must be flat and as long as each other")
+        if idx.size and (idx.min() < 0 or idx.max() >= layout.size or got.min() < 0):
+            raise ValueError(f"from_buckets: indices must be in [0, {layout.size}) and counts >= 0")
+        dense: Counts = np.zeros(layout.size, dtype=np.int64)
+        np.add.at(dense, idx, got)
+        return _of_counts(layout, dense, underflow, overflow)
 
     # -- reading -------------------------------------------------------------------------------------
     @property
@@ -385,6 +400,21 @@ class Histogram:
 
 #: Float sums of integers up to 2**53 are exact, so weighted ``bincount`` counts convert back exactly.
 _EXACT_FLOAT_INT = 2**53
+
+
+def _of_counts(layout: Layout, counts: Counts, underflow: int, overflow: int) -> Histogram:
+    """A histogram owning ``counts`` (dense), its extremes the bounds of its outer non-empty buckets."""
+    out = Histogram(layout)
+    out._counts = counts
+    out.count = int(counts.sum())
+    out.underflow = underflow
+    out.overflow = overflow
+    nz = np.flatnonzero(counts)
+    if nz.size:
+        low, mid = _edges(layout)
+        out._min = float(low[nz[0]])
+        out._max = float(2 * mid[nz[-1]] - low[nz[-1]])  # the top bucket's upper edge
+    return out
 
 
 def _check_weights(weights: npt.ArrayLike | Sequence[int], n: int) -> Counts:

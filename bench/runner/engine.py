@@ -122,7 +122,8 @@ class _Books:
     def row(self, second: int) -> None:
         t = self.tracker
         self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
-                          bytes_sent=self.stats.bytes_sent)
+                          bytes_sent=self.stats.bytes_sent,
+                          histograms={"corrected": t.corrected, "schedule_lag": self.schedule_lag})
 
     def snapshot(self) -> None:
         if self.progress is None:

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.metrics import COLUMNS, LATENCY_COLUMNS
 from bench.runner.result import TransportResult, transport_summary
 
 SUMMARY_SCHEMA = "nucleus-bench/summary/1"
 HISTOGRAMS_SCHEMA = "nucleus-bench/histograms/1"
-SERIES_COLUMNS = ("second", "sent", "acked", "rejected", "lost", "bytes_sent")
+SERIES_COLUMNS = ("second", *COLUMNS, *LATENCY_COLUMNS)
 
 
 def utc_stamp(now: datetime) -> str:
@@ -90,9 +91,12 @@ def build_summary(results: Mapping[str, TransportResult], app_ids: Mapping[str, 
             "ok": all(r.accounting().ok for r in results.values())}
 
 
-def _dump(path: Path, obj: Any) -> None:
+def _dump(path: Path, obj: Any, *, compact: bool = False) -> None:
+    """Write ``obj`` as JSON, whole or not at all; ``compact``: no indentation (files read by programs)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    text = (json.dumps(obj, separators=(",", ":"), default=str) if compact
+            else json.dumps(obj, indent=2, sort_keys=False, default=str))
+    tmp.write_text(text + "\n", encoding="utf-8")
     tmp.replace(path)
 
 
@@ -105,12 +109,13 @@ def write_results(run_dir: Path, summary: Mapping[str, Any], results: Mapping[st
         "transports": {n: {k: h.to_json() for k, h in r.histograms.items()} for n, r in results.items()},
     })
     for name, result in results.items():
-        _dump(run_dir / f"result-{name}.json", result.to_json())
+        _dump(run_dir / f"result-{name}.json", result.to_json(), compact=True)  # per-second buckets: long
         with open(run_dir / f"series-{name}.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=SERIES_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             for row in result.series.rows():
-                writer.writerow({k: row.get(k, 0) for k in SERIES_COLUMNS})
+                latency = result.series.latency(row["second"])
+                writer.writerow({**row, **{k: "" if v is None else f"{v:.1f}" for k, v in latency.items()}})
     _dump(run_dir / "meta.json", meta)
 
 

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.metrics import COLUMNS, Accounting, AccountingMismatch, MetricsFormatError, SecondSeries
+from bench.metrics import (
+    COLUMNS,
+    LATENCY_COLUMNS,
+    SECOND_HISTOGRAMS,
+    Accounting,
+    AccountingMismatch,
+    Histogram,
+    MetricsFormatError,
+    SecondSeries,
+)
 
 adds = st.lists(st.tuples(st.integers(0, 30), st.lists(st.integers(0, 10**6), min_size=5, max_size=5)),
                 max_size=40)
@@ -116,3 +125,122 @@ def test_series_rows_record_what_changed_since_the_last_call() -> None:
     rows.record(1, sent=10, acked=8, rejected=1, lost=0, bytes_sent=500)
     rows.record(2, sent=15, acked=14, rejected=1, lost=1, bytes_sent=750)
     assert series.to_json()["rows"] == [[0, 10, 8, 1, 0, 500], [2, 5, 6, 0, 1, 250]]
+
+
+# -- per-second histograms -------------------------------------------------------------------------------
+hist_adds = st.lists(st.tuples(st.integers(0, 20), st.sampled_from(SECOND_HISTOGRAMS),
+                               st.lists(st.floats(0.0, 2e10, allow_nan=False), max_size=30)), max_size=20)
+
+
+def with_histograms(rows: list[tuple[int, list[int]]], hadds: list[Any]) -> SecondSeries:
+    s = series(rows)
+    for second, name, values in hadds:
+        h = Histogram()
+        h.record_many(values)
+        s.add_histogram(name, second, h)
+    return s
+
+
+def buckets(h: Histogram) -> tuple[list[int], list[int], int, int]:
+    index, counts = h.nonzero()
+    return index.tolist(), counts.tolist(), h.underflow, h.overflow
+
+
+@settings(max_examples=150, deadline=None)
+@given(adds, hist_adds, adds, hist_adds)
+def test_series_histograms_merge_exactly_and_round_trip(a: list[Any], ha: list[Any], b: list[Any],
+                                                        hb: list[Any]) -> None:
+    """Per-second histograms merge like the counters (into one series of everything) and survive JSON."""
+    sa, sb = with_histograms(a, ha), with_histograms(b, hb)
+    merged = SecondSeries()
+    merged.merge(sb)
+    merged.merge(sa)
+    assert merged == with_histograms(a + b, ha + hb)
+    assert SecondSeries.from_json(json.loads(json.dumps(merged.to_json()))) == merged
+    for name in SECOND_HISTOGRAMS:
+        values = [v for _, n, vs in ha + hb if n == name for v in vs]
+        whole = Histogram()
+        whole.record_many(values)
+        assert buckets(merged.histogram_total(name)) == buckets(whole)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.lists(st.floats(1.0, 1e7), max_size=40),
+                          st.lists(st.floats(0.0, 1e5), max_size=10)), max_size=12))
+def test_series_rows_put_what_each_histogram_gained_in_its_second(steps: list[Any]) -> None:
+    """SeriesRows: each second gets exactly what the cumulative histograms gained since the last call,
+    and ``latency`` reads that second's own percentiles."""
+    from bench.metrics import SeriesRows
+
+    series_ = SecondSeries()
+    rows = SeriesRows(series_)
+    corrected, lag = Histogram(), Histogram()
+    second = 0
+    expected: dict[int, tuple[Histogram, Histogram]] = {}
+    for gap, acks, lags in steps:
+        second += gap
+        corrected.record_many(acks)
+        lag.record_many(lags)
+        rows.record(second, sent=0, acked=0, rejected=0, lost=0, bytes_sent=0,
+                    histograms={"corrected": corrected, "schedule_lag": lag})
+        mine = expected.setdefault(second, (Histogram(), Histogram()))
+        mine[0].record_many(acks)
+        mine[1].record_many(lags)
+    for s, (ack_h, lag_h) in expected.items():
+        assert buckets(series_.histogram("corrected", s)) == buckets(ack_h)
+        assert buckets(series_.histogram("schedule_lag", s)) == buckets(lag_h)
+        got = series_.latency(s)
+        if ack_h.count:
+            p50, p99 = series_.histogram("corrected", s).percentiles((50.0, 99.0))
+            assert (got["ack_p50_us"], got["ack_p99_us"]) == (p50, p99)
+            top = got["ack_max_us"]
+            # the upper bound of its top bucket
+            assert top is not None and ack_h.max() <= top <= ack_h.max() * 1.01
+        else:
+            assert got["ack_p50_us"] is got["ack_p99_us"] is got["ack_max_us"] is None
+        assert (got["lag_p99_us"] is None) == (lag_h.count == 0)
+    assert buckets(series_.histogram_total("corrected")) == buckets(corrected)
+    assert buckets(series_.histogram_total("schedule_lag")) == buckets(lag)
+
+
+def test_series_without_histograms_reads_as_empty() -> None:
+    """A result written before the series kept histograms still reads: its seconds have none."""
+    s = series([(1, [3, 2, 0, 1, 99])])
+    doc = s.to_json()
+    del doc["histograms"]
+    back = SecondSeries.from_json(doc)
+    assert back == s and back.latency(1) == dict.fromkeys(LATENCY_COLUMNS)
+
+
+def test_series_add_histogram_refuses_unknown_names_and_negative_seconds() -> None:
+    with pytest.raises(ValueError, match="no per-second histogram"):
+        SecondSeries().add_histogram("raw", 0, Histogram())
+    with pytest.raises(ValueError, match="second must be >= 0"):
+        SecondSeries().add_histogram("corrected", -1, Histogram())
+
+
+def _hist_doc(**changes: Any) -> dict[str, Any]:
+    h = Histogram()
+    h.record_many([5.0, 50.0, 500.0])
+    s = SecondSeries()
+    s.add_histogram("corrected", 2, h)
+    doc = s.to_json()
+    doc["histograms"].update(changes)
+    return doc
+
+
+@pytest.mark.parametrize("doc", [
+    pytest.param(_hist_doc(layout={"lowest_us": 1, "highest_us": 1000, "sub_buckets": 128}), id="layout"),
+    pytest.param(_hist_doc(corrected={}), id="not-a-list"),
+    pytest.param(_hist_doc(corrected=[[2, 0, 0, [5], [1, 1]]]), id="lengths"),
+    pytest.param(_hist_doc(corrected=[[2, 0, 0, [9, 5], [1, 1]]]), id="not-increasing"),
+    pytest.param(_hist_doc(corrected=[[2, 0, 0, [5], [0]]]), id="zero-count"),
+    pytest.param(_hist_doc(corrected=[[2, 0, 0, [1 << 20], [1]]]), id="outside-layout"),
+    pytest.param(_hist_doc(corrected=[[2, 0, 0, [5], [1]], [2, 0, 0, [6], [1]]]), id="second-twice"),
+    pytest.param(_hist_doc(corrected=[[2, -1, 0, [5], [1]]]), id="negative"),
+    pytest.param(_hist_doc(corrected=[[2, 0, 0, [5]]]), id="short"),
+])
+def test_series_malformed_histograms_are_refused(doc: Any) -> None:
+    """A broken per-second histogram raises MetricsFormatError, naming where."""
+    with pytest.raises(MetricsFormatError, match="histograms"):
+        SecondSeries.from_json(doc)

@@ -13,8 +13,9 @@ import pytest
 from runner_helpers import one_line_error, run_cli, write_scenario
 
 from bench.fleet import Plan
-from bench.metrics import TrackerResult
+from bench.metrics import COLUMNS, LATENCY_COLUMNS, SECOND_HISTOGRAMS, TrackerResult
 from bench.runner.reconcile import fetch_json
+from bench.runner.result import TransportResult
 from bench.scenario import load_scenario
 from bench.target.embedded import EmbeddedTarget
 
@@ -65,8 +66,30 @@ def test_both_transports_on_the_embedded_target(tmp_path: Path, capsys: pytest.C
         assert (run_dir / name).is_file(), name
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["scenario"]["sha256"] and meta["versions"]["websockets"] and meta["seed"] == 11
-    with open(run_dir / "series-ws.csv", newline="") as fh:
-        assert sum(int(row["acked"]) for row in csv.DictReader(fh)) == planned
+    for name in ("ws", "http"):
+        _check_series(run_dir, name, planned)
+
+
+def _check_series(run_dir: Path, transport: str, planned: int) -> None:
+    """The per-second CSV and the result's per-second histograms: every ack in exactly one second."""
+    with open(run_dir / f"series-{transport}.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == ["second", *COLUMNS, *LATENCY_COLUMNS]
+        rows = list(reader)
+    assert sum(int(row["acked"]) for row in rows) == planned
+    for row in rows:  # a second with acks has their latency, a second without has none
+        assert (row["ack_p50_us"] != "") == (int(row["acked"]) > 0), row
+        if row["ack_p50_us"]:
+            assert 0 < float(row["ack_p50_us"]) <= float(row["ack_p99_us"]) <= float(row["ack_max_us"])
+    result = TransportResult.from_json(json.loads((run_dir / f"result-{transport}.json").read_text()))
+    series = result.series
+    for counts in series.rows():  # the acks counted in a second are the latencies recorded in it
+        h = series.histogram("corrected", counts["second"])
+        assert h.count + h.underflow + h.overflow == counts["acked"]
+    for name in SECOND_HISTOGRAMS:  # and the seconds add up to the whole run's histogram, bucket by bucket
+        total, whole = series.histogram_total(name), result.histograms[name]
+        assert [a.tolist() for a in total.nonzero()] == [a.tolist() for a in whole.nonzero()], name
+        assert (total.underflow, total.overflow) == (whole.underflow, whole.overflow), name
 
 
 @pytest.mark.parametrize("transport", ["ws", "http"])
