@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from locust_harness import ROOT, SMOKE, finish, free_port, locust_argv, start, stop
 
 from bench.metrics import COUNTERS
+from bench.runner.result import TransportResult
 from bench.target.embedded import EmbeddedTarget
 
 _WORKER_LINE = re.compile(r"nucleus-bench worker (\d+) ws: sent (\d+) = acked (\d+)")
@@ -50,3 +52,14 @@ def test_merged_counts_equal_the_sum_of_the_workers(target: EmbeddedTarget, tmp_
     assert sum(int(m.group(3)) for m in logged) == ws["events"]["acked"]
     rec = ws["reconciliation"]  # the two workers' devices never collide: every acked id is stored once
     assert rec["done"] and rec["stored"] == ws["events"]["acked"] and rec["duplicates_stored"] == 0
+    # the per-second histograms of the two workers merged too: each second's acks are its latencies, and
+    # the seconds add up to the merged run's histogram
+    (result_file,) = results.glob("*/result-ws.json")
+    result = TransportResult.from_json(json.loads(result_file.read_text()))
+    series = result.series
+    assert sum(row["acked"] for row in series.rows()) == ws["events"]["acked"]
+    for row in series.rows():
+        h = series.histogram("corrected", row["second"])
+        assert h.count + h.underflow + h.overflow == row["acked"]
+    total, whole = series.histogram_total("corrected"), result.tracker.corrected
+    assert [a.tolist() for a in total.nonzero()] == [a.tolist() for a in whole.nonzero()]

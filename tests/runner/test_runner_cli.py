@@ -148,13 +148,15 @@ def test_a_stalled_target_shows_in_corrected_latency_more_than_in_raw(
 def test_two_processes_merge_exactly(tmp_path: Path, target: EmbeddedTarget) -> None:
     """--processes 2: the shards together send exactly the unsharded plan's events, all accounted for."""
     scenario = write_scenario(tmp_path)
-    code, summary, _ = run_cli(tmp_path, scenario, "--processes", "2", "--target", target.url)
-    assert code == 0 and summary is not None
+    code, summary, run_dir = run_cli(tmp_path, scenario, "--processes", "2", "--target", target.url)
+    assert code == 0 and summary is not None and run_dir is not None
     block = summary["transports"]["ws"]
     assert block["client"]["processes"] == 2
-    assert block["events"]["sent"] == Plan(load_scenario(scenario)).expected_events()
+    planned = Plan(load_scenario(scenario)).expected_events()
+    assert block["events"]["sent"] == planned
     assert block["events"]["acked"] == block["reconciliation"]["stored"] == block["events"]["sent"]
     assert block["generator"]["schedule_lag_us"]["count"] > 0
+    _check_series(run_dir, "ws", planned)  # the shards' per-second histograms merged second by second
 
 
 def test_verify_url_reconciles_by_count(tmp_path: Path, target: EmbeddedTarget) -> None:
