@@ -103,6 +103,7 @@ class _Books:
         self.series = SecondSeries()
         self.monitor: Monitor | None = None
         self._rows = SeriesRows(self.series)
+        self._second = -1  # the last second recorded in the series
 
     def fold(self) -> None:
         self.tracker.fold()
@@ -121,6 +122,7 @@ class _Books:
 
     def row(self, second: int) -> None:
         t = self.tracker
+        self._second = max(self._second, second)
         self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
                           bytes_sent=self.stats.bytes_sent,
                           histograms={"corrected": t.corrected, "schedule_lag": self.schedule_lag})
@@ -130,10 +132,13 @@ class _Books:
             return
         self.fold()
         t = self.tracker
+        recent = self.series.latency(self._second) if self._second >= 0 else {}
         self.progress({
             "t": self.clock() / 1e9, "sent": t.sent, "acked": t.acked, "lost": t.lost,
             "rejected": t.rejected, "in_flight": t.in_flight, "errors": self.stats.errors,
             "p50": t.corrected.percentile(50.0), "p99": t.corrected.percentile(99.0),
+            # the last whole second's (None: no ack in it), beside the run's so far
+            "p50_1s": recent.get("ack_p50_us"), "p99_1s": recent.get("ack_p99_us"),
             "lag_p99": self.schedule_lag.percentile(99.0),
             "schedule_lag": self.schedule_lag.copy(),  # for callers that judge a stretch of the run
         })

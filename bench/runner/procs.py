@@ -164,6 +164,8 @@ def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = sum(s[key] for s in snaps)
     for key in ("p50", "p99", "lag_p99"):
         out[key] = max(s[key] for s in snaps)
+    for key in ("p50_1s", "p99_1s"):  # None in a shard with no ack in its last second
+        out[key] = max((s[key] for s in snaps if s.get(key) is not None), default=None)
     return out
 
 

@@ -1,5 +1,8 @@
 """Live progress on stderr (rich), about twice a second: events/s, p50/p99, lost, errors, schedule lag.
 
+The latency shown is the last whole second's ("now"), beside the run's p99 so far: a spike early in a run
+would otherwise hold the run's figures up long after the server recovered.
+
 Only the terminal sees it: nothing here feeds the results. Off with ``--no-progress`` or when stderr is
 not a terminal.
 """
@@ -47,6 +50,10 @@ class Progress:
         if self._last is not None and t > self._last[0]:
             rate = (acked - self._last[1]) / (t - self._last[0])
         self._last = (t, acked)
-        return (f"{self.label} {t:5.1f}s {rate:7.0f} ev/s  acked {acked}/{snap['sent']}  "
-                f"p50 {snap['p50'] / 1000:.2f} p99 {snap['p99'] / 1000:.2f} ms  lost {snap['lost']}  "
-                f"err {snap['errors']}  lag p99 {snap['lag_p99'] / 1000:.1f} ms")
+        p50, p99 = snap.get("p50_1s"), snap.get("p99_1s")
+        if p50 is not None and p99 is not None:  # the last second's, and the run's tail so far
+            latency = f"p50 {p50 / 1000:.2f} p99 {p99 / 1000:.2f} ms now, run p99 {snap['p99'] / 1000:.2f}"
+        else:
+            latency = f"p50 {snap['p50'] / 1000:.2f} p99 {snap['p99'] / 1000:.2f} ms"
+        return (f"{self.label} {t:5.1f}s {rate:7.0f} ev/s  acked {acked}/{snap['sent']}  {latency}  "
+                f"lost {snap['lost']}  err {snap['errors']}  lag p99 {snap['lag_p99'] / 1000:.1f} ms")

@@ -245,3 +245,30 @@ def test_run_directories_never_collide(tmp_path: Path) -> None:
     now = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
     first, second = make_run_dir(tmp_path, "my run/x", now), make_run_dir(tmp_path, "my run/x", now)
     assert first.name == "20250102T030405Z-my_run_x" and second.name == first.name + "-2"
+
+
+def test_progress_line_shows_the_last_second_beside_the_run() -> None:
+    """The live line shows the last second's p50/p99 (the run's p99 beside it); before a second with acks
+    has closed, the run's so far."""
+    from bench.runner.progress import Progress
+
+    snap = {"t": 3.0, "sent": 100, "acked": 90, "lost": 1, "errors": 0, "p50": 2000.0, "p99": 600_000.0,
+            "lag_p99": 1500.0, "p50_1s": 800.0, "p99_1s": 1600.0}
+    progress = Progress("ws", enabled=False)
+    assert "p50 0.80 p99 1.60 ms now, run p99 600.00  lost 1" in progress.line(snap)
+    assert "p50 2.00 p99 600.00 ms  lost 1" in progress.line({**snap, "p50_1s": None, "p99_1s": None})
+
+
+def test_merged_progress_takes_the_worst_shard_of_those_with_acks() -> None:
+    """--processes N: the last second's percentiles are the worst shard's; a shard without acks in its last
+    second does not count, and none with acks gives None."""
+    from bench.runner.procs import merge_snapshots
+
+    base = {"t": 1.0, "sent": 1, "acked": 1, "lost": 0, "rejected": 0, "in_flight": 0, "errors": 0,
+            "p50": 1.0, "p99": 2.0, "lag_p99": 3.0}
+    busy = {**base, "p50_1s": 500.0, "p99_1s": 900.0}
+    quiet = {**base, "p50_1s": None, "p99_1s": None}
+    worse = {**base, "p50_1s": 700.0, "p99_1s": 800.0}
+    merged = merge_snapshots([busy, quiet, worse])
+    assert (merged["p50_1s"], merged["p99_1s"], merged["acked"]) == (700.0, 900.0, 3)
+    assert merge_snapshots([quiet, quiet])["p99_1s"] is None
