@@ -37,7 +37,8 @@ _Buckets = tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], int, int]
 
 
 class SecondSeries:
-    """Counters per whole second since the run's start (second 0 is ``[0 s, 1 s)``)."""
+    """Counters, and what ``SECOND_HISTOGRAMS`` gained, per whole second since the run's start (second 0 is
+    ``[0 s, 1 s)``)."""
 
     __slots__ = ("_hists", "_rows", "layout")
 
