@@ -9,7 +9,14 @@ from bench.metrics.accounting import Accounting, AccountingMismatch
 from bench.metrics.errors import MetricsFormatError
 from bench.metrics.histogram import DEFAULT_LAYOUT, HOUR_US, Histogram, Layout
 from bench.metrics.result import COUNTERS, HISTOGRAMS, TrackerResult
-from bench.metrics.series import COLUMNS, LATENCY_COLUMNS, SECOND_HISTOGRAMS, SecondSeries, SeriesRows
+from bench.metrics.series import (
+    COLUMNS,
+    LATENCY_COLUMNS,
+    SECOND_HISTOGRAMS,
+    SECOND_LAYOUT,
+    SecondSeries,
+    SeriesRows,
+)
 from bench.metrics.tracker import AckTracker
 
 __all__ = [
@@ -20,6 +27,7 @@ __all__ = [
     "HOUR_US",
     "LATENCY_COLUMNS",
     "SECOND_HISTOGRAMS",
+    "SECOND_LAYOUT",
     "Accounting",
     "AccountingMismatch",
     "AckTracker",

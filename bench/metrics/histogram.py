@@ -249,6 +249,21 @@ class Histogram:
         return _of_counts(self.layout, counts, self.underflow - earlier.underflow,
                           self.overflow - earlier.overflow)
 
+    def coarsened(self, layout: Layout) -> Histogram:
+        """This histogram in a coarser ``layout`` of the same range: each of its buckets is the exact union
+        of ``self.layout.sub_buckets // layout.sub_buckets`` buckets of this one, so counts add up exactly
+        (extremes: the bounds of the outer non-empty buckets, as ``since`` gives them).
+
+        Raises:
+            ValueError: another range, or sub-buckets that do not divide this layout's.
+        """
+        if (layout.lowest_us, layout.highest_us) != (self.layout.lowest_us, self.layout.highest_us) or (
+                self.layout.sub_buckets % layout.sub_buckets):
+            raise ValueError(f"coarsened: {layout} is not a coarser layout of {self.layout}")
+        index, counts = self.nonzero()
+        return Histogram.from_buckets(index // (self.layout.sub_buckets // layout.sub_buckets), counts,
+                                      underflow=self.underflow, overflow=self.overflow, layout=layout)
+
     def nonzero(self) -> tuple[npt.NDArray[np.int32], Counts]:
         """The non-empty buckets: their indices, increasing, and their counts (a compact copy)."""
         nz = np.flatnonzero(self._counts)

@@ -13,6 +13,7 @@ from bench.metrics import (
     COLUMNS,
     LATENCY_COLUMNS,
     SECOND_HISTOGRAMS,
+    SECOND_LAYOUT,
     Accounting,
     AccountingMismatch,
     Histogram,
@@ -161,7 +162,7 @@ def test_series_histograms_merge_exactly_and_round_trip(a: list[Any], ha: list[A
         values = [v for _, n, vs in ha + hb if n == name for v in vs]
         whole = Histogram()
         whole.record_many(values)
-        assert buckets(merged.histogram_total(name)) == buckets(whole)
+        assert buckets(merged.histogram_total(name)) == buckets(whole.coarsened(SECOND_LAYOUT))
 
 
 @settings(max_examples=150, deadline=None)
@@ -187,20 +188,20 @@ def test_series_rows_put_what_each_histogram_gained_in_its_second(steps: list[An
         mine[0].record_many(acks)
         mine[1].record_many(lags)
     for s, (ack_h, lag_h) in expected.items():
-        assert buckets(series_.histogram("corrected", s)) == buckets(ack_h)
-        assert buckets(series_.histogram("schedule_lag", s)) == buckets(lag_h)
+        assert buckets(series_.histogram("corrected", s)) == buckets(ack_h.coarsened(SECOND_LAYOUT))
+        assert buckets(series_.histogram("schedule_lag", s)) == buckets(lag_h.coarsened(SECOND_LAYOUT))
         got = series_.latency(s)
         if ack_h.count:
             p50, p99 = series_.histogram("corrected", s).percentiles((50.0, 99.0))
             assert (got["ack_p50_us"], got["ack_p99_us"]) == (p50, p99)
             top = got["ack_max_us"]
-            # the upper bound of its top bucket
-            assert top is not None and ack_h.max() <= top <= ack_h.max() * 1.01
+            # the upper bound of its top bucket, 1/16 of an octave wide
+            assert top is not None and ack_h.max() <= top <= ack_h.max() * (1 + 1 / 16)
         else:
             assert got["ack_p50_us"] is got["ack_p99_us"] is got["ack_max_us"] is None
         assert (got["lag_p99_us"] is None) == (lag_h.count == 0)
-    assert buckets(series_.histogram_total("corrected")) == buckets(corrected)
-    assert buckets(series_.histogram_total("schedule_lag")) == buckets(lag)
+    assert buckets(series_.histogram_total("corrected")) == buckets(corrected.coarsened(SECOND_LAYOUT))
+    assert buckets(series_.histogram_total("schedule_lag")) == buckets(lag.coarsened(SECOND_LAYOUT))
 
 
 def test_series_without_histograms_reads_as_empty() -> None:
@@ -244,3 +245,26 @@ def test_series_malformed_histograms_are_refused(doc: Any) -> None:
     """A broken per-second histogram raises MetricsFormatError, naming where."""
     with pytest.raises(MetricsFormatError, match="histograms"):
         SecondSeries.from_json(doc)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.floats(0.0, 2e10, allow_nan=False), max_size=200), st.sampled_from([1, 2, 8, 16, 128]))
+def test_coarsened_is_what_the_coarser_layout_records(values: list[float], sub: int) -> None:
+    """Each bucket of a coarser layout is the exact union of buckets of the finer one: coarsening a
+    histogram gives what the coarser layout records of the same values, bucket for bucket."""
+    from bench.metrics import DEFAULT_LAYOUT, Layout
+
+    coarse = Layout(DEFAULT_LAYOUT.lowest_us, DEFAULT_LAYOUT.highest_us, sub_buckets=max(2, sub))
+    fine, direct = Histogram(), Histogram(coarse)
+    fine.record_many(values)
+    direct.record_many(values)
+    assert buckets(fine.coarsened(coarse)) == buckets(direct)
+
+
+def test_coarsened_refuses_layouts_that_are_not_coarser() -> None:
+    from bench.metrics import Layout
+
+    with pytest.raises(ValueError, match="not a coarser layout"):
+        Histogram().coarsened(Layout(sub_buckets=256))
+    with pytest.raises(ValueError, match="not a coarser layout"):
+        Histogram().coarsened(Layout(highest_us=1000, sub_buckets=16))
