@@ -201,9 +201,9 @@ class SecondSeries:
             raise MetricsFormatError(f"{where}: layout {layout.to_json()} differs from this build's "
                                      f"{self.layout.to_json()}; it cannot be read or merged")
         for name, seconds in self._hists.items():
-            entries = obj.get(name, [])
+            entries = obj.get(name)
             if not isinstance(entries, list):
-                raise MetricsFormatError(f"{where}: {name!r} must be a list")
+                raise MetricsFormatError(f"{where}: {name!r} must be a list (of its seconds)")
             for n, entry in enumerate(entries):
                 second, buckets = _read_buckets(entry, f"{where}: {name} entry {n}", layout.size)
                 if second in seconds:

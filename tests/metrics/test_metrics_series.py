@@ -233,6 +233,7 @@ def _hist_doc(**changes: Any) -> dict[str, Any]:
 @pytest.mark.parametrize("doc", [
     pytest.param(_hist_doc(layout={"lowest_us": 1, "highest_us": 1000, "sub_buckets": 128}), id="layout"),
     pytest.param(_hist_doc(corrected={}), id="not-a-list"),
+    pytest.param(_hist_doc(schedule_lag=None), id="missing-name"),
     pytest.param(_hist_doc(corrected=[[2, 0, 0, [5], [1, 1]]]), id="lengths"),
     pytest.param(_hist_doc(corrected=[[2, 0, 0, [9, 5], [1, 1]]]), id="not-increasing"),
     pytest.param(_hist_doc(corrected=[[2, 0, 0, [5], [0]]]), id="zero-count"),
