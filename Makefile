@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup bench test lint perf perf-target clean
 
-# Idempotent: re-installs only when pyproject.toml changed since the last install.
+# Idempotent: re-installs only when the build's inputs changed since the last install (setup.py compiles
+# bench/_native.c, the C twins of the plan's per-event steps, into bench/ where a C compiler is found).
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py bench/_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -35,4 +36,4 @@ perf: setup
 	$(BIN)/python -m bench.perf.client
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info bench/*.so

@@ -56,6 +56,14 @@ from bench.protocol.errors import UsageError
 from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
 from bench.scenario import Scenario
 
+_track_run: Callable[..., tuple[int, float | None]] | None
+try:  # the C twins of the per-event steps (setup.py builds them where a compiler is found)
+    from bench import _native
+
+    _track_run = _native.track_run
+except ImportError:  # not built: the Python twins run, with the same draws and bytes
+    _track_run = None
+
 #: contract.md, "Sessions": the silence after which the next event needs a new init and sessionId.
 SILENCE_NS = 30 * 60 * 1_000_000_000
 #: Event id = device * ID_STRIDE + per-device sequence (from 1): unique within a run, and below 2**53 (exact
@@ -311,7 +319,7 @@ class Device:
         end, session_ns, idle_ns, mean = cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns
         poisson, log = cfg.poisson, math.log
         one, limits, track = cfg.burst == 1, cfg.limits, self._track
-        track_limit = limits[0]
+        track_limit, wire, bounds, native = limits[0], cfg.track_wire, cfg.track_bounds, _track_run
         t = stop = last = at = self.connect_ns  # session start and end, previous tick, pending tick
         kind = _OPEN  # of the pending tick at `at`: an init that opens a session, a burst, or an init first
         beat_at = t + self.phase_ns(beat_ns, "heartbeat") if beat_ns else end
@@ -325,7 +333,12 @@ class Device:
                 beat_at = yield from self._beats(make, beat_at, at, beat_ns, at)
             first = self.next_id  # every event takes the next id: a tick's ids are a range
             if kind is _BURST:
-                if one:  # Device.burst, the common case inline
+                if native is not None:  # Device._events, inline
+                    made: list[bytes] = []
+                    self.next_id, cut = native(rnd, cfg.burst, track_limit, wire, bounds, self._session_b,
+                                               self._device_b, self.next_id, self.last_id, made)
+                    box.append(tuple(made) if cut is None else self._events_after(made, cut, cfg.burst))
+                elif one:  # Device.burst, the common case inline
                     u = rnd()
                     box.append((track() if u < track_limit else _KIND_MAKERS[bisect_right(limits, u)](self),))
                 else:
@@ -395,8 +408,40 @@ class Device:
         return self._events(cfg.burst)
 
     def _events(self, n: int) -> tuple[bytes, ...]:
+        """``n`` events of drawn kinds: runs of the common kind by ``bench._native.track_run`` (C) when it
+        is built, else by ``_events_py``; the other kinds by the table, in Python."""
+        if _track_run is None:
+            return self._events_py(n)
+        cfg = self.cfg
+        out: list[bytes] = []
+        self.next_id, u = _track_run(self.random, n, cfg.limits[0], cfg.track_wire, cfg.track_bounds,
+                                     self._session_b, self._device_b, self.next_id, self.last_id, out)
+        return tuple(out) if u is None else self._events_after(out, u, n)
+
+    def _events_after(self, out: list[bytes], u: float, n: int) -> tuple[bytes, ...]:
+        """``_events(n)`` after ``track_run`` made the events ``out`` and stopped at the kind draw ``u``:
+        that event by the table, then runs of the common kind again, until ``n`` are made."""
+        cfg = self.cfg
+        limits = cfg.limits
+        while True:
+            if u < 0.0:
+                raise _too_many(self.index)
+            out.append(_KIND_MAKERS[bisect_right(limits, u)](self))
+            if len(out) == n:
+                return tuple(out)
+            # the same draws and bytes as _events_py's loop, up to the next event of another kind
+            assert _track_run is not None  # only reached from _events, with it
+            self.next_id, cut = _track_run(self.random, n - len(out), limits[0], cfg.track_wire,
+                                           cfg.track_bounds, self._session_b, self._device_b, self.next_id,
+                                           self.last_id, out)
+            if cut is None:
+                return tuple(out)
+            u = cut
+
+    def _events_py(self, n: int) -> tuple[bytes, ...]:
         """``n`` events of drawn kinds: ``_track`` written out inline for the common kind (the same draws and
-        bytes: a kind, a name, a payload variant), the other kinds by the table."""
+        bytes: a kind, a name, a payload variant), the other kinds by the table. The reference of
+        ``_events`` with ``bench._native``."""
         cfg, rnd = self.cfg, self.random
         limits, wire, bounds = cfg.limits, cfg.track_wire, cfg.track_bounds
         limit = limits[0]

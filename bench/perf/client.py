@@ -484,12 +484,24 @@ def _check_json_path(path: str | None) -> None:
         raise UsageError(f"--json {path!r}: directory {str(Path(path).resolve().parent)!r} does not exist")
 
 
+def native_built() -> bool:
+    """Whether ``bench._native`` (the C twins of the plan's per-event steps) was built and is in use."""
+    from bench.fleet import device
+
+    return device._track_run is not None
+
+
+def native_label() -> str:
+    return "C (bench._native)" if native_built() else "Python (bench._native is not built: no C compiler?)"
+
+
 def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: Sequence[str],
             rates: dict[str, float] | None = None) -> int:
     """Run the selected cases (``rates``: see ``--rate``), print the tables, write the JSON. 1 when a case
     could not be measured."""
     print(f"client-side cost, {os.cpu_count()} CPUs, {sizes.repeats} repeat(s), medians "
           f"(command: python -m bench.perf.client {' '.join(argv)})".rstrip(), file=sys.stderr, flush=True)
+    print(f"the plan's common events are written by {native_label()}", file=sys.stderr, flush=True)
     rows = run_cpu_cases(keys, sizes, rates)
     errors: dict[str, str] = {}
     idle = _extra("idle-rss", run_idle_rss, sizes, errors) if "idle-rss" in keys else None
@@ -505,6 +517,7 @@ def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: S
     print("\n".join(lines))
     if args.json:
         doc = {"schema": "nucleus-bench/perf-client/1", "machine": machine(), "argv": list(argv),
+               "native": native_built(),
                "sizes": asdict(sizes), "cases": to_json(rows), "idle_rss": idle, "max_devices": held,
                "breakdown": parts, "errors": errors, "hot_floors_not_met": missed}
         Path(args.json).write_text(json.dumps(_finite(doc), indent=2, allow_nan=False) + "\n")

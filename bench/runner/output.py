@@ -71,8 +71,11 @@ def run_meta(*, argv: Sequence[str], seed: int, scenario_path: str,
                                        "nucleus-bench": bench.__version__}
     for dist in ("websockets", "aiohttp", "numpy", "uvloop", "orjson"):
         versions[dist] = _version(dist)
+    from bench.fleet import device
+
     return {
         "versions": versions,
+        "native": device._track_run is not None,  # bench._native (C) writes the plan's common events
         "host": {"name": socket.gethostname(), "platform": platform.platform(), "machine": platform.machine(),
                  "cpus": os.cpu_count()},
         "command_line": list(argv), "executable": sys.executable, "seed": seed,

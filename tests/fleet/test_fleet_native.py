@@ -1,0 +1,105 @@
+"""bench._native (C) and the Python it stands in for make the same plan: the same draws, the same bytes.
+
+The plan uses ``bench._native.track_run`` for runs of the common ``event`` kind when it is built; with it
+switched off, the Python loop runs. Every Send of both must be equal, byte for byte, for any seed, burst size
+and kind mix, and running out of ids must fail alike.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import bench.fleet.device
+from bench.fleet import Plan, Transport
+from bench.fleet.send import WireSend
+from bench.protocol.errors import UsageError
+from bench.scenario import Scenario
+
+native = pytest.importorskip("bench._native", reason="bench._native is not built (no C compiler at install)")
+
+BASE = Scenario(name="native", duration_s=3.0, devices=5, ramp_s=1.0, per_device_rate=30.0, heartbeat_s=0.5,
+                http_flush_s=0.7, session_s=1.2, idle_gap_s=0.2, error_share=0.1, userid_share=0.05,
+                props_share=0.05, stack_bytes=(50, 300), http_max_events=6)
+
+
+def plans(scenario: Scenario, transport: Transport,
+          monkeypatch: pytest.MonkeyPatch) -> tuple[list[WireSend], list[WireSend]]:
+    """The wire sends of ``scenario`` with the C twin, then without it."""
+    with_c = list(Plan(scenario).wire_sends(transport))
+    monkeypatch.setattr(bench.fleet.device, "_track_run", None)
+    without = list(Plan(scenario).wire_sends(transport))
+    monkeypatch.setattr(bench.fleet.device, "_track_run", native.track_run)
+    return with_c, without
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), per_message=st.sampled_from((1, 2, 10)),
+       shares=st.sampled_from(((0.0, 0.0, 0.0), (0.1, 0.05, 0.05), (0.3, 0.3, 0.4), (0.0, 0.5, 0.0))),
+       payload=st.sampled_from(((0, 0), (20, 400))), transport=st.sampled_from(("ws", "http")))
+def test_c_and_python_make_the_same_plan(seed: int, per_message: int, shares: tuple[float, float, float],
+                                         payload: tuple[int, int], transport: Transport) -> None:
+    error, userid, props = shares
+    scenario = replace(BASE, seed=seed, events_per_message=per_message, error_share=error,
+                       userid_share=userid, props_share=props, payload_bytes=payload)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        with_c, without = plans(scenario, transport, monkeypatch)
+    assert with_c == without
+    assert sum(len(s.ids) for s in with_c) == Plan(scenario).expected_events() > 0
+
+
+@pytest.mark.parametrize("per_message", [1, 10])
+def test_running_out_of_ids_fails_alike(monkeypatch: pytest.MonkeyPatch, per_message: int) -> None:
+    """The device that uses up its block of ids fails at the same send, with the same error, either way."""
+    monkeypatch.setattr(bench.fleet.device, "ID_STRIDE", 60)
+    scenario = replace(BASE, per_device_rate=200.0, events_per_message=per_message)
+    outcomes = []
+    for twin in (native.track_run, None):
+        monkeypatch.setattr(bench.fleet.device, "_track_run", twin)
+        made: list[object] = []
+        with pytest.raises(UsageError, match="would send more than 59 events") as info:
+            for send in Plan(scenario).wire_sends("ws"):
+                made.append(tuple(send))
+        outcomes.append((made, str(info.value)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_track_run_draws_and_writes_as_the_python_loop() -> None:
+    """One call, by hand: a stop at the first kind draw at or above the limit, ids in order, the draws the
+    Python loop makes (a kind, a name, a payload variant per event)."""
+    wire = ((b"A", (b"a0", b"a1")), (b"B", (b"b0", b"b1", b"b2")))
+    bounds = (0.5, 2.0)
+    rnd = random.Random(3).random
+    ref = random.Random(3).random
+    out: list[bytes] = []
+    event_id, u = native.track_run(rnd, 50, 0.8, wire, bounds, b"|s|", b"|d|", 41, 10**6, out)
+    expected = []
+    i = 41
+    while True:
+        kind = ref()
+        if kind >= 0.8:
+            break
+        head, tails = wire[0 if ref() < 0.5 else 1]
+        expected.append(head + b"|s|" + b"%d" % i + b"|d|" + tails[int(ref() * len(tails))])
+        i += 1
+    assert out == expected and event_id == i and u == kind
+    assert rnd() == ref()  # the same number of draws
+
+
+def test_track_run_refuses_wrong_arguments_with_an_error() -> None:
+    """Wrong types raise TypeError (never a crash); ids past last_id stop the run with -1.0."""
+    rnd = random.Random(1).random
+    wire = ((b"A", (b"a",)),)
+    with pytest.raises(TypeError):
+        native.track_run(rnd, 1, 1.0, [], (2.0,), b"", b"", 1, 9, [])
+    with pytest.raises(TypeError, match="session_b must be bytes"):
+        native.track_run(rnd, 1, 1.0, wire, (2.0,), "s", b"", 1, 9, [])
+    with pytest.raises(TypeError):
+        native.track_run(rnd, 1, 1.0, wire)
+    out: list[bytes] = []
+    assert native.track_run(rnd, 5, 1.0, wire, (2.0,), b"", b"", 8, 9, out) == (10, -1.0)
+    assert out == [b"A8a", b"A9a"]
