@@ -50,19 +50,15 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
+from bench import native
 from bench.fleet.content import Content, Seeds
 from bench.fleet.send import Send, WireSend, encode_parts, event_part, make_send
 from bench.protocol.errors import UsageError
 from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
 from bench.scenario import Scenario
 
-_track_run: Callable[..., tuple[int, float | None]] | None
-try:  # the C twins of the per-event steps (setup.py builds them where a compiler is found)
-    from bench import _native
-
-    _track_run = _native.track_run
-except ImportError:  # not built: the Python twins run, with the same draws and bytes
-    _track_run = None
+#: The C twin of the common event's draws and bytes (``bench.native``); None: ``_events_py`` runs.
+_track_run: Callable[..., tuple[int, float | None]] | None = getattr(native.load(), "track_run", None)
 
 #: contract.md, "Sessions": the silence after which the next event needs a new init and sessionId.
 SILENCE_NS = 30 * 60 * 1_000_000_000

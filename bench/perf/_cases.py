@@ -43,6 +43,8 @@ class Case:
         floors: bounds to reach.
         paced: many devices, each at its own slow pace (``{n}`` in the label is their number).
         ws_io: how a hot-path WebSocket case reads replies (``TransportOptions.ws_io``).
+        pure: run the Python twins of the per-event steps (``bench.native``), not the C ones: the same
+            case, to show what the C twins save.
     """
 
     key: str
@@ -55,6 +57,7 @@ class Case:
     floors: tuple[Floor, ...] = ()
     paced: bool = False
     ws_io: Literal["auto", "polled", "stream"] = "auto"
+    pure: bool = False
 
     def sized(self, sizes: Sizes) -> Case:
         """This case with a paced fleet's device count filled in."""
@@ -115,7 +118,9 @@ CASES: tuple[Case, ...] = (
     Case("bare-ws-1", "bare websockets loop, 1-event", "bare", "ws", 1, 4, 0),
     Case("bare-ws-10", "bare websockets loop, 10-event", "bare", "ws", 10, 4, 0),
     Case("hot-ws-1", "hot path WS, 1-event", "hot", "ws", 1, 100, 15_000, (_US_1, _RATIO_1)),
+    Case("hot-ws-1-py", "hot path WS, 1-event, Python twins", "hot", "ws", 1, 100, 15_000, pure=True),
     Case("hot-ws-10", "hot path WS, 10-event", "hot", "ws", 10, 100, 8_000, (_EV_10,)),
+    Case("hot-ws-10-py", "hot path WS, 10-event, Python twins", "hot", "ws", 10, 100, 8_000, pure=True),
     Case("hot-ws-10-4k", "hot path WS, 10-event, 4k msg/s", "hot", "ws", 10, 100, 4_000),
     Case("hot-ws-10-stream", "hot path WS, 10-event, stream", "hot", "ws", 10, 100, 8_000,
          ws_io="stream"),
@@ -124,6 +129,8 @@ CASES: tuple[Case, ...] = (
     Case("locust-ws", "Locust WS user, 1-event", "locust", "ws", 1, 50, 1_000),
     Case("locust-http", "Locust HTTP user, 10-event", "locust", "http", 10, 50, 50),
     Case("hot-ws-paced", "hot path WS, paced, {n:,} dev", "hot", "ws", 1, 0, 0.4, (_PACED,), paced=True),
+    Case("hot-ws-paced-py", "hot path WS, paced, Python twins", "hot", "ws", 1, 0, 0.4, paced=True,
+         pure=True),
     Case("hot-ws-paced-stream", "hot path WS, paced, stream", "hot", "ws", 1, 0, 0.4, paced=True,
          ws_io="stream"),
     Case("naive-ws-paced", "naive timers, paced, {n:,} dev", "naive", "ws", 1, 0, 0.4, paced=True),

@@ -134,4 +134,6 @@ def hot_child(link: Link, config: Any, start_s: float, end_s: float, profile: bo
     }
     figures = window.figures()
     top = top_functions(window.profiler) if window.profiler is not None else []
-    return {"window": figures, "whole": whole, "profile": top}
+    from bench import native
+
+    return {"window": figures, "whole": whole, "profile": top, "native": native.in_use()}

@@ -34,7 +34,7 @@ import os
 import platform
 import secrets
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,26 @@ def _hot_scenario(case: Case, ctx: Context) -> tuple[str, float, float]:
                          duration_s=end + TAIL_S), WARM_S, end
 
 
+@contextlib.contextmanager
+def _pure(on: bool) -> Iterator[None]:
+    """With ``on``: ``NUCLEUS_BENCH_PURE=1`` while the block runs (children started in it use the Python
+    twins of the per-event steps, ``bench.native``); the environment as it was afterwards."""
+    from bench.native import PURE_ENV
+
+    if not on:
+        yield
+        return
+    before = os.environ.get(PURE_ENV)
+    os.environ[PURE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[PURE_ENV]
+        else:
+            os.environ[PURE_ENV] = before
+
+
 def _hot_run(case: Case, ctx: Context, profile: bool) -> tuple[Sample, list[Any]]:
     from bench.perf._hot import hot_child
     from bench.runner.engine import RunConfig
@@ -144,9 +164,13 @@ def _hot_run(case: Case, ctx: Context, profile: bool) -> tuple[Sample, list[Any]
     config = RunConfig(parse_scenario(text, f"perf-{case.key}.toml"), case.transport, ctx.url, app_id,
                        TransportOptions(record_reported=False, ws_io=case.ws_io))
     gate = _ConnectGate(ctx.url, app_id, case.devices) if case.paced else None
-    got, target_cpu = run_child(case.key, hot_child, (config, start, end, profile, gate is not None),
-                                target_pid=ctx.pid, timeout_s=end + SLACK_S,
-                                tick=gate.tick if gate is not None else None)
+    with _pure(case.pure):  # the child inherits the environment it starts with
+        got, target_cpu = run_child(case.key, hot_child, (config, start, end, profile, gate is not None),
+                                    target_pid=ctx.pid, timeout_s=end + SLACK_S,
+                                    tick=gate.tick if gate is not None else None)
+    if got["native"] != (not case.pure and native_built()):  # a -py case must not measure the C twins
+        ran = "C" if got["native"] else "Python"
+        raise PerfError(f"{case.key}: the per-event steps ran their {ran} twins")
     window, whole = got["window"], got["whole"]
     events = int(window["events"])
     sample = Sample(events // case.epm, events, window["seconds"], window["cpu_s"], target_cpu)
@@ -485,14 +509,20 @@ def _check_json_path(path: str | None) -> None:
 
 
 def native_built() -> bool:
-    """Whether ``bench._native`` (the C twins of the plan's per-event steps) was built and is in use."""
-    from bench.fleet import device
+    """Whether ``bench._native`` (the C twins of the per-event steps) was built and is in use here."""
+    from bench import native
 
-    return device._track_run is not None
+    return native.in_use()
 
 
 def native_label() -> str:
-    return "C (bench._native)" if native_built() else "Python (bench._native is not built: no C compiler?)"
+    from bench.native import PURE_ENV
+
+    if native_built():
+        return "C (bench._native)"
+    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+        return f"Python ({PURE_ENV} is set)"
+    return "Python (bench._native is not built: no C compiler?)"
 
 
 def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: Sequence[str],
@@ -501,7 +531,8 @@ def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: S
     could not be measured."""
     print(f"client-side cost, {os.cpu_count()} CPUs, {sizes.repeats} repeat(s), medians "
           f"(command: python -m bench.perf.client {' '.join(argv)})".rstrip(), file=sys.stderr, flush=True)
-    print(f"the plan's common events are written by {native_label()}", file=sys.stderr, flush=True)
+    print(f"per-event steps (plan, framing, reply parse) run in {native_label()}; "
+          f"'-py' cases run the Python twins", file=sys.stderr, flush=True)
     rows = run_cpu_cases(keys, sizes, rates)
     errors: dict[str, str] = {}
     idle = _extra("idle-rss", run_idle_rss, sizes, errors) if "idle-rss" in keys else None

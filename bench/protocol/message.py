@@ -7,14 +7,19 @@ decodes strictly). orjson is used here and nowhere else in the core.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from bench import native
 from bench.protocol.errors import InvalidEvent, MalformedAck, MalformedMessage, MessageTooLarge, Reason
 from bench.protocol.events import Event, EventId, parse_event
+
+#: The C twin of the compact reply's parse (``bench.native``); None: orjson parses every reply, alike.
+_compact: Callable[[bytes], tuple[EventId, ...] | None] | None = getattr(native.load(), "parse_compact_ack",
+                                                                        None)
 
 #: Defaults of the reference target (contract.md, "Limits"); every one is a flag there.
 DEFAULT_MAX_BYTES = 1 << 20
@@ -127,9 +132,16 @@ def parse_ack_ids(data: bytes | bytearray | memoryview | str) -> tuple[EventId, 
     The clients' per-reply call: the ids without the ``Ack`` around them (a frozen value costs more to
     build than the parse of a one-id reply).
 
+    The compact form of integers, ``{"reportedIds":[1,2]}`` as bytes, is read by ``bench._native``'s C
+    twin when it is built (the same tuple); everything else by orjson and the checks below.
+
     Raises:
         MalformedAck: not JSON, another key beside ``reportedIds``, or an id that is not a string or integer.
     """
+    if _compact is not None and type(data) is bytes:
+        ids = _compact(data)
+        if ids is not None:
+            return ids
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

@@ -71,11 +71,11 @@ def run_meta(*, argv: Sequence[str], seed: int, scenario_path: str,
                                        "nucleus-bench": bench.__version__}
     for dist in ("websockets", "aiohttp", "numpy", "uvloop", "orjson"):
         versions[dist] = _version(dist)
-    from bench.fleet import device
+    from bench import native
 
     return {
         "versions": versions,
-        "native": device._track_run is not None,  # bench._native (C) writes the plan's common events
+        "native": native.in_use(),  # bench._native's C twins ran the per-event steps
         "host": {"name": socket.gethostname(), "platform": platform.platform(), "machine": platform.machine(),
                  "cpus": os.cpu_count()},
         "command_line": list(argv), "executable": sys.executable, "seed": seed,

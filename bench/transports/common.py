@@ -158,6 +158,12 @@ def read_ws_reply(conn: OwesHeartbeats, data: bytes | bytearray | memoryview,
     except MalformedAck:
         stats.malformed_replies += 1
         return None
+    return ws_reply_ids(conn, reported, stats)
+
+
+def ws_reply_ids(conn: OwesHeartbeats, reported: tuple[EventId, ...],
+                 stats: TransportStats) -> tuple[EventId, ...] | None:
+    """``read_ws_reply`` of a reply already parsed: None when it is an unanswered heartbeat's answer."""
     if not reported and conn.heartbeats_out:
         conn.heartbeats_out -= 1
         stats.heartbeat_replies += 1

@@ -43,6 +43,7 @@ try:
 except ImportError:  # pragma: no cover - a source install without a compiler
     from websockets.utils import apply_mask
 
+from bench import native
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.transports.common import (
@@ -55,8 +56,14 @@ from bench.transports.common import (
     read_ws_reply,
     source_addr,
     spawn,
+    ws_reply_ids,
 )
 from bench.transports.polled import PolledSocket, Poller, timestamps_supported
+
+# The C twins of framing and the fast reader (``bench.native``); None: frame_text_py and _read_fast_py.
+_frame_masked: Callable[[bytes, bytes], bytes] | None = getattr(native.load(), "frame_masked", None)
+_read_frames: Callable[[bytes, int], tuple[list[tuple[int, ...] | bytes], int, bool]] | None = getattr(
+    native.load(), "read_frames", None)
 
 #: Largest server message accepted; replies are small, a runaway one closes the connection (1009).
 MAX_REPLY_BYTES = 16 << 20
@@ -102,7 +109,17 @@ _MASKS = _Masks()
 
 
 def frame_text(payload: bytes) -> bytes:
-    """One masked, final text frame (RFC 6455, 5.2) around ``payload``: what ``send_text`` would write."""
+    """One masked, final text frame (RFC 6455, 5.2) around ``payload``: what ``send_text`` would write.
+
+    ``bench._native.frame_masked`` builds it in one allocation when it is built; ``frame_text_py`` is its
+    twin."""
+    if _frame_masked is not None and type(payload) is bytes:
+        return _frame_masked(payload, _MASKS.next())
+    return frame_text_py(payload)
+
+
+def frame_text_py(payload: bytes, mask: bytes | None = None) -> bytes:
+    """``frame_text`` in Python (``mask``: the masking key, else a fresh one)."""
     n = len(payload)
     if n < 126:
         head = bytes((0x81, 0x80 | n))
@@ -110,7 +127,8 @@ def frame_text(payload: bytes) -> bytes:
         head = b"\x81\xfe" + n.to_bytes(2, "big")
     else:
         head = b"\x81\xff" + n.to_bytes(8, "big")
-    mask = _MASKS.next()
+    if mask is None:
+        mask = _MASKS.next()
     return head + mask + apply_mask(payload, mask)
 
 
@@ -196,8 +214,30 @@ class _WsConn(asyncio.Protocol):
             self._read_protocol(data)
 
     def _read_fast(self, data: bytes) -> None:
-        """Take complete final data frames; hand the rest to the protocol from the first other frame."""
+        """Take complete final data frames; hand the rest to the protocol from the first other frame.
+
+        ``bench._native.read_frames`` reads the frames, and parses the compact replies, when it is built;
+        ``_read_fast_py`` is its twin."""
         buf = self.inbuf + data if self.inbuf else data
+        if _read_frames is None or type(buf) is not bytes:
+            self._read_fast_py(buf)
+            return
+        items, pos, other = _read_frames(buf, MAX_REPLY_BYTES)
+        for item in items:
+            if isinstance(item, tuple):
+                self.on_ids(item)
+            else:
+                self.on_reply(item)
+        if other:
+            self.fast, self.inbuf = False, b""
+            self._read_protocol(buf[pos:])
+            return
+        self.inbuf = buf[pos:] if pos < len(buf) else b""
+        if len(items) > 1 and self.rx_ns is not None:
+            self.owner.stats.coalesced_replies += len(items) - 1  # timed by the last one's arrival
+
+    def _read_fast_py(self, buf: bytes) -> None:
+        """``_read_fast`` in Python."""
         pos, end = 0, len(buf)
         replies = 0
         while end - pos >= 2:
@@ -284,8 +324,17 @@ class _WsConn(asyncio.Protocol):
         """One complete server message: an ack, or a measurement of a broken server."""
         owner = self.owner
         reported = read_ws_reply(self, data, owner.stats)
-        if reported is None:
-            return
+        if reported is not None:
+            self._on_reported(reported)
+
+    def on_ids(self, reported: tuple[EventId, ...]) -> None:
+        """One server message already parsed as ``{"reportedIds": reported}`` (``read_ws_reply``'s rule for
+        an empty reply while heartbeats are unanswered applies)."""
+        if ws_reply_ids(self, reported, self.owner.stats) is not None:
+            self._on_reported(reported)
+
+    def _on_reported(self, reported: tuple[EventId, ...]) -> None:
+        owner = self.owner
         now = self.rx_ns
         if now is None:
             now = owner.clock()
