@@ -317,7 +317,80 @@ static PyObject *parse_compact_ack(PyObject *self, PyObject *arg) {
     return ids;
 }
 
+PyDoc_STRVAR(pending_add_doc,
+"pending_add(pending, ids, msg) -> int\n\n"
+"pending.setdefault(i, msg) for each id of the tuple ids, in order (bench.metrics.tracker.AckTracker.\n"
+"on_send's Python twin: the first send of an id stays); returns how many keys pending gained.");
+
+static PyObject *pending_add(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "pending_add takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *pending = args[0], *ids = args[1], *msg = args[2];
+    if (!PyDict_Check(pending) || !PyTuple_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "pending_add: pending must be a dict, ids a tuple");
+        return NULL;
+    }
+    Py_ssize_t before = PyDict_GET_SIZE(pending), n = PyTuple_GET_SIZE(ids);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (PyDict_SetDefault(pending, PyTuple_GET_ITEM(ids, k), msg) == NULL) return NULL;
+    }
+    return PyLong_FromSsize_t(PyDict_GET_SIZE(pending) - before);
+}
+
+PyDoc_STRVAR(pop_acked_doc,
+"pop_acked(pending, finished, msg, ids, state) -> list | None\n\n"
+"The full ack of a message, as bench.metrics.tracker.AckTracker._ack_all's Python twin does it: pops\n"
+"every id of the tuple ids from pending (firsts: what each held, or None); when all of them held msg,\n"
+"sets finished[i] = state for each and returns None, else returns firsts (the caller acks id by id).");
+
+static PyObject *pop_acked(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "pop_acked takes 5 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *pending = args[0], *finished = args[1], *msg = args[2], *ids = args[3], *state = args[4];
+    if (!PyDict_Check(pending) || !PyDict_Check(finished) || !PyTuple_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "pop_acked: pending and finished must be dicts, ids a tuple");
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(ids);
+    PyObject *firsts = PyList_New(n);
+    if (firsts == NULL) return NULL;
+    int all = 1;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *id = PyTuple_GET_ITEM(ids, k);
+        PyObject *held = PyDict_GetItemWithError(pending, id);
+        if (held != NULL) {
+            Py_INCREF(held);
+            if (PyDict_DelItem(pending, id) < 0) {
+                Py_DECREF(held);
+                goto fail;
+            }
+        } else if (PyErr_Occurred()) {
+            goto fail;
+        } else {
+            held = Py_None;
+            Py_INCREF(held);
+        }
+        if (held != msg) all = 0;
+        PyList_SET_ITEM(firsts, k, held);
+    }
+    if (!all) return firsts;
+    Py_DECREF(firsts);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (PyDict_SetItem(finished, PyTuple_GET_ITEM(ids, k), state) < 0) return NULL;
+    }
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(firsts);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
+    {"pending_add", (PyCFunction)(void (*)(void))pending_add, METH_FASTCALL, pending_add_doc},
+    {"pop_acked", (PyCFunction)(void (*)(void))pop_acked, METH_FASTCALL, pop_acked_doc},
     {"read_frames", (PyCFunction)(void (*)(void))read_frames, METH_FASTCALL, read_frames_doc},
     {"parse_compact_ack", (PyCFunction)parse_compact_ack, METH_O, parse_compact_ack_doc},
     {"track_run", (PyCFunction)(void (*)(void))track_run, METH_FASTCALL, track_run_doc},

@@ -5,12 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from bench.metrics import AckTracker, TrackerResult
 from bench.protocol.events import EventId
+
+#: Each test runs with the tracker's C twins and with its Python (tests/metrics/conftest.py).
+pytestmark = pytest.mark.usefixtures("tracker_twins")
 
 MS = 1_000_000
 TIMEOUT = 50 * MS
@@ -94,8 +104,10 @@ class TrackerMachine(RuleBasedStateMachine):
             assert h.total + t.buffered == t.acked
 
 
-TestTrackerMachine = TrackerMachine.TestCase
-TestTrackerMachine.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
+def test_tracker_machine() -> None:
+    """The machine's rules in random order (a function, not its TestCase, so the twins fixture applies)."""
+    run_state_machine_as_test(TrackerMachine, settings=settings(max_examples=200, stateful_step_count=30,
+                                                                deadline=None))
 
 
 # -- merging results: two trackers fed halves == one tracker fed everything --------------------------
