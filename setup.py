@@ -7,4 +7,4 @@
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("bench._native", ["bench/_native.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+                             extra_compile_args=["-O2", "-Werror=implicit-function-declaration"])])

@@ -9,7 +9,11 @@ module is not built (no compiler), the Python runs instead, with the same result
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 /* One draw of the device's stream: ``rnd()`` (a bound ``random.Random.random``). */
 static inline int draw(PyObject *rnd, double *out) {
@@ -388,7 +392,67 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(recv_stamped_doc,
+"recv_stamped(fd, nbytes) -> (data, stamp_ns)\n\n"
+"One recvmsg(2) of at most nbytes from the socket fd with room for one SCM_TIMESTAMPNS control\n"
+"message: the bytes read (b'' at end of stream) and the kernel's receive time in CLOCK_REALTIME ns, or\n"
+"-1 when the read carried none. Raises OSError (BlockingIOError when nothing waits), as\n"
+"socket.recvmsg does; bench.transports.polled.PolledSocket._on_readable_py is its twin.");
+
+static PyObject *recv_stamped(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "recv_stamped takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    long fd_l = PyLong_AsLong(args[0]);
+    if (fd_l == -1 && PyErr_Occurred()) return NULL;
+    if (fd_l < 0 || fd_l > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "recv_stamped: fd out of range");
+        return NULL;
+    }
+    int fd = (int)fd_l;
+    Py_ssize_t nbytes = PyLong_AsSsize_t(args[1]);
+    if (nbytes == -1 && PyErr_Occurred()) return NULL;
+    if (nbytes <= 0) {
+        PyErr_SetString(PyExc_ValueError, "recv_stamped: nbytes must be > 0");
+        return NULL;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, nbytes);
+    if (data == NULL) return NULL;
+    struct iovec iov = {PyBytes_AS_STRING(data), (size_t)nbytes};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(struct timespec))];
+    } control;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.buf;
+    mh.msg_controllen = sizeof control.buf;
+    ssize_t got;
+    Py_BEGIN_ALLOW_THREADS
+    got = recvmsg(fd, &mh, 0);
+    Py_END_ALLOW_THREADS
+    if (got < 0) {
+        Py_DECREF(data);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    long long stamp = -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);  /* the one control message these sockets ask for */
+    if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+        c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        stamp = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    }
+    if (got < nbytes && _PyBytes_Resize(&data, got) < 0) return NULL;
+    PyObject *res = Py_BuildValue("(NL)", data, stamp);
+    return res;
+}
+
 static PyMethodDef methods[] = {
+    {"recv_stamped", (PyCFunction)(void (*)(void))recv_stamped, METH_FASTCALL, recv_stamped_doc},
     {"pending_add", (PyCFunction)(void (*)(void))pending_add, METH_FASTCALL, pending_add_doc},
     {"pop_acked", (PyCFunction)(void (*)(void))pop_acked, METH_FASTCALL, pop_acked_doc},
     {"read_frames", (PyCFunction)(void (*)(void))read_frames, METH_FASTCALL, read_frames_doc},
@@ -401,6 +465,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "bench._native",
     "The hot path's per-event steps in C, each the exact twin of a pure-Python reference.", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }

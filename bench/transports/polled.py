@@ -31,6 +31,8 @@ import struct
 import time
 from collections.abc import Callable
 
+from bench import native
+
 #: SO_TIMESTAMPNS (and its control message SCM_TIMESTAMPNS), asm-generic/socket.h; the socket module does
 #: not export it.
 SO_TIMESTAMPNS = 35
@@ -50,6 +52,11 @@ _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 _SOL_SOCKET = socket.SOL_SOCKET
 _IN = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _OUT = select.EPOLLOUT
+
+
+#: The C twin of one stamped read (``bench.native``); None: ``socket.recvmsg`` and the control message
+#: parsed in Python.
+_recv_stamped: Callable[[int, int], tuple[bytes, int]] | None = getattr(native.load(), "recv_stamped", None)
 
 
 def timestamps_supported() -> bool:
@@ -143,7 +150,32 @@ class PolledSocket:
     def on_readable(self, offset_ns: int, now_ns: int) -> None:
         """Read what has arrived; ``offset_ns`` maps the kernel's realtime stamps onto the run's clock, and
         none is later than ``now_ns`` (the run's clock at this tick: a realtime step cannot move a reply
-        into the future)."""
+        into the future). Each read is ``bench._native.recv_stamped`` (C) when it is built, else the
+        socket's ``recvmsg`` (``_on_readable_py``)."""
+        recv = _recv_stamped
+        if recv is None:
+            self._on_readable_py(offset_ns, now_ns)
+            return
+        fd, protocol = self.fd, self._protocol
+        for _ in range(MAX_READS):
+            try:
+                data, stamp = recv(fd, READ_BYTES)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if not data:
+                protocol.eof_received()
+                self._lost(None)
+                return
+            protocol.rx_ns = min(stamp - offset_ns, now_ns) if stamp >= 0 else None  # type: ignore[attr-defined]
+            protocol.data_received(data)
+            if self._closing or len(data) < READ_BYTES:
+                return
+
+    def _on_readable_py(self, offset_ns: int, now_ns: int) -> None:
+        """``on_readable`` with the socket's own ``recvmsg``."""
         sock, protocol = self._sock, self._protocol
         recvmsg, unpack = sock.recvmsg, _TIMESPEC.unpack_from
         for _ in range(MAX_READS):

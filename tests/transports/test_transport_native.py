@@ -8,6 +8,9 @@ built; ``frame_text_py`` and ``_WsConn._read_fast_py`` are the Python it stands 
 from __future__ import annotations
 
 import os
+import select
+import socket
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +21,7 @@ from hypothesis import strategies as st
 import bench.protocol.message as ws_message
 from bench.protocol.errors import MalformedAck
 from bench.protocol.message import parse_ack_ids
-from bench.transports import ws
+from bench.transports import polled, ws
 from bench.transports.common import TransportStats
 
 native = pytest.importorskip("bench._native", reason="bench._native is not built (no C compiler at install)")
@@ -104,6 +107,7 @@ class Recorder:
         self.inbuf = b""
         self.fast = True
         self.rx_ns: int | None = 5
+        self.heartbeats_out = 0
         self.owner = SimpleNamespace(stats=TransportStats())
         self.calls: list[tuple[str, Any]] = []
 
@@ -112,6 +116,8 @@ class Recorder:
 
     def on_ids(self, ids: tuple[int, ...]) -> None:
         self.calls.append(("reply", ids))
+
+    _on_reported = on_ids
 
     def _read_protocol(self, data: bytes) -> None:
         self.calls.append(("protocol", bytes(data)))
@@ -156,3 +162,56 @@ def test_read_frames_takes_a_split_frame_when_the_rest_comes() -> None:
     ws._WsConn._read_fast(conn, data[5:])  # type: ignore[arg-type]
     assert conn.calls == [("reply", (4, 5)), ("reply", (6,))] and conn.inbuf == b""
     assert conn.owner.stats.coalesced_replies == 1
+
+
+# -- the stamped read ---------------------------------------------------------------------------------
+def loopback_pair() -> tuple[socket.socket, socket.socket]:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        ours = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    ours.setblocking(False)
+    return ours, peer
+
+
+def wait_readable(sock: socket.socket) -> None:
+    assert select.select([sock], [], [], 10.0)[0], "nothing arrived in 10 s"
+
+
+def test_recv_stamped_reads_with_the_kernels_receive_time() -> None:
+    ours, peer = loopback_pair()
+    with ours, peer:
+        ours.setsockopt(socket.SOL_SOCKET, polled.SO_TIMESTAMPNS, 1)
+        with pytest.raises(BlockingIOError):
+            native.recv_stamped(ours.fileno(), 100)
+        before = time.time_ns()
+        peer.sendall(b"hello")
+        wait_readable(ours)
+        after = time.time_ns()
+        data, stamp = native.recv_stamped(ours.fileno(), 100)
+        assert data == b"hello" and before <= stamp <= after
+        peer.sendall(b"x" * 50)
+        wait_readable(ours)
+        assert native.recv_stamped(ours.fileno(), 20)[0] == b"x" * 20  # at most nbytes; the rest stays
+        assert native.recv_stamped(ours.fileno(), 100)[0] == b"x" * 30
+        peer.close()
+        wait_readable(ours)
+        assert native.recv_stamped(ours.fileno(), 100) == (b"", -1)  # end of stream
+
+
+def test_recv_stamped_without_timestamps_says_so() -> None:
+    ours, peer = loopback_pair()
+    with ours, peer:
+        peer.sendall(b"abc")
+        wait_readable(ours)
+        assert native.recv_stamped(ours.fileno(), 100) == (b"abc", -1)
+
+
+def test_recv_stamped_refuses_bad_arguments() -> None:
+    with pytest.raises(OSError):
+        native.recv_stamped(10**6, 10)  # no such descriptor: EBADF, as recvmsg raises it
+    with pytest.raises(ValueError):
+        native.recv_stamped(-1, 10)
+    with pytest.raises(ValueError):
+        native.recv_stamped(0, 0)

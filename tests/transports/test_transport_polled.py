@@ -18,6 +18,9 @@ from bench.transports.common import TransportOptions
 from bench.transports.polled import BUDGET_EVERY, PolledSocket, Poller
 from bench.transports.ws import WsTransport
 
+#: Each test runs with the C and the Python read (tests/transports/conftest.py).
+pytestmark = pytest.mark.usefixtures("recv_twins")
+
 APP = "0123456789abcdef01234567"
 
 

@@ -1,0 +1,31 @@
+"""Where a C compiler is found, the install built bench._native and the hot path uses it.
+
+setup.py marks the extension optional so that an install without a compiler still works (the Python twins
+run). That must not hide a C file that stopped compiling: on a machine with a compiler, its absence is a
+failure here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sysconfig
+
+import pytest
+
+from bench import native
+
+
+def test_built_where_a_compiler_is_found() -> None:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler ({cc}) on this machine: the Python twins run")
+    importlib.import_module("bench._native")  # ImportError: the C file no longer builds
+    if os.environ.get(native.PURE_ENV, "") in ("", "0"):
+        assert native.load() is not None and native.in_use()
+
+
+def test_pure_env_turns_the_c_twins_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.PURE_ENV, "1")
+    assert native.load() is None
