@@ -146,6 +146,7 @@ class Scheduler:
         thing is due (-1: at once, a full batch went out; None: nothing is left)."""
         clock = self._clock
         transport = self._transport
+        send = transport.send
         connects = self._connects
         lags = self.lags_ns
         staged = self._staged
@@ -167,7 +168,11 @@ class Scheduler:
                 lags.append(lag)
                 if lag > self.behind_ns:
                     self.behind_ns = lag
-                dispatch(transport, nxt)
+                ids = nxt.ids  # dispatch(transport, nxt), inline: this runs once per send
+                if ids:
+                    send(nxt.device, nxt.encoded, ids, nxt.at_ns, nxt.created_ns)
+                else:
+                    transport.send_untracked(nxt.device, nxt.encoded)
                 last = nxt
                 nxt = staged.popleft() if staged else self._pull()
                 n += 1
