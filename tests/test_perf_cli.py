@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import types
+
 import pytest
 
 from bench.perf import client
 from bench.perf._cases import BY_KEY, FULL, Sample
 from bench.perf._report import Row, cpu_table, paced_line
 from bench.protocol.errors import UsageError
+from bench.target.embedded import EmbeddedTarget
 
 
 def test_rates_parse_per_case() -> None:
@@ -74,3 +78,20 @@ def test_paced_comparison_needs_the_same_rate() -> None:
     assert line is not None and "(2.00x)" in line
     moved = dict(same, **{"hot-ws-paced": _row("hot-ws-paced", 1.0, us_per_msg=50.0)})
     assert paced_line(moved) is None
+
+
+def test_the_connect_gate_says_what_it_saw(target: EmbeddedTarget) -> None:
+    """A paced run whose gate never opens names the target's count (real target), or why none was read."""
+    sent: list[str] = []
+    child = types.SimpleNamespace(conn=types.SimpleNamespace(send=sent.append))
+    gate = client._ConnectGate(target.url, "0123456789abcdef01234567", 3)
+    gate.tick(child)  # type: ignore[arg-type]
+    assert not gate.said and not sent
+    assert gate.why() == "gate never opened: the target counted 0 of 3 devices connected"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: connections refused
+        gate = client._ConnectGate(closed, "0123456789abcdef01234567", 3)
+        gate.tick(child)  # type: ignore[arg-type]
+    assert gate.why().startswith("gate never opened: no count of connected devices read from the target; "
+                                 "last read: URLError")

@@ -164,10 +164,15 @@ def _hot_run(case: Case, ctx: Context, profile: bool) -> tuple[Sample, list[Any]
     config = RunConfig(parse_scenario(text, f"perf-{case.key}.toml"), case.transport, ctx.url, app_id,
                        TransportOptions(record_reported=False, ws_io=case.ws_io))
     gate = _ConnectGate(ctx.url, app_id, case.devices) if case.paced else None
-    with _pure(case.pure):  # the child inherits the environment it starts with
-        got, target_cpu = run_child(case.key, hot_child, (config, start, end, profile, gate is not None),
-                                    target_pid=ctx.pid, timeout_s=end + SLACK_S,
-                                    tick=gate.tick if gate is not None else None)
+    try:
+        with _pure(case.pure):  # the child inherits the environment it starts with
+            got, target_cpu = run_child(case.key, hot_child, (config, start, end, profile, gate is not None),
+                                        target_pid=ctx.pid, timeout_s=end + SLACK_S,
+                                        tick=gate.tick if gate is not None else None)
+    except PerfError as exc:
+        if gate is None or gate.said:
+            raise
+        raise PerfError(f"{exc} ({gate.why()})") from None
     if got["native"] != (not case.pure and native_built()):  # a -py case must not measure the C twins
         ran = "C" if got["native"] else "Python"
         raise PerfError(f"{case.key}: the per-event steps ran their {ran} twins")
@@ -207,16 +212,30 @@ class _ConnectGate:
         self.app_id = app_id
         self.devices = devices
         self.said = False
+        self.seen: int | None = None  # the target's last count of open connections
+        self.error = ""  # why the last count could not be read
 
     def tick(self, child: Child) -> None:
         from bench.perf._capacity import open_connections
 
         if self.said:
             return
-        with contextlib.suppress(OSError):
-            if open_connections(self.url, self.app_id) >= self.devices:
-                child.conn.send("connected")
-                self.said = True
+        try:
+            self.seen = open_connections(self.url, self.app_id)
+        except OSError as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        if self.seen >= self.devices:
+            child.conn.send("connected")
+            self.said = True
+
+    def why(self) -> str:
+        """What the gate saw, for a run that never opened its window."""
+        last = f"; last read: {self.error}" if self.error else ""
+        if self.seen is None:
+            return f"gate never opened: no count of connected devices read from the target{last}"
+        return (f"gate never opened: the target counted {self.seen:,} of {self.devices:,} devices "
+                f"connected{last}")
 
 
 def run_hot(case: Case, ctx: Context) -> Sample:
