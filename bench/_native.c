@@ -451,6 +451,189 @@ static PyObject *recv_stamped(PyObject *self, PyObject *const *args, Py_ssize_t 
     return res;
 }
 
+/* --- Merge: bench.fleet.plan.Plan._merge_py in C ----------------------------------------------------------
+   The devices of a shard merged by (due time, position): a binary heap of (due_ns, pos) pairs in a C array
+   instead of a list of Python ints, the loop in C. The devices themselves stay Python: start(pos) builds a
+   device and its generator when its connect time comes up, and each send is next() of its generator, which
+   sets device.due_ns to the time of its next send (None: no more). Keys are unique (pos), so the order of
+   the sends is that of _merge_py whatever the heap's layout. */
+typedef struct {
+    long long due;
+    Py_ssize_t pos;
+} MergeKey;
+
+typedef struct {
+    PyObject_HEAD
+    MergeKey *heap;
+    Py_ssize_t n;           /* keys in the heap */
+    Py_ssize_t size;        /* positions */
+    PyObject **devices;     /* per position: the device, or NULL (not started, or done) */
+    PyObject **gens;        /* per position: its generator, or NULL */
+    PyObject *start;        /* start(pos) -> (device, generator) */
+    int failed;             /* a device raised: the merge is over, as a Python generator would be */
+} MergeObject;
+
+static PyObject *due_name;  /* "due_ns", interned */
+
+static inline int key_less(MergeKey a, MergeKey b) {
+    return a.due < b.due || (a.due == b.due && a.pos < b.pos);
+}
+
+static void sift_down(MergeKey *h, Py_ssize_t n, Py_ssize_t i) {
+    MergeKey item = h[i];
+    for (;;) {
+        Py_ssize_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && key_less(h[c + 1], h[c])) c++;
+        if (!key_less(h[c], item)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = item;
+}
+
+static int Merge_traverse(MergeObject *self, visitproc visit, void *arg) {
+    for (Py_ssize_t i = 0; i < self->size; i++) {
+        Py_VISIT(self->devices[i]);
+        Py_VISIT(self->gens[i]);
+    }
+    Py_VISIT(self->start);
+    return 0;
+}
+
+static int Merge_clear(MergeObject *self) {
+    for (Py_ssize_t i = 0; i < self->size; i++) {
+        Py_CLEAR(self->devices[i]);
+        Py_CLEAR(self->gens[i]);
+    }
+    Py_CLEAR(self->start);
+    self->n = 0;
+    return 0;
+}
+
+static void Merge_dealloc(MergeObject *self) {
+    PyObject_GC_UnTrack(self);
+    Merge_clear(self);
+    PyMem_Free(self->heap);
+    PyMem_Free(self->devices);
+    PyMem_Free(self->gens);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Merge_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *times, *start;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "Merge takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "O!O:Merge", &PyList_Type, &times, &start)) return NULL;
+    if (!PyCallable_Check(start)) {
+        PyErr_SetString(PyExc_TypeError, "Merge: start must be callable");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(times);
+    MergeObject *self = (MergeObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->heap = PyMem_Calloc(n ? n : 1, sizeof(MergeKey));
+    self->devices = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
+    self->gens = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
+    if (self->heap == NULL || self->devices == NULL || self->gens == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->size = n;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long t = PyLong_AsLongLong(PyList_GET_ITEM(times, i));
+        if (t == -1 && PyErr_Occurred()) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->heap[i].due = t;
+        self->heap[i].pos = i;
+    }
+    self->n = n;
+    for (Py_ssize_t i = n / 2 - 1; i >= 0; i--) sift_down(self->heap, n, i);
+    Py_INCREF(start);
+    self->start = start;
+    return (PyObject *)self;
+}
+
+static PyObject *Merge_next(MergeObject *self) {
+    while (self->n > 0 && !self->failed) {
+        Py_ssize_t pos = self->heap[0].pos;
+        PyObject *send = NULL;
+        if (self->gens[pos] == NULL) {  /* its connect time: the device comes online now */
+            PyObject *made = PyObject_CallFunction(self->start, "n", pos);
+            if (made == NULL) goto fail;
+            if (!PyTuple_Check(made) || PyTuple_GET_SIZE(made) != 2) {
+                Py_DECREF(made);
+                PyErr_SetString(PyExc_TypeError, "Merge: start must return (device, generator)");
+                goto fail;
+            }
+            self->devices[pos] = Py_NewRef(PyTuple_GET_ITEM(made, 0));
+            self->gens[pos] = Py_NewRef(PyTuple_GET_ITEM(made, 1));
+            Py_DECREF(made);
+        } else {
+            send = PyIter_Next(self->gens[pos]);
+            if (send == NULL) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_RuntimeError, "Merge: a device's sends ended while it was due");
+                goto fail;
+            }
+        }
+        PyObject *due = PyObject_GetAttr(self->devices[pos], due_name);
+        if (due == NULL) {
+            Py_XDECREF(send);
+            goto fail;
+        }
+        if (due == Py_None) {
+            Py_DECREF(due);
+            Py_CLEAR(self->devices[pos]);  /* done, and out of the heap: never started again */
+            Py_CLEAR(self->gens[pos]);
+            self->n--;
+            if (self->n > 0) {
+                self->heap[0] = self->heap[self->n];
+                sift_down(self->heap, self->n, 0);
+            }
+        } else {
+            long long t = PyLong_AsLongLong(due);
+            Py_DECREF(due);
+            if (t == -1 && PyErr_Occurred()) {
+                Py_XDECREF(send);
+                goto fail;
+            }
+            self->heap[0].due = t;
+            sift_down(self->heap, self->n, 0);
+        }
+        if (send != NULL) return send;
+    }
+    return NULL;
+fail:
+    self->failed = 1;
+    return NULL;
+}
+
+PyDoc_STRVAR(Merge_doc,
+"Merge(times, start)\n\n"
+"An iterator over the sends of devices 0 .. len(times) - 1 merged by (due time, position), as\n"
+"bench.fleet.plan.Plan._merge_py yields them: device pos comes online at times[pos] (start(pos) returns\n"
+"(device, generator)); then each send is next(generator), after which device.due_ns is the time of its\n"
+"next send, or None when it has no more.");
+
+static PyTypeObject MergeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bench._native.Merge",
+    .tp_basicsize = sizeof(MergeObject),
+    .tp_dealloc = (destructor)Merge_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = Merge_doc,
+    .tp_traverse = (traverseproc)Merge_traverse,
+    .tp_clear = (inquiry)Merge_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Merge_next,
+    .tp_new = Merge_new,
+};
+
 static PyMethodDef methods[] = {
     {"recv_stamped", (PyCFunction)(void (*)(void))recv_stamped, METH_FASTCALL, recv_stamped_doc},
     {"pending_add", (PyCFunction)(void (*)(void))pending_add, METH_FASTCALL, pending_add_doc},
@@ -468,4 +651,16 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    due_name = PyUnicode_InternFromString("due_ns");
+    if (due_name == NULL || PyType_Ready(&MergeType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&MergeType);
+    if (PyModule_AddObject(m, "Merge", (PyObject *)&MergeType) < 0) {
+        Py_DECREF(&MergeType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bench.fleet.device
+import bench.fleet.plan
 from bench.fleet import Plan, Transport
 from bench.fleet.send import WireSend
 from bench.protocol.errors import UsageError
@@ -27,29 +28,41 @@ BASE = Scenario(name="native", duration_s=3.0, devices=5, ramp_s=1.0, per_device
                 props_share=0.05, stack_bytes=(50, 300), http_max_events=6)
 
 
-def plans(scenario: Scenario, transport: Transport,
-          monkeypatch: pytest.MonkeyPatch) -> tuple[list[WireSend], list[WireSend]]:
-    """The wire sends of ``scenario`` with the C twin, then without it."""
-    with_c = list(Plan(scenario).wire_sends(transport))
+def plans(scenario: Scenario, transport: Transport, monkeypatch: pytest.MonkeyPatch,
+          shards: int = 1) -> tuple[list[WireSend], list[WireSend]]:
+    """The wire sends of ``scenario`` (each shard's in turn) with the C twins, then without them."""
+    def sends() -> list[WireSend]:
+        return [s for k in range(shards)
+                for s in Plan(scenario, shard=k, shards=shards).wire_sends(transport)]
+
+    with_c = sends()
     monkeypatch.setattr(bench.fleet.device, "_track_run", None)
-    without = list(Plan(scenario).wire_sends(transport))
+    monkeypatch.setattr(bench.fleet.plan, "_Merge", None)
+    without = sends()
     monkeypatch.setattr(bench.fleet.device, "_track_run", native.track_run)
+    monkeypatch.setattr(bench.fleet.plan, "_Merge", native.Merge)
     return with_c, without
 
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**63 - 1), per_message=st.sampled_from((1, 2, 10)),
        shares=st.sampled_from(((0.0, 0.0, 0.0), (0.1, 0.05, 0.05), (0.3, 0.3, 0.4), (0.0, 0.5, 0.0))),
-       payload=st.sampled_from(((0, 0), (20, 400))), transport=st.sampled_from(("ws", "http")))
+       payload=st.sampled_from(((0, 0), (20, 400))), transport=st.sampled_from(("ws", "http")),
+       devices=st.sampled_from((1, 5, 40)), shards=st.sampled_from((1, 3)),
+       ramp_s=st.sampled_from((0.0, 1.0, 5.0)))
 def test_c_and_python_make_the_same_plan(seed: int, per_message: int, shares: tuple[float, float, float],
-                                         payload: tuple[int, int], transport: Transport) -> None:
+                                         payload: tuple[int, int], transport: Transport, devices: int,
+                                         shards: int, ramp_s: float) -> None:
+    """Byte for byte, in the same order: the event writer and the merge (ties of time included: a ramp of
+    0 starts every device at once; a ramp past the run's end leaves devices that never come online)."""
     error, userid, props = shares
     scenario = replace(BASE, seed=seed, events_per_message=per_message, error_share=error,
-                       userid_share=userid, props_share=props, payload_bytes=payload)
+                       userid_share=userid, props_share=props, payload_bytes=payload, devices=devices,
+                       ramp_s=ramp_s)
     with pytest.MonkeyPatch.context() as monkeypatch:
-        with_c, without = plans(scenario, transport, monkeypatch)
+        with_c, without = plans(scenario, transport, monkeypatch, shards)
     assert with_c == without
-    assert sum(len(s.ids) for s in with_c) == Plan(scenario).expected_events() > 0
+    assert sum(len(s.ids) for s in with_c) == Plan(scenario).expected_events()
 
 
 @pytest.mark.parametrize("per_message", [1, 10])
@@ -58,8 +71,9 @@ def test_running_out_of_ids_fails_alike(monkeypatch: pytest.MonkeyPatch, per_mes
     monkeypatch.setattr(bench.fleet.device, "ID_STRIDE", 60)
     scenario = replace(BASE, per_device_rate=200.0, events_per_message=per_message)
     outcomes = []
-    for twin in (native.track_run, None):
+    for twin, merge in ((native.track_run, native.Merge), (None, None)):
         monkeypatch.setattr(bench.fleet.device, "_track_run", twin)
+        monkeypatch.setattr(bench.fleet.plan, "_Merge", merge)
         made: list[object] = []
         with pytest.raises(UsageError, match="would send more than 59 events") as info:
             for send in Plan(scenario).wire_sends("ws"):
@@ -103,3 +117,28 @@ def test_track_run_refuses_wrong_arguments_with_an_error() -> None:
     out: list[bytes] = []
     assert native.track_run(rnd, 5, 1.0, wire, (2.0,), b"", b"", 8, 9, out) == (10, -1.0)
     assert out == [b"A8a", b"A9a"]
+
+
+def test_merge_stops_for_good_after_a_device_fails() -> None:
+    """A device that raises ends the merge (as a Python generator ends): the error once, then nothing."""
+    def start(pos: int) -> tuple[object, object]:
+        class Dev:
+            due_ns: int | None = 5
+
+        dev = Dev()
+
+        def sends() -> object:
+            yield "a"
+            raise ValueError("boom")
+
+        return dev, sends()
+
+    merged = native.Merge([0], start)
+    assert next(merged) == "a"
+    with pytest.raises(ValueError, match="boom"):
+        next(merged)
+    assert list(merged) == []
+    with pytest.raises(TypeError):
+        native.Merge((0,), start)
+    with pytest.raises(TypeError, match="start must return"):
+        next(native.Merge([0], lambda pos: None))
