@@ -188,15 +188,12 @@ class _WsConn(asyncio.Protocol):
     def write_message(self, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
                       created_ns: tuple[int, ...]) -> None:
         """Frame and write one message, stamp its actual send time, report it to the sink."""
-        # frame_text and _write, inline: this runs once per message
+        # frame_text, inline: this runs once per message
         frame = (_frame_masked(payload, _MASKS.next()) if _frame_masked is not None and type(payload) is bytes
                  else frame_text_py(payload))
         owner = self.owner
         actual_ns = owner.clock()
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.write(frame)
-            owner.stats.bytes_sent += len(frame)
+        self._write(frame)  # the write choke point, which counts the bytes
         if ids:
             owner.stats.messages_sent += 1
             owner.sink.on_send(self.conn_id, ids, intended_ns, actual_ns, created_ns)
