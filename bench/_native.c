@@ -397,7 +397,7 @@ PyDoc_STRVAR(recv_stamped_doc,
 "One recvmsg(2) of at most nbytes from the socket fd with room for one SCM_TIMESTAMPNS control\n"
 "message: the bytes read (b'' at end of stream) and the kernel's receive time in CLOCK_REALTIME ns, or\n"
 "-1 when the read carried none. Raises OSError (BlockingIOError when nothing waits), as\n"
-"socket.recvmsg does; bench.transports.polled.PolledSocket._on_readable_py is its twin.");
+"socket.recvmsg does; its twin is the recvmsg branch of bench.transports.polled.PolledSocket.on_readable.");
 
 static PyObject *recv_stamped(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {

@@ -150,16 +150,22 @@ class PolledSocket:
     def on_readable(self, offset_ns: int, now_ns: int) -> None:
         """Read what has arrived; ``offset_ns`` maps the kernel's realtime stamps onto the run's clock, and
         none is later than ``now_ns`` (the run's clock at this tick: a realtime step cannot move a reply
-        into the future). Each read is ``bench._native.recv_stamped`` (C) when it is built, else the
-        socket's ``recvmsg`` (``_on_readable_py``)."""
-        recv = _recv_stamped
-        if recv is None:
-            self._on_readable_py(offset_ns, now_ns)
-            return
-        fd, protocol = self.fd, self._protocol
+        into the future). Each read is ``bench._native.recv_stamped`` (C) when it is built, else its twin:
+        the socket's ``recvmsg`` and the control message parsed here."""
+        sock, protocol, fd = self._sock, self._protocol, self.fd
+        recv, recvmsg, unpack = _recv_stamped, sock.recvmsg, _TIMESPEC.unpack_from
         for _ in range(MAX_READS):
             try:
-                data, stamp = recv(fd, READ_BYTES)
+                if recv is not None:
+                    data, stamp = recv(fd, READ_BYTES)
+                else:
+                    data, ancillary, _flags, _addr = recvmsg(READ_BYTES, _CMSG_SPACE)
+                    stamp = -1
+                    if ancillary:  # SO_TIMESTAMPNS is the one control message these sockets ask for
+                        level, kind, value = ancillary[0]
+                        if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(value) >= 16:
+                            sec, nsec = unpack(value)
+                            stamp = sec * 1_000_000_000 + nsec
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -169,34 +175,8 @@ class PolledSocket:
                 protocol.eof_received()
                 self._lost(None)
                 return
+            # read by the protocol's reply handler
             protocol.rx_ns = min(stamp - offset_ns, now_ns) if stamp >= 0 else None  # type: ignore[attr-defined]
-            protocol.data_received(data)
-            if self._closing or len(data) < READ_BYTES:
-                return
-
-    def _on_readable_py(self, offset_ns: int, now_ns: int) -> None:
-        """``on_readable`` with the socket's own ``recvmsg``."""
-        sock, protocol = self._sock, self._protocol
-        recvmsg, unpack = sock.recvmsg, _TIMESPEC.unpack_from
-        for _ in range(MAX_READS):
-            try:
-                data, ancillary, _flags, _addr = recvmsg(READ_BYTES, _CMSG_SPACE)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._lost(exc)
-                return
-            if not data:
-                protocol.eof_received()
-                self._lost(None)
-                return
-            at = None
-            if ancillary:  # SO_TIMESTAMPNS is the one control message these sockets ask for
-                level, kind, value = ancillary[0]
-                if kind == SO_TIMESTAMPNS and level == _SOL_SOCKET and len(value) >= 16:
-                    sec, nsec = unpack(value)
-                    at = min(sec * 1_000_000_000 + nsec - offset_ns, now_ns)
-            protocol.rx_ns = at  # type: ignore[attr-defined]  # read by the protocol's reply handler
             protocol.data_received(data)
             if self._closing or len(data) < READ_BYTES:
                 return

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from transport_helpers import loopback_pair
 
 import bench.protocol.message as ws_message
 from bench.protocol.errors import MalformedAck
@@ -165,16 +166,6 @@ def test_read_frames_takes_a_split_frame_when_the_rest_comes() -> None:
 
 
 # -- the stamped read ---------------------------------------------------------------------------------
-def loopback_pair() -> tuple[socket.socket, socket.socket]:
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        ours = socket.create_connection(listener.getsockname())
-        peer, _ = listener.accept()
-    ours.setblocking(False)
-    return ours, peer
-
-
 def wait_readable(sock: socket.socket) -> None:
     assert select.select([sock], [], [], 10.0)[0], "nothing arrived in 10 s"
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import uvloop
-from transport_helpers import TIMEOUT_S, WaitingTracker, make_clock
+from transport_helpers import TIMEOUT_S, WaitingTracker, loopback_pair, make_clock
 
 from bench.protocol.errors import UsageError
 from bench.transports.common import TransportOptions
@@ -53,18 +53,6 @@ class Recorder(asyncio.Protocol):
         return b"".join(c for c, _ in self.chunks)
 
 
-def _pair() -> tuple[socket.socket, socket.socket]:
-    """A connected loopback TCP pair: (ours, non-blocking; the peer's, blocking)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        ours = socket.create_connection(listener.getsockname())
-        peer, _ = listener.accept()
-    ours.setblocking(False)
-    peer.settimeout(TIMEOUT_S)
-    return ours, peer
-
-
 def _run(main: Callable[[], Awaitable[None]]) -> None:
     uvloop.run(main())  # type: ignore[arg-type]
 
@@ -82,7 +70,7 @@ def test_a_reply_is_timed_when_it_reached_the_socket_not_when_it_was_read() -> N
     async def main() -> None:
         clock = make_clock()
         poller = Poller(clock)
-        ours, peer = _pair()
+        ours, peer = loopback_pair()
         proto = Recorder()
         PolledSocket(poller, ours, proto)
         # The kernel turns receive stamps on a moment after the first socket asks: probe until it stamps.
@@ -115,7 +103,7 @@ def test_a_write_the_kernel_cannot_take_at_once_is_finished_in_order_later() -> 
 
     async def main() -> None:
         poller = Poller(make_clock())
-        ours, peer = _pair()
+        ours, peer = loopback_pair()
         proto = Recorder()
         ps = PolledSocket(poller, ours, proto)
         ps.write(big)
@@ -145,7 +133,7 @@ def test_a_reset_connection_ends_with_its_error() -> None:
 
     async def main() -> None:
         poller = Poller(make_clock())
-        ours, peer = _pair()
+        ours, peer = loopback_pair()
         proto = Recorder()
         ps = PolledSocket(poller, ours, proto)
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -163,7 +151,7 @@ def test_a_started_poller_reads_by_itself_until_closed() -> None:
 
     async def main() -> None:
         poller = Poller(make_clock())
-        ours, peer = _pair()
+        ours, peer = loopback_pair()
         proto = Recorder()
         PolledSocket(poller, ours, proto)
         poller.start()
@@ -188,7 +176,7 @@ def test_a_poll_out_of_budget_leaves_the_rest_for_the_next() -> None:
 
     async def main() -> None:
         poller = Poller(make_clock(), budget_s=0.0)
-        pairs = [_pair() for _ in range(n)]
+        pairs = [loopback_pair() for _ in range(n)]
         protos = [Recorder() for _ in range(n)]
         for (ours, peer), proto in zip(pairs, protos, strict=True):
             PolledSocket(poller, ours, proto)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable, Sequence
 
@@ -48,3 +49,15 @@ def make_clock() -> Callable[[], int]:
     """Monotonic ns since now: the transports' time base."""
     t0 = time.monotonic_ns()
     return lambda: time.monotonic_ns() - t0
+
+
+def loopback_pair() -> tuple[socket.socket, socket.socket]:
+    """A connected loopback TCP pair: (ours, non-blocking; the peer's, blocking with ``TIMEOUT_S``)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        ours = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    ours.setblocking(False)
+    peer.settimeout(TIMEOUT_S)
+    return ours, peer
