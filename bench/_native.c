@@ -15,9 +15,14 @@ module is not built (no compiler), the Python runs instead, with the same result
 #include <sys/socket.h>
 #include <time.h>
 
-/* One draw of the device's stream: ``rnd()`` (a bound ``random.Random.random``). */
+/* One draw of the device's stream: ``rnd()`` (a bound ``random.Random.random``). A builtin method that takes
+   no arguments is called through its C function directly, as the interpreter's own call would end up. */
 static inline int draw(PyObject *rnd, double *out) {
-    PyObject *r = PyObject_CallNoArgs(rnd);
+    PyObject *r;
+    if (PyCFunction_Check(rnd) && PyCFunction_GET_FLAGS(rnd) == METH_NOARGS)
+        r = PyCFunction_GET_FUNCTION(rnd)(PyCFunction_GET_SELF(rnd), NULL);
+    else
+        r = PyObject_CallNoArgs(rnd);
     if (r == NULL) return -1;
     double v = PyFloat_AsDouble(r);
     Py_DECREF(r);
