@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import socket
 import types
 
@@ -95,3 +97,28 @@ def test_the_connect_gate_says_what_it_saw(target: EmbeddedTarget) -> None:
         gate.tick(child)  # type: ignore[arg-type]
     assert gate.why().startswith("gate never opened: no count of connected devices read from the target; "
                                  "last read: URLError")
+
+
+def _twins_in_use() -> bool:
+    from bench import native
+
+    return native.in_use()
+
+
+def test_a_pure_case_runs_its_child_on_the_python_twins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_pure(True)`` sets NUCLEUS_BENCH_PURE for the children it starts (spawned, as the cases are) and
+    restores the environment after; the child reports the Python twins in use."""
+    from bench.native import PURE_ENV
+
+    monkeypatch.delenv(PURE_ENV, raising=False)
+    ctx = multiprocessing.get_context("spawn")
+    with client._pure(True), ctx.Pool(1) as pool:
+        assert os.environ[PURE_ENV] == "1"
+        assert pool.apply(_twins_in_use) is False
+    assert PURE_ENV not in os.environ
+    monkeypatch.setenv(PURE_ENV, "0")
+    with client._pure(False):
+        assert os.environ[PURE_ENV] == "0"
+    with client._pure(True):
+        assert os.environ[PURE_ENV] == "1"
+    assert os.environ[PURE_ENV] == "0"
