@@ -20,7 +20,8 @@ clock and measures latency from these *intended* times, so a stalled server cann
 3. ``sends()`` merges the devices of a shard through a heap keyed by (at_ns, device): non-decreasing at_ns,
    ties in device order, and within a device in its own order. Each device enters the heap as a placeholder at
    its connect time and is built only then, so a long ramp costs nothing up front. Shard k of n owns devices
-   d with d % n == k; the union of the shards, merged by the same key, is the unsharded plan.
+   d with d % n == k; the union of the shards, merged by the same key, is the unsharded plan. Where
+   ``bench._native`` is built, its ``Merge`` runs the heap and the loop in C (``Plan._merge_py`` is its twin).
 4. Just in time: a device's Send (and its events) is built when it comes up in the merge, never earlier.
    Each shaper keeps ``device.due_ns``, the time of the device's next Send, which the heap orders by; a
    device that waits holds no event and no Send. So memory stays flat whatever the fleet, and the cyclic
