@@ -9,6 +9,7 @@ unreachable target (raised as ``UsageError``; results measured before it are sti
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import socket
 import sys
@@ -193,6 +194,16 @@ def _options(request: RunRequest) -> TransportOptions:
                             http_concurrency=request.http_concurrency, ws_io=request.ws_io)
 
 
+def note_twins() -> None:
+    """Say so when the per-event steps run their Python twins because ``bench._native`` was not built (the
+    results are the same; the generator spends more CPU per event, so it saturates sooner)."""
+    from bench import native
+
+    if not native.in_use() and os.environ.get(native.PURE_ENV, "") in ("", "0"):
+        print("nucleus-bench run: bench._native is not built (no C compiler at install): the per-event steps "
+              "run in Python, same results, more client CPU per event", file=sys.stderr)
+
+
 def execute(request: RunRequest) -> int:
     """Run every requested transport, write the results, print the report. Returns the exit status."""
     scenario = load(request)
@@ -203,6 +214,7 @@ def execute(request: RunRequest) -> int:
     if app_ids is not None and len(set(app_ids)) != len(request.transports):
         raise UsageError("the scenario's app_id serves one transport; for both give --app-id WS_ID,HTTP_ID")
     raise_nofile_limit()
+    note_twins()
     with target(request) as (base_url, embedded):
         session = _Session(request, scenario, base_url, embedded)
         try:
