@@ -535,11 +535,11 @@ def native_built() -> bool:
 
 
 def native_label() -> str:
-    from bench.native import PURE_ENV
+    from bench.native import PURE_ENV, pure_requested
 
     if native_built():
         return "C (bench._native)"
-    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+    if pure_requested():
         return f"Python ({PURE_ENV} is set)"
     return "Python (bench._native is not built: no C compiler?)"
 
@@ -550,7 +550,7 @@ def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: S
     could not be measured."""
     print(f"client-side cost, {os.cpu_count()} CPUs, {sizes.repeats} repeat(s), medians "
           f"(command: python -m bench.perf.client {' '.join(argv)})".rstrip(), file=sys.stderr, flush=True)
-    print(f"per-event steps (plan, framing, reply parse) run in {native_label()}; "
+    print(f"the per-event steps with C twins run in {native_label()}; "
           f"'-py' cases run the Python twins", file=sys.stderr, flush=True)
     rows = run_cpu_cases(keys, sizes, rates)
     errors: dict[str, str] = {}

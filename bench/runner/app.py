@@ -9,7 +9,6 @@ unreachable target (raised as ``UsageError``; results measured before it are sti
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import socket
 import sys
@@ -199,7 +198,7 @@ def note_twins() -> None:
     results are the same; the generator spends more CPU per event, so it saturates sooner)."""
     from bench import native
 
-    if not native.in_use() and os.environ.get(native.PURE_ENV, "") in ("", "0"):
+    if not native.in_use() and not native.pure_requested():
         print("nucleus-bench run: bench._native is not built (no C compiler at install): the per-event steps "
               "run in Python, same results, more client CPU per event", file=sys.stderr)
 
