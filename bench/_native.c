@@ -13,6 +13,7 @@ module is not built (no compiler), the Python runs instead, with the same result
 #include <limits.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <math.h>
 #include <time.h>
 
 /* One draw of the device's stream: ``rnd()`` (a bound ``random.Random.random``). A builtin method that takes
@@ -63,6 +64,74 @@ PyDoc_STRVAR(track_run_doc,
 "stopped the run (its event is the caller's), or -1.0 when event_id would pass last_id (the caller\n"
 "raises). The draws are those of the Python loop, in its order.");
 
+/* The loop of track_run, shared with Ticks: up to n events appended to out. *cut is 0 when n were made,
+   else 1 with *cut_u the kind draw that stopped the run (-1.0: event_id would pass last_id). */
+static int track_core(PyObject *rnd, Py_ssize_t n, double limit, PyObject *wire, PyObject *bounds,
+                      PyObject *session_b, PyObject *device_b, long long *next_id, long long last_id,
+                      PyObject *out, int *cut, double *cut_u) {
+    const char *sess, *dev;
+    Py_ssize_t sess_n, dev_n;
+    if (bytes_of(session_b, "session_b", &sess, &sess_n) < 0 || bytes_of(device_b, "device_b", &dev, &dev_n) < 0)
+        return -1;
+    long long event_id = *next_id;
+    *cut = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        double u, name_u, tail_u;
+        if (draw(rnd, &u) < 0) return -1;
+        if (!(u < limit)) {
+            *cut = 1;
+            *cut_u = u;
+            break;
+        }
+        if (draw(rnd, &name_u) < 0) return -1;
+        Py_ssize_t at;
+        if (bisect_floats(bounds, name_u, &at) < 0) return -1;
+        if (at >= PyTuple_GET_SIZE(wire)) {
+            PyErr_SetString(PyExc_IndexError, "track_run: the name draw is past the last template");
+            return -1;
+        }
+        PyObject *tmpl = PyTuple_GET_ITEM(wire, at);
+        if (!PyTuple_Check(tmpl) || PyTuple_GET_SIZE(tmpl) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(tmpl, 1))) {
+            PyErr_SetString(PyExc_TypeError, "track_run: a template must be (head, tails)");
+            return -1;
+        }
+        if (event_id > last_id) {
+            *cut = 1;
+            *cut_u = -1.0;
+            break;
+        }
+        PyObject *tails = PyTuple_GET_ITEM(tmpl, 1);
+        Py_ssize_t ntails = PyTuple_GET_SIZE(tails);
+        if (draw(rnd, &tail_u) < 0) return -1;
+        Py_ssize_t pick = (Py_ssize_t)(tail_u * (double)ntails);
+        if (pick < 0 || pick >= ntails) {
+            PyErr_SetString(PyExc_IndexError, "track_run: the payload draw is out of range");
+            return -1;
+        }
+        const char *head, *tail;
+        Py_ssize_t head_n, tail_n;
+        if (bytes_of(PyTuple_GET_ITEM(tmpl, 0), "a template's head", &head, &head_n) < 0 ||
+            bytes_of(PyTuple_GET_ITEM(tails, pick), "a template's tail", &tail, &tail_n) < 0)
+            return -1;
+        char digits[24];
+        int dn = snprintf(digits, sizeof digits, "%lld", event_id);
+        PyObject *part = PyBytes_FromStringAndSize(NULL, head_n + sess_n + dn + dev_n + tail_n);
+        if (part == NULL) return -1;
+        char *w = PyBytes_AS_STRING(part);
+        memcpy(w, head, head_n); w += head_n;
+        memcpy(w, sess, sess_n); w += sess_n;
+        memcpy(w, digits, dn); w += dn;
+        memcpy(w, dev, dev_n); w += dev_n;
+        memcpy(w, tail, tail_n);
+        int rc = PyList_Append(out, part);
+        Py_DECREF(part);
+        if (rc < 0) return -1;
+        event_id++;
+        *next_id = event_id;
+    }
+    return 0;
+}
+
 static PyObject *track_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 10) {
         PyErr_Format(PyExc_TypeError, "track_run takes 10 arguments (%zd given)", nargs);
@@ -81,77 +150,12 @@ static PyObject *track_run(PyObject *self, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_TypeError, "track_run: wire and bounds must be tuples, out a list");
         return NULL;
     }
-    const char *sess, *dev;
-    Py_ssize_t sess_n, dev_n;
-    if (bytes_of(args[5], "session_b", &sess, &sess_n) < 0 || bytes_of(args[6], "device_b", &dev, &dev_n) < 0)
+    int cut;
+    double cut_u = 0.0;
+    if (track_core(rnd, n, limit, wire, bounds, args[5], args[6], &event_id, last_id, out, &cut, &cut_u) < 0)
         return NULL;
-    PyObject *stop = NULL;  /* the u that stopped the run, or NULL: n events made */
-    for (Py_ssize_t k = 0; k < n; k++) {
-        double u, name_u, tail_u;
-        if (draw(rnd, &u) < 0) return NULL;
-        if (!(u < limit)) {
-            stop = PyFloat_FromDouble(u);
-            if (stop == NULL) return NULL;
-            break;
-        }
-        if (draw(rnd, &name_u) < 0) return NULL;
-        Py_ssize_t at;
-        if (bisect_floats(bounds, name_u, &at) < 0) return NULL;
-        if (at >= PyTuple_GET_SIZE(wire)) {
-            PyErr_SetString(PyExc_IndexError, "track_run: the name draw is past the last template");
-            return NULL;
-        }
-        PyObject *tmpl = PyTuple_GET_ITEM(wire, at);
-        if (!PyTuple_Check(tmpl) || PyTuple_GET_SIZE(tmpl) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(tmpl, 1))) {
-            PyErr_SetString(PyExc_TypeError, "track_run: a template must be (head, tails)");
-            return NULL;
-        }
-        if (event_id > last_id) {
-            stop = PyFloat_FromDouble(-1.0);
-            if (stop == NULL) return NULL;
-            break;
-        }
-        PyObject *tails = PyTuple_GET_ITEM(tmpl, 1);
-        Py_ssize_t ntails = PyTuple_GET_SIZE(tails);
-        if (draw(rnd, &tail_u) < 0) return NULL;
-        Py_ssize_t pick = (Py_ssize_t)(tail_u * (double)ntails);
-        if (pick < 0 || pick >= ntails) {
-            PyErr_SetString(PyExc_IndexError, "track_run: the payload draw is out of range");
-            return NULL;
-        }
-        const char *head, *tail;
-        Py_ssize_t head_n, tail_n;
-        if (bytes_of(PyTuple_GET_ITEM(tmpl, 0), "a template's head", &head, &head_n) < 0 ||
-            bytes_of(PyTuple_GET_ITEM(tails, pick), "a template's tail", &tail, &tail_n) < 0)
-            return NULL;
-        char digits[24];
-        int dn = snprintf(digits, sizeof digits, "%lld", event_id);
-        PyObject *part = PyBytes_FromStringAndSize(NULL, head_n + sess_n + dn + dev_n + tail_n);
-        if (part == NULL) return NULL;
-        char *w = PyBytes_AS_STRING(part);
-        memcpy(w, head, head_n); w += head_n;
-        memcpy(w, sess, sess_n); w += sess_n;
-        memcpy(w, digits, dn); w += dn;
-        memcpy(w, dev, dev_n); w += dev_n;
-        memcpy(w, tail, tail_n);
-        int rc = PyList_Append(out, part);
-        Py_DECREF(part);
-        if (rc < 0) return NULL;
-        event_id++;
-    }
-    if (stop == NULL) {
-        stop = Py_None;
-        Py_INCREF(stop);
-    }
-    PyObject *id = PyLong_FromLongLong(event_id);
-    if (id == NULL) {
-        Py_DECREF(stop);
-        return NULL;
-    }
-    PyObject *res = PyTuple_Pack(2, id, stop);
-    Py_DECREF(id);
-    Py_DECREF(stop);
-    return res;
+    if (cut) return Py_BuildValue("(Ld)", event_id, cut_u);
+    return Py_BuildValue("(LO)", event_id, Py_None);
 }
 
 PyDoc_STRVAR(frame_masked_doc,
@@ -639,6 +643,416 @@ static PyTypeObject MergeType = {
     .tp_new = Merge_new,
 };
 
+/* --- Ticks: bench.fleet.device.Device._sends_py in C ------------------------------------------------------
+   One device's messages in time order: the same timeline, the same draws in the same order, the same bytes,
+   and device.due_ns (and device.next_id) kept as the Python generator keeps them. What is rare stays Python
+   and is called: an init (device.init()), the events of a burst after a kind draw of another kind than
+   ``event`` (device._events_after), the heartbeat's bytes (device._beat_wire(), once) and make, unless make
+   is make_wire, whose WireSend is built here. */
+#define SILENCE_NS (30LL * 60 * 1000000000LL)
+/* Any span of time at or past this is past every run's end (Ticks refuses an end at or past 2**61). */
+#define FAR_NS (1LL << 62)
+enum { K_OPEN, K_BURST, K_SILENCE };
+enum { P_MAIN, P_BEATS_MID, P_BEATS_END, P_DONE };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *device, *make, *wire_type, *rnd, *wire, *bounds, *index, *session_b, *device_b;
+    PyObject *beat_parts, *beat_encoded;  /* the heartbeat's (parts, bytes), from device._beat_wire() */
+    long long next_id, last_id, end, session_ns, idle_ns, beat_ns, beat_at;
+    double mean, track_limit;
+    Py_ssize_t burst;
+    int poisson;
+    long long t, stop, last, at, nxt;  /* session start and end, previous tick, pending tick, next tick */
+    int has_nxt, kind, phase;
+    long long b_at, b_until, b_then;  /* the heartbeats under way: next, until, the send due after them */
+    int b_then_none;
+} TicksObject;
+
+static PyObject *s_device_b, *s_session_b, *s_next_id, *s_last_id, *s_random, *s_index, *s_init,
+                *s_events_after, *s_beat_wire, *s_connect_ns;
+
+/* int(x) for a span x >= 0 drawn in Python: any span past FAR_NS lands past the end either way. */
+static inline long long span(double x) {
+    return x < (double)FAR_NS ? (long long)x : FAR_NS;
+}
+
+static int Ticks_traverse(TicksObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->device); Py_VISIT(self->make); Py_VISIT(self->wire_type); Py_VISIT(self->rnd);
+    Py_VISIT(self->wire); Py_VISIT(self->bounds); Py_VISIT(self->index); Py_VISIT(self->session_b);
+    Py_VISIT(self->device_b); Py_VISIT(self->beat_parts); Py_VISIT(self->beat_encoded);
+    return 0;
+}
+
+static int Ticks_clear(TicksObject *self) {
+    Py_CLEAR(self->device); Py_CLEAR(self->make); Py_CLEAR(self->wire_type); Py_CLEAR(self->rnd);
+    Py_CLEAR(self->wire); Py_CLEAR(self->bounds); Py_CLEAR(self->index); Py_CLEAR(self->session_b);
+    Py_CLEAR(self->device_b); Py_CLEAR(self->beat_parts); Py_CLEAR(self->beat_encoded);
+    self->phase = P_DONE;
+    return 0;
+}
+
+static void Ticks_dealloc(TicksObject *self) {
+    PyObject_GC_UnTrack(self);
+    Ticks_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int get_ll(PyObject *obj, PyObject *name, long long *out) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) return -1;
+    long long x = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    *out = x;
+    return 0;
+}
+
+static int set_ll(PyObject *obj, PyObject *name, long long x) {
+    PyObject *v = PyLong_FromLongLong(x);
+    if (v == NULL) return -1;
+    int rc = PyObject_SetAttr(obj, name, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+/* After Python ran on the device: its next id and the bytes its events carry may have changed. */
+static int reread(TicksObject *self) {
+    if (get_ll(self->device, s_next_id, &self->next_id) < 0) return -1;
+    PyObject *sb = PyObject_GetAttr(self->device, s_session_b);
+    if (sb == NULL) return -1;
+    Py_XSETREF(self->session_b, sb);
+    PyObject *db = PyObject_GetAttr(self->device, s_device_b);
+    if (db == NULL) return -1;
+    Py_XSETREF(self->device_b, db);
+    return 0;
+}
+
+static PyObject *Ticks_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *device, *make, *wire_type, *wire, *bounds;
+    long long beat_ns, beat_at, end, session_ns, idle_ns;
+    double mean, limit;
+    Py_ssize_t burst;
+    int poisson;
+    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
+        PyErr_SetString(PyExc_TypeError, "Ticks takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OOOLLLLLdpndO!O!:Ticks", &device, &make, &wire_type, &beat_ns, &beat_at, &end,
+                          &session_ns, &idle_ns, &mean, &poisson, &burst, &limit, &PyTuple_Type, &wire,
+                          &PyTuple_Type, &bounds))
+        return NULL;
+    if (wire_type != Py_None && !(PyType_Check(wire_type) &&
+                                  PyType_IsSubtype((PyTypeObject *)wire_type, &PyTuple_Type))) {
+        PyErr_SetString(PyExc_TypeError, "Ticks: wire_type must be a tuple type or None");
+        return NULL;
+    }
+    if (end < 0 || end >= (1LL << 61) || session_ns < 0 || session_ns >= (1LL << 61) || idle_ns < 0 ||
+        idle_ns >= (1LL << 61) || beat_ns < 0 || burst < 1 || !(mean >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "Ticks: times out of range");
+        return NULL;
+    }
+    TicksObject *self = (TicksObject *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->device = Py_NewRef(device);
+    self->make = Py_NewRef(make);
+    self->wire_type = wire_type == Py_None ? NULL : Py_NewRef(wire_type);
+    self->wire = Py_NewRef(wire);
+    self->bounds = Py_NewRef(bounds);
+    self->beat_ns = beat_ns;
+    self->beat_at = beat_at;
+    self->end = end;
+    self->session_ns = session_ns;
+    self->idle_ns = idle_ns;
+    self->mean = mean;
+    self->poisson = poisson;
+    self->burst = burst;
+    self->track_limit = limit;
+    long long connect;
+    if ((self->rnd = PyObject_GetAttr(device, s_random)) == NULL ||
+        (self->index = PyObject_GetAttr(device, s_index)) == NULL || reread(self) < 0 ||
+        get_ll(device, s_last_id, &self->last_id) < 0 || get_ll(device, s_connect_ns, &connect) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    self->t = self->stop = self->last = self->at = self->nxt = connect;
+    self->kind = K_OPEN;
+    self->has_nxt = connect < end;
+    self->phase = P_MAIN;
+    return (PyObject *)self;
+}
+
+/* The message: make(at, index, parts, ids, created, encoded), or the WireSend make_wire returns for it. */
+static PyObject *build(TicksObject *self, long long at, PyObject *parts, PyObject *ids, PyObject *created,
+                       PyObject *encoded) {
+    PyObject *at_o = PyLong_FromLongLong(at);
+    if (at_o == NULL) return NULL;
+    if (self->wire_type == NULL) {
+        PyObject *res = created == NULL
+            ? PyObject_CallFunctionObjArgs(self->make, at_o, self->index, parts, ids, NULL)
+            : PyObject_CallFunctionObjArgs(self->make, at_o, self->index, parts, ids, created, encoded, NULL);
+        Py_DECREF(at_o);
+        return res;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(parts);
+    PyObject *data = NULL, *times = NULL;
+    if (encoded != NULL) {
+        data = Py_NewRef(encoded);
+    } else {  /* encode_parts: {"data":[ parts joined by , ]} */
+        Py_ssize_t size = 11 + (n ? n - 1 : 0);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *part = PyTuple_GET_ITEM(parts, i);
+            if (!PyBytes_Check(part)) {
+                PyErr_SetString(PyExc_TypeError, "Ticks: an event's part must be bytes");
+                goto fail;
+            }
+            size += PyBytes_GET_SIZE(part);
+        }
+        data = PyBytes_FromStringAndSize(NULL, size);
+        if (data == NULL) goto fail;
+        char *w = PyBytes_AS_STRING(data);
+        memcpy(w, "{\"data\":[", 9); w += 9;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *part = PyTuple_GET_ITEM(parts, i);
+            if (i) *w++ = ',';
+            memcpy(w, PyBytes_AS_STRING(part), PyBytes_GET_SIZE(part));
+            w += PyBytes_GET_SIZE(part);
+        }
+        memcpy(w, "]}", 2);
+    }
+    if (created != NULL) {
+        times = Py_NewRef(created);
+    } else {  /* (at,) * len(parts) */
+        times = PyTuple_New(n);
+        if (times == NULL) goto fail;
+        for (Py_ssize_t i = 0; i < n; i++) PyTuple_SET_ITEM(times, i, Py_NewRef(at_o));
+    }
+    PyTypeObject *tp = (PyTypeObject *)self->wire_type;
+    PyObject *res = tp->tp_alloc(tp, 5);
+    if (res == NULL) goto fail;
+    PyTuple_SET_ITEM(res, 0, at_o);
+    PyTuple_SET_ITEM(res, 1, Py_NewRef(self->index));
+    PyTuple_SET_ITEM(res, 2, data);
+    PyTuple_SET_ITEM(res, 3, Py_NewRef(ids));
+    PyTuple_SET_ITEM(res, 4, times);
+    return res;
+fail:
+    Py_DECREF(at_o);
+    Py_XDECREF(data);
+    Py_XDECREF(times);
+    return NULL;
+}
+
+static int set_due(TicksObject *self, int none, long long due) {
+    if (none) return PyObject_SetAttr(self->device, due_name, Py_None);
+    return set_ll(self->device, due_name, due);
+}
+
+/* Device._beats, one heartbeat: the one at b_at. */
+static PyObject *beat(TicksObject *self) {
+    if (self->beat_parts == NULL) {
+        PyObject *pair = PyObject_CallMethodNoArgs(self->device, s_beat_wire);
+        if (pair == NULL) return NULL;
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(pair, 0))) {
+            Py_DECREF(pair);
+            PyErr_SetString(PyExc_TypeError, "Ticks: device._beat_wire() must return (parts, encoded)");
+            return NULL;
+        }
+        self->beat_parts = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        self->beat_encoded = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+        Py_DECREF(pair);
+    }
+    long long at = self->b_at, nxt = at + self->beat_ns;
+    if (nxt < self->b_until ? set_due(self, 0, nxt) : set_due(self, self->b_then_none, self->b_then)) return NULL;
+    self->b_at = nxt;
+    PyObject *created = PyTuple_New(1);
+    if (created == NULL) return NULL;
+    PyObject *at_o = PyLong_FromLongLong(at);
+    if (at_o == NULL) {
+        Py_DECREF(created);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(created, 0, at_o);
+    PyObject *empty = PyTuple_New(0);
+    PyObject *res = empty == NULL ? NULL : build(self, at, self->beat_parts, empty, created, self->beat_encoded);
+    Py_XDECREF(empty);
+    Py_DECREF(created);
+    return res;
+}
+
+/* One pass of Device._sends_py's loop body: the pending tick's message, the next tick's time drawn. */
+static PyObject *tick(TicksObject *self) {
+    long long first = self->next_id;
+    PyObject *parts;
+    double u;
+    if (self->kind == K_BURST) {
+        PyObject *made = PyList_New(0);
+        if (made == NULL) return NULL;
+        int cut;
+        double cut_u = 0.0;
+        if (track_core(self->rnd, self->burst, self->track_limit, self->wire, self->bounds, self->session_b,
+                       self->device_b, &self->next_id, self->last_id, made, &cut, &cut_u) < 0) {
+            Py_DECREF(made);
+            return NULL;
+        }
+        if (!cut) {
+            parts = PyList_AsTuple(made);
+        } else {
+            if (set_ll(self->device, s_next_id, self->next_id) < 0) {
+                Py_DECREF(made);
+                return NULL;
+            }
+            PyObject *u_o = PyFloat_FromDouble(cut_u), *n_o = PyLong_FromSsize_t(self->burst);
+            parts = u_o == NULL || n_o == NULL ? NULL
+                : PyObject_CallMethodObjArgs(self->device, s_events_after, made, u_o, n_o, NULL);
+            Py_XDECREF(u_o);
+            Py_XDECREF(n_o);
+            if (parts != NULL && (reread(self) < 0 || !PyTuple_Check(parts))) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Ticks: _events_after must return a tuple");
+                Py_CLEAR(parts);
+            }
+        }
+        Py_DECREF(made);
+        if (parts == NULL) return NULL;
+        self->last = self->at;
+        if (self->poisson) {
+            if (draw(self->rnd, &u) < 0) goto fail;
+            self->at += span(-log(1.0 - u) * self->mean);
+        } else {
+            self->at += span(self->mean);
+        }
+    } else {
+        if (set_ll(self->device, s_next_id, self->next_id) < 0) return NULL;
+        PyObject *part = PyObject_CallMethodNoArgs(self->device, s_init);
+        if (part == NULL) return NULL;
+        parts = PyTuple_New(1);
+        if (parts == NULL) {
+            Py_DECREF(part);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(parts, 0, part);
+        if (reread(self) < 0) goto fail;
+        if (self->kind == K_OPEN) {
+            long long t = self->t = self->last = self->at;
+            if (!self->session_ns) {
+                self->stop = self->end;
+            } else {
+                if (draw(self->rnd, &u) < 0) goto fail;
+                long long len = span((double)self->session_ns * (0.5 + u));
+                if (len < 1) len = 1;
+                self->stop = t + len < self->end ? t + len : self->end;
+            }
+            self->at = self->stop;
+            if (self->mean) {
+                if (draw(self->rnd, &u) < 0) goto fail;
+                self->at = t + (self->poisson ? span(-log(1.0 - u) * self->mean) : span(u * self->mean));
+            }
+        }
+    }
+    long long created = self->nxt;
+    if (self->kind == K_SILENCE) {  /* its burst, at the same time */
+        self->kind = K_BURST;
+    } else if (self->at < self->stop) {  /* contract.md, "Sessions": 30 minutes of silence end a session */
+        self->kind = self->at - self->last >= SILENCE_NS ? K_SILENCE : K_BURST;
+        self->nxt = self->at;
+    } else if (self->session_ns) {  /* the session ends; the next opens after an idle gap */
+        if (draw(self->rnd, &u) < 0) goto fail;
+        self->at = self->stop + span((double)self->idle_ns * (0.5 + u));
+        self->kind = K_OPEN;
+        self->nxt = self->at;
+        self->has_nxt = self->at < self->end;
+    } else {
+        self->has_nxt = 0;
+    }
+    int rc = self->has_nxt ? set_due(self, 0, self->nxt <= self->beat_at ? self->nxt : self->beat_at)
+                           : set_due(self, self->beat_at >= self->end, self->beat_at);
+    if (rc < 0 || set_ll(self->device, s_next_id, self->next_id) < 0) goto fail;
+    long long taken = self->next_id - first;
+    PyObject *ids = PyTuple_New((Py_ssize_t)taken);
+    if (ids == NULL) goto fail;
+    for (long long k = 0; k < taken; k++) {
+        PyObject *id = PyLong_FromLongLong(first + k);
+        if (id == NULL) {
+            Py_DECREF(ids);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(ids, (Py_ssize_t)k, id);
+    }
+    PyObject *res = build(self, created, parts, ids, NULL, NULL);
+    Py_DECREF(ids);
+    Py_DECREF(parts);
+    return res;
+fail:
+    Py_DECREF(parts);
+    return NULL;
+}
+
+static PyObject *Ticks_next(TicksObject *self) {
+    PyObject *res = NULL;
+    for (;;) {
+        if (self->phase == P_DONE) return NULL;
+        if (self->phase != P_MAIN) {  /* heartbeats under way (Device._beats) */
+            if (self->b_at < self->b_until) {
+                res = beat(self);
+                break;
+            }
+            if (self->phase == P_BEATS_END) {
+                self->phase = P_DONE;
+                return NULL;
+            }
+            self->beat_at = self->b_at;
+            self->phase = P_MAIN;
+            res = tick(self);
+            break;
+        }
+        if (!self->has_nxt) {  /* the ticks are over: the heartbeats until the end */
+            if (self->beat_at < self->end) {
+                self->phase = P_BEATS_END;
+                self->b_at = self->beat_at;
+                self->b_until = self->end;
+                self->b_then_none = 1;
+                continue;
+            }
+            self->phase = P_DONE;
+            return NULL;
+        }
+        if (self->beat_at < self->at) {  /* the heartbeats due before the pending tick */
+            self->phase = P_BEATS_MID;
+            self->b_at = self->beat_at;
+            self->b_until = self->b_then = self->at;
+            self->b_then_none = 0;
+            continue;
+        }
+        res = tick(self);
+        break;
+    }
+    if (res == NULL) self->phase = P_DONE;  /* a device that raised is over, as a generator would be */
+    return res;
+}
+
+PyDoc_STRVAR(Ticks_doc,
+"Ticks(device, make, wire_type, beat_ns, beat_at, end, session_ns, idle_ns, mean, poisson, burst, limit,\n"
+"      wire, bounds)\n\n"
+"An iterator over a device's messages, as bench.fleet.device.Device._sends_py(make, beat_ns) yields them\n"
+"(its twin): beat_at is the first heartbeat's time (end: none), the others the device's FleetConfig\n"
+"(end_ns, session_ns, idle_ns, burst_gap_ns, poisson, burst, limits[0], track_wire, track_bounds).\n"
+"With wire_type (WireSend), messages are built here as make_wire builds them; else make is called.\n"
+"device.due_ns and device.next_id are kept as the generator keeps them.");
+
+static PyTypeObject TicksType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bench._native.Ticks",
+    .tp_basicsize = sizeof(TicksObject),
+    .tp_dealloc = (destructor)Ticks_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = Ticks_doc,
+    .tp_traverse = (traverseproc)Ticks_traverse,
+    .tp_clear = (inquiry)Ticks_clear,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Ticks_next,
+    .tp_new = Ticks_new,
+};
+
 static PyMethodDef methods[] = {
     {"recv_stamped", (PyCFunction)(void (*)(void))recv_stamped, METH_FASTCALL, recv_stamped_doc},
     {"pending_add", (PyCFunction)(void (*)(void))pending_add, METH_FASTCALL, pending_add_doc},
@@ -658,12 +1072,32 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     due_name = PyUnicode_InternFromString("due_ns");
-    if (due_name == NULL || PyType_Ready(&MergeType) < 0) return NULL;
+    s_device_b = PyUnicode_InternFromString("_device_b");
+    s_session_b = PyUnicode_InternFromString("_session_b");
+    s_next_id = PyUnicode_InternFromString("next_id");
+    s_last_id = PyUnicode_InternFromString("last_id");
+    s_random = PyUnicode_InternFromString("random");
+    s_index = PyUnicode_InternFromString("index");
+    s_init = PyUnicode_InternFromString("init");
+    s_events_after = PyUnicode_InternFromString("_events_after");
+    s_beat_wire = PyUnicode_InternFromString("_beat_wire");
+    s_connect_ns = PyUnicode_InternFromString("connect_ns");
+    if (due_name == NULL || s_device_b == NULL || s_session_b == NULL || s_next_id == NULL || s_last_id == NULL ||
+        s_random == NULL || s_index == NULL || s_init == NULL || s_events_after == NULL || s_beat_wire == NULL ||
+        s_connect_ns == NULL ||
+        PyType_Ready(&MergeType) < 0 || PyType_Ready(&TicksType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&MergeType);
     if (PyModule_AddObject(m, "Merge", (PyObject *)&MergeType) < 0) {
         Py_DECREF(&MergeType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&TicksType);
+    if (PyModule_AddObject(m, "Ticks", (PyObject *)&TicksType) < 0) {
+        Py_DECREF(&TicksType);
         Py_DECREF(m);
         return NULL;
     }

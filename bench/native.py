@@ -1,11 +1,11 @@
 """Which twins run the hot path's per-event steps: the C ones (``bench._native``) or the Python ones.
 
-``bench/_native.c`` holds C twins of a few per-event steps (the plan's common event and the merge of a
-shard's devices, framing, the fast frame reader, the compact reply's parse, the stamped socket read, the
-tracker's per-id dict work); setup.py builds it where a C compiler is found. Each step's Python twin
-stays beside its caller and gives the same results; tests compare them. ``NUCLEUS_BENCH_PURE=1`` in the
-environment makes a process use the Python twins even when the C ones are built (read once, at import):
-``make perf`` uses it to measure what the C twins save, side by side.
+``bench/_native.c`` holds C twins of a few per-event steps (the plan's common event, a device's timeline,
+the merge of a shard's devices, framing, the fast frame reader, the compact reply's parse, the stamped
+socket read, the tracker's per-id dict work); setup.py builds it where a C compiler is found. Each step's
+Python twin stays beside its caller and gives the same results; tests compare them.
+``NUCLEUS_BENCH_PURE=1`` in the environment makes a process use the Python twins even when the C ones are
+built (read once, at import): ``make perf`` uses it to measure what the C twins save, side by side.
 """
 
 from __future__ import annotations

@@ -39,7 +39,9 @@ holds them so): the common ``event`` type from byte templates (``track_wire``), 
 built without their dataclass ``__init__`` (``_Event``), then serialized. Devices that draw the same
 attributes share one ``Extra``, and a device's heartbeat is built and encoded once, when first due. Where
 ``bench._native`` is built (``bench.native``), runs of the common ``event`` are written by its ``track_run``
-in C: the same draws in the same order and the same bytes as ``Device._events_py``, which stays as its twin.
+in C: the same draws in the same order and the same bytes as ``Device._events_py``, which stays as its twin;
+and its ``Ticks`` walks the timeline (``Device._sends_py``'s twin: the same messages, draws and ``due_ns``;
+inits, the rarer kinds and the heartbeat's bytes are still made by the Python methods here, which it calls).
 """
 
 from __future__ import annotations
@@ -54,13 +56,15 @@ import orjson
 
 from bench import native
 from bench.fleet.content import Content, Seeds
-from bench.fleet.send import Send, WireSend, encode_parts, event_part, make_send
+from bench.fleet.send import Send, WireSend, encode_parts, event_part, make_send, make_wire
 from bench.protocol.errors import UsageError
 from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
 from bench.scenario import Scenario
 
 #: The C twin of the common event's draws and bytes (``bench.native``); None: ``_events_py`` runs.
 _track_run: Callable[..., tuple[int, float | None]] | None = getattr(native.load(), "track_run", None)
+#: The C twin of a device's timeline (``Device._sends_py``); None: the Python generator runs.
+_Ticks: Callable[..., Iterator[Any]] | None = getattr(native.load(), "Ticks", None)
 
 #: contract.md, "Sessions": the silence after which the next event needs a new init and sessionId.
 SILENCE_NS = 30 * 60 * 1_000_000_000
@@ -305,6 +309,21 @@ class Device:
         """The device's messages in time order: one per init and per burst, at its creation time, each
         built by ``make`` (``make_send``, or ``make_wire`` for the hot path: the same arguments).
 
+        ``bench._native.Ticks`` (C) walks the timeline when it is built, ``_sends_py`` otherwise: the same
+        messages, draws and ``due_ns``; see ``_sends_py``.
+        """
+        cfg = self.cfg
+        if _Ticks is None or cfg.end_ns >= 1 << 61 or cfg.session_ns >= 1 << 61 or cfg.idle_ns >= 1 << 61:
+            return self._sends_py(make, beat_ns)
+        beat_at = self.connect_ns + self.phase_ns(beat_ns, "heartbeat") if beat_ns else cfg.end_ns
+        ticks: Iterator[_S] = _Ticks(self, make, WireSend if make is make_wire else None, beat_ns, beat_at,
+                                     cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns, cfg.poisson,
+                                     cfg.burst, cfg.limits[0], cfg.track_wire, cfg.track_bounds)
+        return ticks
+
+    def _sends_py(self, make: Callable[..., _S], beat_ns: int = 0) -> Iterator[_S]:
+        """``sends_made`` in Python, the twin of ``bench._native.Ticks``.
+
         With ``beat_ns`` > 0, a heartbeat every ``beat_ns`` from a seeded phase after ``connect_ns`` until the
         end of the run, in between (on a tie, the events first). The timeline is the module docstring's; each
         tick's events are made only when the tick is yielded, and the next tick's time is drawn right after
@@ -379,10 +398,7 @@ class Device:
 
         Returns the time of the next heartbeat.
         """
-        if self._beat is None:
-            beat: tuple[bytes, ...] = (event_part(self.heartbeat),)
-            self._beat = beat, encode_parts(beat)
-        parts, encoded = self._beat
+        parts, encoded = self._beat_wire()
         index = self.index
         while at < until:
             nxt = at + period
@@ -390,6 +406,13 @@ class Device:
             yield make(at, index, parts, (), (at,), encoded)
             at = nxt
         return at
+
+    def _beat_wire(self) -> tuple[tuple[bytes, ...], bytes]:
+        """The heartbeat's part and its message (built on first use, then the same)."""
+        if self._beat is None:
+            beat: tuple[bytes, ...] = (event_part(self.heartbeat),)
+            self._beat = beat, encode_parts(beat)
+        return self._beat
 
     def burst(self) -> tuple[bytes, ...]:
         """The events of one burst as bytes (``event_part``), each of a kind drawn by share (table dispatch

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Literal, cast
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 import bench.fleet.device
 import bench.fleet.plan
+import bench.fleet.send
 from bench.fleet import Plan, Transport
 from bench.fleet.send import WireSend
 from bench.protocol.errors import UsageError
@@ -37,9 +39,11 @@ def plans(scenario: Scenario, transport: Transport, monkeypatch: pytest.MonkeyPa
 
     with_c = sends()
     monkeypatch.setattr(bench.fleet.device, "_track_run", None)
+    monkeypatch.setattr(bench.fleet.device, "_Ticks", None)
     monkeypatch.setattr(bench.fleet.plan, "_Merge", None)
     without = sends()
     monkeypatch.setattr(bench.fleet.device, "_track_run", native.track_run)
+    monkeypatch.setattr(bench.fleet.device, "_Ticks", native.Ticks)
     monkeypatch.setattr(bench.fleet.plan, "_Merge", native.Merge)
     return with_c, without
 
@@ -71,8 +75,9 @@ def test_running_out_of_ids_fails_alike(monkeypatch: pytest.MonkeyPatch, per_mes
     monkeypatch.setattr(bench.fleet.device, "ID_STRIDE", 60)
     scenario = replace(BASE, per_device_rate=200.0, events_per_message=per_message)
     outcomes = []
-    for twin, merge in ((native.track_run, native.Merge), (None, None)):
+    for twin, ticks, merge in ((native.track_run, native.Ticks, native.Merge), (None, None, None)):
         monkeypatch.setattr(bench.fleet.device, "_track_run", twin)
+        monkeypatch.setattr(bench.fleet.device, "_Ticks", ticks)
         monkeypatch.setattr(bench.fleet.plan, "_Merge", merge)
         made: list[object] = []
         with pytest.raises(UsageError, match="would send more than 59 events") as info:
@@ -80,6 +85,74 @@ def test_running_out_of_ids_fails_alike(monkeypatch: pytest.MonkeyPatch, per_mes
                 made.append(tuple(send))
         outcomes.append((made, str(info.value)))
     assert outcomes[0] == outcomes[1]
+
+
+def _walk(scenario: Scenario, index: int, make: object, ticks: object) -> list[tuple[object, ...]]:
+    """Every message of device ``index`` by ``sends_made`` with the C timeline on or off, each with the
+    device's ``due_ns`` and ``next_id`` after it, and how it ended (an error's text, or None)."""
+    cfg = bench.fleet.device.FleetConfig.build(scenario)
+    device = bench.fleet.device.Device(cfg, index)
+    seen: list[tuple[object, ...]] = []
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(bench.fleet.device, "_Ticks", ticks)
+        it = device.sends_made(make, cfg.heartbeat_ns)  # type: ignore[arg-type]
+        assert (type(it) is native.Ticks) == (ticks is not None)
+        try:
+            for send in it:
+                got = tuple(send) if isinstance(send, WireSend) else (send.at_ns, send.parts, send.ids,
+                                                                        send.created_ns, send.encoded)
+                seen.append((got, device.due_ns, device.next_id))
+        except UsageError as exc:
+            seen.append((str(exc),))
+        assert next(it, None) is None  # over for good, an error or not
+    return seen
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), arrival=st.sampled_from(("poisson", "fixed")),
+       heartbeat_s=st.sampled_from((0.0, 0.35, 5.0)), session_s=st.sampled_from((0.0, 0.4, 1.2)),
+       per_message=st.sampled_from((1, 3)), wire=st.booleans(), index=st.integers(0, 4),
+       rate=st.sampled_from((0.5, 30.0)))
+def test_ticks_walks_the_timeline_as_the_python_generator(seed: int, arrival: Literal["poisson", "fixed"],
+                                                         heartbeat_s: float,
+                                                         session_s: float, per_message: int, wire: bool,
+                                                         index: int, rate: float) -> None:
+    """``bench._native.Ticks`` against ``Device._sends_py`` for one device: the same messages (WireSends,
+    or Sends through ``make_send``), and the same ``due_ns`` and ``next_id`` after each one."""
+    scenario = replace(BASE, seed=seed, arrival=arrival, heartbeat_s=heartbeat_s, session_s=session_s,
+                       events_per_message=per_message, per_device_rate=rate)
+    make = bench.fleet.send.make_wire if wire else bench.fleet.send.make_send
+    assert _walk(scenario, index, make, native.Ticks) == _walk(scenario, index, make, None)
+
+
+@pytest.mark.parametrize("session_s", [0.0, 5400.0])
+def test_ticks_opens_a_session_after_thirty_minutes_of_silence_as_python(session_s: float) -> None:
+    """A device a few events per hour (gaps past 30 minutes: a new init first) over a 20-hour run, with
+    heartbeats and, in turn, sessions of an hour and a half: the C timeline is the Python one."""
+    scenario = replace(BASE, duration_s=72_000.0, per_device_rate=1 / 1500, heartbeat_s=3600.0,
+                       session_s=session_s, idle_gap_s=600.0, ramp_s=0.0)
+    for index in range(5):
+        c = _walk(scenario, index, bench.fleet.send.make_wire, native.Ticks)
+        assert c == _walk(scenario, index, bench.fleet.send.make_wire, None)
+    inits = sum(b'"type":"init"' in cast(tuple[int, int, bytes], m[0])[2] for m in c)
+    assert inits > 2  # the silence rule (and the sessions) opened sessions after the first
+
+
+def test_ticks_refuses_wrong_arguments_with_an_error() -> None:
+    """Wrong types or times out of range raise (never a crash)."""
+    cfg = bench.fleet.device.FleetConfig.build(BASE)
+    device = bench.fleet.device.Device(cfg, 0)
+    args = (device, bench.fleet.send.make_wire, WireSend, 0, cfg.end_ns, cfg.end_ns, 0, 0, 1e9, True, 1, 1.0,
+            cfg.track_wire, cfg.track_bounds)
+    assert next(native.Ticks(*args)) is not None
+    with pytest.raises(TypeError):
+        native.Ticks(*args[:5])
+    with pytest.raises(TypeError, match="wire_type"):
+        native.Ticks(*args[:2], int, *args[3:])
+    with pytest.raises(ValueError, match="out of range"):
+        native.Ticks(*args[:5], 1 << 62, *args[6:])
+    with pytest.raises(AttributeError):
+        native.Ticks(object(), *args[1:])
 
 
 def test_track_run_draws_and_writes_as_the_python_loop() -> None:
