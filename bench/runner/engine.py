@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from bench import native
 from bench.fleet import Plan
 from bench.metrics import AckTracker, Histogram, SecondSeries, SeriesRows
 from bench.runner.result import TransportResult, process_reasons
@@ -45,6 +46,8 @@ DRAIN_POLL_S = 0.01
 DEFAULT_LEAD_NS = 50_000_000
 
 ProgressFn = Callable[[dict[str, Any]], None]
+#: The C twin of the run's clock (``bench.native``); None: ``run_clock``'s closure.
+_RunClock: Callable[[int], Any] | None = getattr(native.load(), "RunClock", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +147,30 @@ class _Books:
         })
 
 
+def run_clock(origin_ns: int) -> tuple[Callable[[], int], Callable[[int], None]]:
+    """The run's clock, ``time.monotonic_ns() - origin_ns``, and the setter of its origin.
+
+    The hot path reads the clock several times per message: ``bench._native.RunClock`` (C) when it is
+    built, else a closure, its twin.
+    """
+    if _RunClock is not None:
+        made = _RunClock(origin_ns)
+
+        def set_c(origin: int) -> None:
+            made.origin = origin
+
+        return made, set_c
+    t0 = [origin_ns]
+
+    def clock() -> int:
+        return time.monotonic_ns() - t0[0]
+
+    def set_py(origin: int) -> None:
+        t0[0] = origin
+
+    return clock, set_py
+
+
 async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
                           start_at_ns: int | None = None, progress: ProgressFn | None = None,
                           ready: Callable[[], int] | None = None) -> TransportResult:
@@ -157,11 +184,8 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     sc = config.scenario
     tracker = AckTracker(timeout_ns=int(sc.ack_timeout_s * 1e9))
     plan = Plan(sc, shard=shard, shards=shards)
-    t0 = [start_at_ns if start_at_ns is not None else time.monotonic_ns() + DEFAULT_LEAD_NS]
-
-    def clock() -> int:
-        return time.monotonic_ns() - t0[0]
-
+    clock, set_origin = run_clock(start_at_ns if start_at_ns is not None
+                                  else time.monotonic_ns() + DEFAULT_LEAD_NS)
     transport = _make_transport(config, tracker, clock)
     if isinstance(transport, HttpTransport):
         await transport.start()
@@ -170,7 +194,7 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     books = _Books(tracker, transport.stats, scheduler, clock, progress)
     monitor = books.monitor = Monitor(clock, books.on_second, books.snapshot if progress else None)
     if ready is not None:
-        t0[0] = await asyncio.get_running_loop().run_in_executor(None, ready)
+        set_origin(await asyncio.get_running_loop().run_in_executor(None, ready))
     if (wait := -clock()) > 0:
         await asyncio.sleep(wait / 1e9)
     cpu0 = time.process_time()

@@ -7,6 +7,7 @@ and kind mix, and running out of ids must fail alike.
 
 from __future__ import annotations
 
+import gc
 import random
 from dataclasses import replace
 from typing import Literal, cast
@@ -136,6 +137,36 @@ def test_ticks_opens_a_session_after_thirty_minutes_of_silence_as_python(session
         assert c == _walk(scenario, index, bench.fleet.send.make_wire, None)
     inits = sum(b'"type":"init"' in cast(tuple[int, int, bytes], m[0])[2] for m in c)
     assert inits > 2  # the silence rule (and the sessions) opened sessions after the first
+
+
+def test_merge_reads_the_time_of_ticks_it_alone_holds_and_keeps_the_device_in_step_otherwise() -> None:
+    """Under the C merge a device that only the merge and its ``Ticks`` hold is left as built (the merge reads
+    the time from the iterator); a device someone else holds still has ``due_ns`` and ``next_id`` kept, as the
+    Python generator keeps them."""
+    scenario = replace(BASE, devices=3, ramp_s=0.0, heartbeat_s=0.0, session_s=0.0, error_share=0.0,
+                       userid_share=0.0, props_share=0.0)
+    held: list[bench.fleet.device.Device] = []
+
+    def holding(device: bench.fleet.device.Device, make: bench.fleet.plan.Make) -> object:
+        held.append(device)
+        return bench.fleet.plan.ws_sends(device, make)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setitem(bench.fleet.plan.TRANSPORTS, "ws", holding)
+        merged = Plan(scenario).wire_sends("ws")
+        sends = [next(merged) for _ in range(30)]
+    for device in held:
+        mine = [s for s in sends if s.device == device.index]
+        assert mine and device.next_id == int(mine[-1].ids[-1]) + 1  # kept in step after each message
+        assert device.due_ns is not None and device.due_ns > mine[-1].at_ns
+    merged = Plan(scenario).wire_sends("ws")
+    assert [next(merged) for _ in range(30)] == sends
+    alone = [d for d in gc.get_referents(merged) if isinstance(d, bench.fleet.device.Device)]
+    assert len(alone) == 3
+    for device in alone:  # behind its own messages: set before the init (Python) and not since
+        mine = [s for s in sends if s.device == device.index]
+        assert len(mine) > 2 and device.next_id <= int(mine[-1].ids[-1])
+        assert device.due_ns is not None and device.due_ns <= mine[-1].at_ns
 
 
 def test_ticks_refuses_wrong_arguments_with_an_error() -> None:
