@@ -13,6 +13,7 @@ module is not built (no compiler), the Python runs instead, with the same result
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <math.h>
 #include <time.h>
@@ -160,20 +161,49 @@ static PyObject *track_run(PyObject *self, PyObject *const *args, Py_ssize_t nar
 }
 
 PyDoc_STRVAR(frame_masked_doc,
-"frame_masked(payload, mask) -> bytes\n\n"
-"One masked, final text frame (RFC 6455, 5.2) around payload with the 4-byte masking key mask: the\n"
+"frame_masked(payload[, mask]) -> bytes\n\n"
+"One masked, final text frame (RFC 6455, 5.2) around payload with the 4-byte masking key mask (without\n"
+"one: a fresh key from a pool filled by getrandom(2), as RFC 6455, 5.3 asks): the\n"
 "bytes of bench.transports.ws.frame_text's Python twin (header + mask + apply_mask(payload, mask)),\n"
 "built in one allocation.");
 
+/* Masking keys drawn by frame_masked itself: a pool from the kernel's random source (getrandom(2), what
+   os.urandom reads), refilled every 16,384 frames, as bench.transports.ws._Masks does for the Python twin. */
+static unsigned char mask_pool[1 << 16];
+static size_t mask_at = sizeof mask_pool;
+
+static const char *next_mask(void) {
+    if (mask_at >= sizeof mask_pool) {
+        size_t got = 0;
+        while (got < sizeof mask_pool) {
+            ssize_t r = getrandom(mask_pool + got, sizeof mask_pool - got, 0);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                PyErr_SetFromErrno(PyExc_OSError);
+                return NULL;
+            }
+            got += (size_t)r;
+        }
+        mask_at = 0;
+    }
+    const char *mask = (const char *)mask_pool + mask_at;
+    mask_at += 4;
+    return mask;
+}
+
 static PyObject *frame_masked(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "frame_masked takes 2 arguments (%zd given)", nargs);
+    if (nargs != 1 && nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "frame_masked takes 1 or 2 arguments (%zd given)", nargs);
         return NULL;
     }
     const char *payload, *mask;
-    Py_ssize_t n, mask_n;
-    if (bytes_of(args[0], "payload", &payload, &n) < 0 || bytes_of(args[1], "mask", &mask, &mask_n) < 0)
+    Py_ssize_t n, mask_n = 4;
+    if (bytes_of(args[0], "payload", &payload, &n) < 0) return NULL;
+    if (nargs == 1) {
+        if ((mask = next_mask()) == NULL) return NULL;
+    } else if (bytes_of(args[1], "mask", &mask, &mask_n) < 0) {
         return NULL;
+    }
     if (mask_n != 4) {
         PyErr_Format(PyExc_ValueError, "mask must be 4 bytes, not %zd", mask_n);
         return NULL;

@@ -61,7 +61,7 @@ from bench.transports.common import (
 from bench.transports.polled import PolledSocket, Poller, timestamps_supported
 
 # The C twins of framing and the fast reader (``bench.native``); None: frame_text_py and _read_fast_py.
-_frame_masked: Callable[[bytes, bytes], bytes] | None = getattr(native.load(), "frame_masked", None)
+_frame_masked: Callable[..., bytes] | None = getattr(native.load(), "frame_masked", None)
 _read_frames: Callable[[bytes, int], tuple[list[tuple[int, ...] | bytes], int, bool]] | None = getattr(
     native.load(), "read_frames", None)
 
@@ -111,10 +111,10 @@ _MASKS = _Masks()
 def frame_text(payload: bytes) -> bytes:
     """One masked, final text frame (RFC 6455, 5.2) around ``payload``: what ``send_text`` would write.
 
-    ``bench._native.frame_masked`` builds it in one allocation when it is built; ``frame_text_py`` is its
-    twin."""
+    ``bench._native.frame_masked`` builds it in one allocation, with a key from its own pool, when it is
+    built; ``frame_text_py`` is its twin."""
     if _frame_masked is not None and type(payload) is bytes:
-        return _frame_masked(payload, _MASKS.next())
+        return _frame_masked(payload)
     return frame_text_py(payload)
 
 
@@ -189,7 +189,7 @@ class _WsConn(asyncio.Protocol):
                       created_ns: tuple[int, ...]) -> None:
         """Frame and write one message, stamp its actual send time, report it to the sink."""
         # frame_text, inline: this runs once per message
-        frame = (_frame_masked(payload, _MASKS.next()) if _frame_masked is not None and type(payload) is bytes
+        frame = (_frame_masked(payload) if _frame_masked is not None and type(payload) is bytes
                  else frame_text_py(payload))
         owner = self.owner
         actual_ns = owner.clock()

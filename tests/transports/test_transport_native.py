@@ -46,11 +46,28 @@ def test_frame_masked_is_frame_text_py(size: int) -> None:
     assert native.frame_masked(payload, mask) == ws.frame_text_py(payload, mask)
 
 
+def test_frame_masked_draws_a_fresh_key_per_frame_when_given_none() -> None:
+    """Without a key, each frame carries its own (RFC 6455, 5.3), past a refill of the pool (16,384 frames),
+    and unmasking with it gives the payload back: the frame is ``frame_text_py`` with that key."""
+    payload = b'{"data":[{"type":"event"}]}'
+    keys = set()
+    for _ in range(20_000):
+        frame = native.frame_masked(payload)
+        key = frame[2:6]
+        assert frame == ws.frame_text_py(payload, key)
+        keys.add(key)
+    assert len(keys) > 19_000  # 32-bit keys: a few repeats by chance at most, never a fixed key
+
+
 def test_frame_masked_refuses_a_bad_key() -> None:
     with pytest.raises(ValueError, match="mask must be 4 bytes"):
         native.frame_masked(b"x", b"abc")
     with pytest.raises(TypeError):
         native.frame_masked("x", b"abcd")
+    with pytest.raises(TypeError):
+        native.frame_masked()
+    with pytest.raises(TypeError):
+        native.frame_masked(b"x", b"abcd", b"")
 
 
 ids_lists = st.lists(st.integers(0, 10**15 - 1), max_size=70)
