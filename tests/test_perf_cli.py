@@ -99,6 +99,47 @@ def test_the_connect_gate_says_what_it_saw(target: EmbeddedTarget) -> None:
                                  "last read: URLError")
 
 
+class _Link:
+    """The parent's side as a gated window sees it: the word "every device is connected" comes at a time."""
+
+    def __init__(self, word_at: float | None) -> None:
+        self.word_at = word_at
+        self.now = 0.0
+        self.marks: list[str] = []
+
+    def poll(self) -> bool:
+        return self.word_at is not None and self.now >= self.word_at
+
+    def wait(self) -> None:
+        assert self.poll()
+
+    def mark(self, name: str) -> None:
+        self.marks.append(name)
+
+
+@pytest.mark.parametrize(("word_at", "says"), [
+    (None, "never came: the fleet was still connecting"),
+    (15.4, "every device was connected at t=15.6 s"),
+])
+def test_a_gated_window_that_never_opens_says_when_the_fleet_was_connected(word_at: float | None,
+                                                                         says: str) -> None:
+    """A paced run's window opens 1 s after every device is connected: when that leaves less than a second
+    before the window's end, it does not open (a window in the drain would measure no sending), and the error
+    says when the fleet was connected (or that it never was)."""
+    from bench.metrics import Histogram
+    from bench.perf._hot import _Window
+
+    link = _Link(word_at)
+    window = _Window(link, 6.0, 16.0, profile=False, gate=True)  # type: ignore[arg-type]
+    for step in range(36):  # the runner's progress, twice a second until 17.5 s
+        link.now = t = step / 2
+        window.on_progress({"t": t + 0.1, "sent": 100 * step, "schedule_lag": Histogram()})
+    assert link.marks == []
+    with pytest.raises(RuntimeError, match="never covered the window") as info:
+        window.figures()
+    assert says in str(info.value)
+
+
 def _twins_in_use() -> bool:
     from bench import native
 

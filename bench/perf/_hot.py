@@ -38,6 +38,7 @@ class _Window:
         self.start_s = start_s
         self.end_s = end_s
         self.gated = gate  # the window waits for the parent's word that every device is connected
+        self.gate_t: float | None = None  # the run's time when that word was read
         self.start: tuple[float, int, float] | None = None  # (t, sent, cpu)
         self.end: tuple[float, int, float] | None = None
         self.last: tuple[float, int, float] | None = None  # the latest snapshot before end_s
@@ -55,8 +56,9 @@ class _Window:
                 return
             self.link.wait()
             self.gated = False
+            self.gate_t = t
             self.start_s = max(self.start_s, t + SETTLE_S)
-        if self.start is None and t >= self.start_s:
+        if self.start is None and t >= self.start_s and t + MIN_WINDOW_S <= self.end_s:
             self.start = (t, int(snap["sent"]), self_cpu_s())
             self.lags["start"] = snap["schedule_lag"]
             self.link.mark("start")
@@ -84,11 +86,20 @@ class _Window:
             self.lags["end"] = self.lags["last"]
             self._close(self.last)  # late: the target's CPU window then runs into the drain
         if self.start is None or self.end is None:
-            raise RuntimeError(f"the run never covered the window {self.start_s:g}-{self.end_s:g} s")
+            raise RuntimeError(f"the run never covered the window {self.start_s:g}-{self.end_s:g} s"
+                               f"{self._gate_said()}")
         (t0, n0, c0), (t1, n1, c1) = self.start, self.end
         lag = self.lags["end"].since(self.lags["start"])
         return {"seconds": t1 - t0, "events": n1 - n0, "cpu_s": c1 - c0,
                 "lag_p99_us": lag.percentile(99.0), "lag_max_us": lag.max()}
+
+
+    def _gate_said(self) -> str:
+        if self.gated:
+            return " (the word that every device is connected never came: the fleet was still connecting)"
+        if self.gate_t is not None:
+            return f" (every device was connected at t={self.gate_t:.1f} s)"
+        return ""
 
 
 def top_functions(profiler: cProfile.Profile, n: int = TOP) -> list[tuple[str, int, float, float]]:
