@@ -15,8 +15,6 @@ module is not built (no compiler), the Python runs instead, with the same result
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
 #include <math.h>
 #include <time.h>
 
@@ -1180,60 +1178,7 @@ static PyTypeObject RunClockType = {
     .tp_new = RunClock_new,
 };
 
-/* --- timer_fd / timer_read: a periodic kernel timer an event loop can watch (bench.transports.ticker) --------
-   The polled sockets and the scheduler wake every millisecond; a timer callback re-armed each tick costs the
-   loop a timer handle per tick, a timerfd that fires every period costs one read. */
-PyDoc_STRVAR(timer_fd_doc,
-"timer_fd(period_ns) -> fd\n\n"
-"A non-blocking CLOCK_MONOTONIC timerfd (timerfd_create(2)) that expires every period_ns from now on:\n"
-"readable once it has expired; the caller closes it.");
-
-static PyObject *timer_fd(PyObject *self, PyObject *arg) {
-    long long period = PyLong_AsLongLong(arg);
-    if (period == -1 && PyErr_Occurred()) return NULL;
-    if (period <= 0) {
-        PyErr_SetString(PyExc_ValueError, "timer_fd: the period must be > 0 ns");
-        return NULL;
-    }
-    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (fd < 0) return PyErr_SetFromErrno(PyExc_OSError);
-    struct itimerspec spec;
-    spec.it_interval.tv_sec = spec.it_value.tv_sec = (time_t)(period / 1000000000LL);
-    spec.it_interval.tv_nsec = spec.it_value.tv_nsec = (long)(period % 1000000000LL);
-    if (timerfd_settime(fd, 0, &spec, NULL) != 0) {
-        PyErr_SetFromErrno(PyExc_OSError);
-        close(fd);
-        return NULL;
-    }
-    return PyLong_FromLong(fd);
-}
-
-PyDoc_STRVAR(timer_read_doc,
-"timer_read(fd) -> int\n\n"
-"The expirations of the timerfd fd since the last read (0: none yet; the read would block).");
-
-static PyObject *timer_read(PyObject *self, PyObject *arg) {
-    int fd = (int)PyLong_AsLong(arg);
-    if (fd == -1 && PyErr_Occurred()) return NULL;
-    unsigned long long n;
-    ssize_t r;
-    do {
-        r = read(fd, &n, sizeof n);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) {
-        if (errno == EAGAIN) return PyLong_FromLong(0);
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    if (r != (ssize_t)sizeof n) {
-        PyErr_SetString(PyExc_OSError, "timer_read: a short read of a timerfd");
-        return NULL;
-    }
-    return PyLong_FromUnsignedLongLong(n);
-}
-
 static PyMethodDef methods[] = {
-    {"timer_fd", (PyCFunction)timer_fd, METH_O, timer_fd_doc},
-    {"timer_read", (PyCFunction)timer_read, METH_O, timer_read_doc},
     {"recv_stamped", (PyCFunction)(void (*)(void))recv_stamped, METH_FASTCALL, recv_stamped_doc},
     {"pending_add", (PyCFunction)(void (*)(void))pending_add, METH_FASTCALL, pending_add_doc},
     {"pop_acked", (PyCFunction)(void (*)(void))pop_acked, METH_FASTCALL, pop_acked_doc},

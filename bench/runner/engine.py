@@ -190,9 +190,7 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     if isinstance(transport, HttpTransport):
         await transport.start()
     connects = sorted((plan.connect_at_ns(d), d) for d in plan.devices)
-    # a polled WebSocket transport's tick wakes the scheduler too: one wake-up per millisecond for both
-    ticker = transport.ticker if isinstance(transport, WsTransport) else None
-    scheduler = Scheduler(plan.wire_sends(config.transport), connects, transport, clock, ticker)
+    scheduler = Scheduler(plan.wire_sends(config.transport), connects, transport, clock)
     books = _Books(tracker, transport.stats, scheduler, clock, progress)
     monitor = books.monitor = Monitor(clock, books.on_second, books.snapshot if progress else None)
     if ready is not None:

@@ -33,7 +33,6 @@ from typing import Protocol
 from bench.fleet.send import WireSend
 from bench.protocol.events import EventId
 from bench.transports.common import Clock
-from bench.transports.ticker import Ticker
 
 #: Sends dispatched per wake-up before yielding to the loop, so replies keep flowing under a backlog.
 MAX_BATCH = 2048
@@ -88,7 +87,7 @@ class Scheduler:
     """
 
     def __init__(self, sends: Iterable[SendLike], connects: Sequence[tuple[int, int]],
-                 transport: TransportLike, clock: Clock, ticker: Ticker | None = None) -> None:
+                 transport: TransportLike, clock: Clock) -> None:
         self._sends: Iterator[SendLike] = iter(sends)
         self._connects = connects
         self._transport = transport
@@ -103,17 +102,13 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Future[None] | None = None
         self._wake: asyncio.Handle | None = None
-        self._ticker = ticker
-        self._due_ns = 0  # with a ticker: the next thing's intended time (the tick at or after it runs it)
 
     async def run(self) -> None:
         """Dispatch every send at (or as soon as possible after) its intended time; return when done.
 
         The wake-ups are timer callbacks (``loop.call_later``), not a task's sleeps: a sleeping task costs a
         future and a second turn of the loop per wake-up, which at a thousand wake-ups a second is a
-        visible share of a fleet's CPU. With a ticker (a polled transport's), they are its ticks instead: the
-        first tick at or after the next intended time, in the same wake-up as the poller's reads.
-        Cancelling the caller cancels the pending wake-up.
+        visible share of a fleet's CPU. Cancelling the caller cancels the pending wake-up.
         """
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -121,25 +116,14 @@ class Scheduler:
         self._nxt = self._pull()
         self._ci = 0
         self._wake = loop.call_soon(self._step)
-        if self._ticker is not None:
-            self._ticker.add(self._on_tick)
         try:
             await done
         finally:
-            if self._ticker is not None:
-                self._ticker.remove(self._on_tick)
-            if self._wake is not None:
-                self._wake.cancel()
+            self._wake.cancel()
             self._loop = None
-
-    def _on_tick(self) -> None:
-        """With a ticker: each tick, a wake-up if something has fallen due (and none is already queued)."""
-        if self._wake is None and self._clock() >= self._due_ns:
-            self._step()
 
     def _step(self) -> None:
         """One wake-up: connect and dispatch what is due, then set the next wake-up (or finish)."""
-        self._wake = None
         done, loop = self._done, self._loop
         if done is None or loop is None or done.done():
             return  # the caller is gone (cancelled)
@@ -152,8 +136,6 @@ class Scheduler:
             done.set_result(None)  # the plan is done
         elif due < 0:
             self._wake = loop.call_soon(self._step)  # behind: let replies in, then carry on at once
-        elif self._ticker is not None:
-            self._due_ns = due  # the first tick at or after it wakes the scheduler (_on_tick)
         else:
             delay = due - self._clock()
             # Whole milliseconds, rounded up: the loop's timers have 1 ms resolution and a shorter wait

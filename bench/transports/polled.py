@@ -3,8 +3,8 @@
 Why: on this kind of machine a process that sleeps and is woken costs ~10-30 µs of CPU per wake-up (caches
 and the virtual CPU come back cold), and an event loop that watches every socket is woken once per reply:
 at a few thousand replies per second that is most of a load generator's CPU, and it grows as the offered
-rate falls. A ``Poller`` keeps the connections out of the event loop. A ``Ticker`` wakes it every tick
-(1 ms; the process's one tick, which the central scheduler's wake-ups share); each tick reads every
+rate falls. A ``Poller`` keeps the connections out of the event loop. A timer callback wakes it every
+tick (1 ms, on the loop's timer, which the central scheduler's wake-ups share); each tick reads every
 socket that has data (one ``epoll_wait``), so a process wakes about once per millisecond however many
 replies come.
 
@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable
 
 from bench import native
-from bench.transports.ticker import Ticker
 
 #: SO_TIMESTAMPNS (and its control message SCM_TIMESTAMPNS), asm-generic/socket.h; the socket module does
 #: not export it.
@@ -228,21 +227,17 @@ class Poller:
     """
 
     def __init__(self, clock: Callable[[], int], tick_s: float = 0.001,
-                 budget_s: float | None = None, ticker: Ticker | None = None) -> None:
+                 budget_s: float | None = None) -> None:
         self.clock = clock
         self.tick_s = tick_s
         self.loop = asyncio.get_running_loop()
-        # the process's tick, shared with the scheduler (a transport passes its own), else the poller's own
-        self._own_ticker = ticker is None
-        self._ticker = Ticker(tick_s) if ticker is None else ticker
         self._epoll = select.epoll()
         self._sockets: dict[int, PolledSocket] = {}
         self.ticks = 0
         self.behind = False  # the last poll ran out of its budget with sockets still ready
         self.cut_ticks = 0  # ticks that did so
         self._closed = False
-        self._started = False
-        self._soon: asyncio.Handle | None = None  # a catch-up poll at the loop's next turn
+        self._tick: asyncio.Handle | None = None
         self._budget_ns = int((tick_s if budget_s is None else budget_s) * 1e9)
 
     def add(self, ps: PolledSocket) -> None:
@@ -288,35 +283,28 @@ class Poller:
         return seen
 
     def start(self) -> None:
-        """Poll every tick of the ticker from now until ``close`` (a ``Ticker`` callback: no task, and no
-        timer handle per tick)."""
-        if not self._started and not self._closed:
-            self._started = True
-            self._ticker.add(self._on_tick)
+        """Poll every tick from now until ``close``: a timer callback, not a task (a sleeping task costs a
+        future and a second turn of the loop per tick, a thousand times a second)."""
+        if self._tick is None and not self._closed:
+            self._tick = self.loop.call_later(self.tick_s, self._on_tick)
 
     def _on_tick(self) -> None:
-        if self._soon is None:  # else a catch-up poll is due at the loop's next turn anyway
-            self._poll_now()
-
-    def _poll_now(self) -> None:
-        self._soon = None
+        self._tick = None
         try:
             self.poll(self._budget_ns)
         finally:  # a protocol's bug is the loop's to report; the other sockets are still read
             self.ticks += 1
-            if self.behind and not self._closed:
+            if not self._closed:
                 # Behind (a burst of replies, say after the server stalled): carry on at the loop's next
-                # turn, after the callbacks due meanwhile (the scheduler's sends), not a tick later.
-                self._soon = self.loop.call_soon(self._poll_now)
+                # turn, after the timers due meanwhile (the scheduler's sends), not a tick later.
+                self._tick = (self.loop.call_soon(self._on_tick) if self.behind
+                              else self.loop.call_later(self.tick_s, self._on_tick))
 
     def close(self) -> None:
         """Stop the ticks, abort every socket still open and release the epoll descriptor."""
-        self._ticker.remove(self._on_tick)
-        if self._own_ticker:
-            self._ticker.close()
-        if self._soon is not None:
-            self._soon.cancel()
-            self._soon = None
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         for ps in list(self._sockets.values()):
             ps.abort()
         self._closed = True

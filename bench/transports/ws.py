@@ -59,7 +59,6 @@ from bench.transports.common import (
     ws_reply_ids,
 )
 from bench.transports.polled import PolledSocket, Poller, timestamps_supported
-from bench.transports.ticker import Ticker
 
 # The C twins of framing and the fast reader (``bench.native``); None: frame_text_py and _read_fast_py.
 _frame_masked: Callable[..., bytes] | None = getattr(native.load(), "frame_masked", None)
@@ -405,8 +404,6 @@ class WsTransport:
                              "(Linux); use --ws-io stream or auto")
         self.polled = io == "polled" or (io == "auto" and not self.uri.secure and timestamps_supported())
         self._poller: Poller | None = None
-        #: The process's 1 ms tick when polled, shared by the poller and the scheduler (one wake-up for both).
-        self.ticker: Ticker | None = Ticker() if self.polled else None
 
     # -- what the scheduler calls ---------------------------------------------------------------------
     def connect(self, device: int) -> None:
@@ -481,8 +478,6 @@ class WsTransport:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._poller is not None:
             self._poller.close()
-        if self.ticker is not None:
-            self.ticker.close()
 
     # -- connection life ------------------------------------------------------------------------------
     def _device(self, device: int) -> _Device:
@@ -535,7 +530,7 @@ class WsTransport:
         """Open a TCP connection for ``conn`` and hand it to the poller (started with the first one)."""
         loop = asyncio.get_running_loop()
         if self._poller is None:
-            self._poller = Poller(self.clock, ticker=self.ticker)
+            self._poller = Poller(self.clock)
             self._poller.start()
         poller = self._poller
         infos = await loop.getaddrinfo(self.uri.host, self.uri.port, type=socket.SOCK_STREAM)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,6 @@ from bench.runner.reconcile import (
 from bench.runner.result import TransportResult, merge_all, process_reasons, transport_summary
 from bench.runner.scheduler import LOW_STAGE, STAGE, Monitor, Scheduler
 from bench.scenario import load_scenario
-from bench.transports.ticker import Ticker
 
 
 class _Recorder:
@@ -49,15 +47,13 @@ class _Recorder:
         self.calls.append(("beat", device, ()))
 
 
-@pytest.mark.parametrize("ticked", [False, True])
-def test_scheduler_executes_the_whole_plan_in_order(tmp_path: Path, ticked: bool) -> None:
-    """Every send of the plan, each device connected first, heartbeats untracked, lag recorded per send
-    (woken by its own timers, or by a polled transport's ticker)."""
+def test_scheduler_executes_the_whole_plan_in_order(tmp_path: Path) -> None:
+    """Every send of the plan, each device connected first, heartbeats untracked, lag recorded per send."""
     plan = Plan(load_scenario(write_scenario(tmp_path)))
     recorder = _Recorder()
     late = 10**15  # a clock far past the plan: everything is due at once, nothing sleeps
     connects = sorted((plan.connect_at_ns(d), d) for d in plan.devices)
-    scheduler = Scheduler(plan.sends("ws"), connects, recorder, lambda: late, Ticker() if ticked else None)
+    scheduler = Scheduler(plan.sends("ws"), connects, recorder, lambda: late)
     asyncio.run(scheduler.run())
     sends = list(plan.sends("ws"))
     assert scheduler.dispatched == len(sends) == len(scheduler.lags_ns)
@@ -105,41 +101,6 @@ def test_scheduler_pulls_the_plan_a_bounded_stage_ahead(tmp_path: Path,
     assert [ids for _, _, ids in recorder.calls] == [s.ids for s in planned]
 
 
-def test_a_ticked_scheduler_sends_each_message_at_a_tick_at_or_after_its_time(tmp_path: Path) -> None:
-    """On a real clock and a 1 ms ticker: every send goes, in the plan's order, none before its intended time,
-    and the wake-ups are the ticker's (no timer of its own)."""
-    plan = Plan(load_scenario(write_scenario(tmp_path)))
-    planned = list(plan.sends("ws"))
-    recorder = _Recorder()
-    stamps: list[tuple[int, int]] = []  # (intended, dispatched) per tracked send
-
-    class _Stamping(_Recorder):
-        def send(self, device: int, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
-                 created_ns: tuple[int, ...]) -> None:
-            stamps.append((intended_ns, clock()))
-            super().send(device, payload, ids, intended_ns, created_ns)
-
-    t0 = time.monotonic_ns()
-
-    def clock() -> int:
-        return time.monotonic_ns() - t0
-
-    recorder = _Stamping()
-
-    async def main() -> Ticker:
-        ticker = Ticker(0.001)
-        scheduler = Scheduler(iter(planned), [], recorder, clock, ticker)
-        async with asyncio.timeout(30):
-            await scheduler.run()
-        assert scheduler.dispatched == len(planned)
-        return ticker
-
-    ticker = asyncio.run(main())
-    assert [ids for kind, _, ids in recorder.calls if kind == "send"] == [s.ids for s in planned if s.ids]
-    assert all(dispatched >= intended for intended, dispatched in stamps)
-    assert ticker.ticks > 0 and not ticker.kernel_timer  # it stopped with the scheduler
-
-
 class _Failing(_Recorder):
     """Refuses the third message it is handed."""
 
@@ -161,16 +122,13 @@ def test_scheduler_raises_what_a_send_raises_and_counts_what_went(tmp_path: Path
     assert scheduler.dispatched == len(sent) >= 2
 
 
-@pytest.mark.parametrize("ticked", [False, True])
-def test_a_cancelled_scheduler_sends_nothing_more(tmp_path: Path, ticked: bool) -> None:
-    """Cancelling the run while it waits for the next send cancels its wake-up (or leaves the ticker):
-    nothing is sent after."""
+def test_a_cancelled_scheduler_sends_nothing_more(tmp_path: Path) -> None:
+    """Cancelling the run while it waits for the next send cancels its wake-up: nothing is sent after."""
     plan = Plan(load_scenario(write_scenario(tmp_path)))
     first = min(s.at_ns for s in plan.sends("ws"))
     now = [first]  # the first send is due, the rest wait for a clock that the test moves
     recorder = _Recorder()
-    ticker = Ticker() if ticked else None
-    scheduler = Scheduler(plan.sends("ws"), [], recorder, lambda: now[0], ticker)
+    scheduler = Scheduler(plan.sends("ws"), [], recorder, lambda: now[0])
 
     async def main() -> None:
         task = asyncio.create_task(scheduler.run())
@@ -183,10 +141,6 @@ def test_a_cancelled_scheduler_sends_nothing_more(tmp_path: Path, ticked: bool) 
         now[0] = 10**15  # everything is due now: a live wake-up would send it all
         await asyncio.sleep(0.05)
         assert len(recorder.calls) == before
-        if ticker is not None:  # it left the ticker, whose tick stopped with its last callback
-            stopped = ticker.ticks
-            await asyncio.sleep(0.02)
-            assert ticker.ticks == stopped and not ticker.kernel_timer
 
     asyncio.run(main())
     assert 0 < scheduler.dispatched < sum(1 for _ in plan.sends("ws"))
