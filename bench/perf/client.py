@@ -63,13 +63,15 @@ WARM_S = 1.0
 #: Seconds between the window's end and the end of the send phase.
 TAIL_S = 1.0
 #: Extra seconds in a paced run for handshakes that lag its ramp on a busy machine: its window opens once
-#: every device is connected (the messages of devices still connecting wait, then go out at once). The
-#: target's handshakes, beside the traffic of the devices already connected, set the pace: 10,000 devices
-#: ramped over 5 s were all connected only at t=16.3 s in one run here (2026-11-27 09:3x UTC, a slow hour:
-#: the bare 1-event loop at 35 CPU-µs per message), where a slack of 2 s left no window at all.
+#: every device is connected (the messages of devices still connecting wait, then go out at once).
 PACED_SLACK_S = 6.0
-#: Handshakes per second a paced or idle fleet ramps at.
+#: Handshakes per second an idle fleet ramps at.
 CONNECTS_PER_S = 2000.0
+#: Handshakes per second a paced fleet ramps at. Its handshakes share the two cores with the traffic of the
+#: devices already connected, on both sides: in the full run of 2026-11-27 09:38 UTC (a slow hour, the bare
+#: 1-event loop at 35.9 CPU-µs per message), 10,000 devices ramped at 2,000/s were all connected at t=10-13 s
+#: (the Python twins' client: 20.9 s, past the window's end); at 1,000/s the ramp itself takes that long.
+PACED_CONNECTS_PER_S = 1000.0
 #: A window this far above (below) the offered rate was catching up a backlog (falling behind): flagged.
 CATCH_UP = 1.1
 #: Seconds past a child's own length before it is given up.
@@ -119,7 +121,7 @@ def run_bare(case: Case, ctx: Context) -> Sample:
 def _hot_scenario(case: Case, ctx: Context) -> tuple[str, float, float]:
     """(scenario TOML, window start, window end) of a hot-path case."""
     if case.paced:
-        ramp = case.devices / CONNECTS_PER_S
+        ramp = case.devices / PACED_CONNECTS_PER_S
         start = ramp + WARM_S  # and 1 s after every device is connected (_ConnectGate)
         end = start + PACED_SLACK_S + ctx.sizes.paced_window_s
         return scenario_toml(devices=case.devices, rate=0.0, epm=1, duration_s=end + TAIL_S, ramp_s=ramp,
