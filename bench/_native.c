@@ -1018,6 +1018,23 @@ static PyObject *Merge_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     return (PyObject *)self;
 }
 
+/* The device at the top of the heap has sent: its next time goes in its key (done: out of the heap, never
+   started again). */
+static void merge_reschedule(MergeObject *self, Py_ssize_t pos, int done, long long due) {
+    if (done) {
+        Py_CLEAR(self->devices[pos]);
+        Py_CLEAR(self->gens[pos]);
+        self->n--;
+        if (self->n > 0) {
+            self->heap[0] = self->heap[self->n];
+            sift_down(self->heap, self->n, 0);
+        }
+    } else {
+        self->heap[0].due = due;
+        sift_down(self->heap, self->n, 0);
+    }
+}
+
 static PyObject *Merge_next(MergeObject *self) {
     while (self->n > 0 && !self->failed) {
         Py_ssize_t pos = self->heap[0].pos;
@@ -1048,18 +1065,7 @@ static PyObject *Merge_next(MergeObject *self) {
                         PyErr_SetString(PyExc_RuntimeError, "Merge: a device's sends ended while it was due");
                     goto fail;
                 }
-                if (ticks->due_none) {
-                    Py_CLEAR(self->devices[pos]);
-                    Py_CLEAR(self->gens[pos]);
-                    self->n--;
-                    if (self->n > 0) {
-                        self->heap[0] = self->heap[self->n];
-                        sift_down(self->heap, self->n, 0);
-                    }
-                } else {
-                    self->heap[0].due = ticks->due;
-                    sift_down(self->heap, self->n, 0);
-                }
+                merge_reschedule(self, pos, ticks->due_none, ticks->due);
                 return send;
             }
             send = PyIter_Next(gen);
@@ -1074,25 +1080,17 @@ static PyObject *Merge_next(MergeObject *self) {
             Py_XDECREF(send);
             goto fail;
         }
-        if (due == Py_None) {
-            Py_DECREF(due);
-            Py_CLEAR(self->devices[pos]);  /* done, and out of the heap: never started again */
-            Py_CLEAR(self->gens[pos]);
-            self->n--;
-            if (self->n > 0) {
-                self->heap[0] = self->heap[self->n];
-                sift_down(self->heap, self->n, 0);
-            }
-        } else {
-            long long t = PyLong_AsLongLong(due);
-            Py_DECREF(due);
+        long long t = 0;
+        if (due != Py_None) {
+            t = PyLong_AsLongLong(due);
             if (t == -1 && PyErr_Occurred()) {
+                Py_DECREF(due);
                 Py_XDECREF(send);
                 goto fail;
             }
-            self->heap[0].due = t;
-            sift_down(self->heap, self->n, 0);
         }
+        merge_reschedule(self, pos, due == Py_None, t);
+        Py_DECREF(due);
         if (send != NULL) return send;
     }
     return NULL;
