@@ -66,11 +66,100 @@ PyDoc_STRVAR(track_run_doc,
 "stopped the run (its event is the caller's), or -1.0 when event_id would pass last_id (the caller\n"
 "raises). The draws are those of the Python loop, in its order.");
 
-/* The loop of track_run, shared with Ticks: up to n events appended to out. *cut is 0 when n were made,
+/* Where track_core writes its events: each as a bytes object appended to a list (list set), or (list NULL)
+   one after the other into a buffer, with the end of each kept: the hot path's message is then joined from
+   the buffer in one allocation, with no bytes object per event (a WireSend keeps no parts). */
+typedef struct {
+    PyObject *list;
+    PyObject *pending;  /* list mode: the event being written */
+    char *buf;
+    Py_ssize_t len, cap;
+    Py_ssize_t *ends;
+    Py_ssize_t count, max;
+} Parts;
+
+/* Room for an event of n bytes; NULL with an exception set when there is none. */
+static char *parts_open(Parts *p, Py_ssize_t n) {
+    if (p->list != NULL) {
+        p->pending = PyBytes_FromStringAndSize(NULL, n);
+        return p->pending == NULL ? NULL : PyBytes_AS_STRING(p->pending);
+    }
+    if (p->count >= p->max) {
+        Py_ssize_t max = p->max ? 2 * p->max : 16;
+        Py_ssize_t *ends = PyMem_Realloc(p->ends, (size_t)max * sizeof *ends);
+        if (ends == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        p->ends = ends;
+        p->max = max;
+    }
+    if (p->len + n > p->cap) {
+        Py_ssize_t cap = p->cap ? 2 * p->cap : 4096;
+        while (cap < p->len + n) cap *= 2;
+        char *buf = PyMem_Realloc(p->buf, (size_t)cap);
+        if (buf == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        p->buf = buf;
+        p->cap = cap;
+    }
+    return p->buf + p->len;
+}
+
+/* The event opened last is written (n bytes). */
+static int parts_close(Parts *p, Py_ssize_t n) {
+    if (p->list != NULL) {
+        int rc = PyList_Append(p->list, p->pending);
+        Py_CLEAR(p->pending);
+        return rc;
+    }
+    p->len += n;
+    p->ends[p->count++] = p->len;
+    return 0;
+}
+
+/* The buffer's events as a list of bytes objects (for the Python that takes over after a cut). */
+static PyObject *parts_list(Parts *p) {
+    PyObject *list = PyList_New(p->count);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0, start = 0; i < p->count; start = p->ends[i], i++) {
+        PyObject *part = PyBytes_FromStringAndSize(p->buf + start, p->ends[i] - start);
+        if (part == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, part);
+    }
+    return list;
+}
+
+/* The message {"data":[ events joined by , ]} of the buffer's events. */
+static PyObject *parts_message(Parts *p) {
+    PyObject *data = PyBytes_FromStringAndSize(NULL, 11 + p->len + (p->count ? p->count - 1 : 0));
+    if (data == NULL) return NULL;
+    char *w = PyBytes_AS_STRING(data);
+    memcpy(w, "{\"data\":[", 9);
+    w += 9;
+    for (Py_ssize_t i = 0, start = 0; i < p->count; start = p->ends[i], i++) {
+        if (i) *w++ = ',';
+        memcpy(w, p->buf + start, (size_t)(p->ends[i] - start));
+        w += p->ends[i] - start;
+    }
+    memcpy(w, "]}", 2);
+    return data;
+}
+
+/* The buffer of the hot path's messages: one per process, refilled for each message (the GIL is held from
+   the first event to the message, and nothing in between runs Python when the draws are random's own C). */
+static Parts scratch;
+
+/* The loop of track_run, shared with Ticks: up to n events written to out. *cut is 0 when n were made,
    else 1 with *cut_u the kind draw that stopped the run (-1.0: event_id would pass last_id). */
 static int track_core(PyObject *rnd, Py_ssize_t n, double limit, PyObject *wire, PyObject *bounds,
                       PyObject *session_b, PyObject *device_b, long long *next_id, long long last_id,
-                      PyObject *out, int *cut, double *cut_u) {
+                      Parts *out, int *cut, double *cut_u) {
     const char *sess, *dev;
     Py_ssize_t sess_n, dev_n;
     if (bytes_of(session_b, "session_b", &sess, &sess_n) < 0 || bytes_of(device_b, "device_b", &dev, &dev_n) < 0)
@@ -117,17 +206,15 @@ static int track_core(PyObject *rnd, Py_ssize_t n, double limit, PyObject *wire,
             return -1;
         char digits[24];
         int dn = snprintf(digits, sizeof digits, "%lld", event_id);
-        PyObject *part = PyBytes_FromStringAndSize(NULL, head_n + sess_n + dn + dev_n + tail_n);
-        if (part == NULL) return -1;
-        char *w = PyBytes_AS_STRING(part);
+        Py_ssize_t size = head_n + sess_n + dn + dev_n + tail_n;
+        char *w = parts_open(out, size);
+        if (w == NULL) return -1;
         memcpy(w, head, head_n); w += head_n;
         memcpy(w, sess, sess_n); w += sess_n;
         memcpy(w, digits, dn); w += dn;
         memcpy(w, dev, dev_n); w += dev_n;
         memcpy(w, tail, tail_n);
-        int rc = PyList_Append(out, part);
-        Py_DECREF(part);
-        if (rc < 0) return -1;
+        if (parts_close(out, size) < 0) return -1;
         event_id++;
         *next_id = event_id;
     }
@@ -154,7 +241,8 @@ static PyObject *track_run(PyObject *self, PyObject *const *args, Py_ssize_t nar
     }
     int cut;
     double cut_u = 0.0;
-    if (track_core(rnd, n, limit, wire, bounds, args[5], args[6], &event_id, last_id, out, &cut, &cut_u) < 0)
+    Parts parts = {.list = out};
+    if (track_core(rnd, n, limit, wire, bounds, args[5], args[6], &event_id, last_id, &parts, &cut, &cut_u) < 0)
         return NULL;
     if (cut) return Py_BuildValue("(Ld)", event_id, cut_u);
     return Py_BuildValue("(LO)", event_id, Py_None);
@@ -640,7 +728,7 @@ static PyObject *Ticks_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
 
 /* The message: make(at, index, parts, ids, created, encoded), or the WireSend make_wire returns for it. */
 static PyObject *build(TicksObject *self, long long at, PyObject *parts, PyObject *ids, PyObject *created,
-                       PyObject *encoded) {
+                       PyObject *encoded, Py_ssize_t n) {
     PyObject *at_o = PyLong_FromLongLong(at);
     if (at_o == NULL) return NULL;
     if (self->wire_type == NULL) {
@@ -650,7 +738,6 @@ static PyObject *build(TicksObject *self, long long at, PyObject *parts, PyObjec
         Py_DECREF(at_o);
         return res;
     }
-    Py_ssize_t n = PyTuple_GET_SIZE(parts);
     PyObject *data = NULL, *times = NULL;
     if (encoded != NULL) {
         data = Py_NewRef(encoded);
@@ -733,7 +820,8 @@ static PyObject *beat(TicksObject *self) {
     }
     PyTuple_SET_ITEM(created, 0, at_o);
     PyObject *empty = PyTuple_New(0);
-    PyObject *res = empty == NULL ? NULL : build(self, at, self->beat_parts, empty, created, self->beat_encoded);
+    PyObject *res = empty == NULL ? NULL : build(self, at, self->beat_parts, empty, created, self->beat_encoded,
+                                                         PyTuple_GET_SIZE(self->beat_parts));
     Py_XDECREF(empty);
     Py_DECREF(created);
     return res;
@@ -742,21 +830,38 @@ static PyObject *beat(TicksObject *self) {
 /* One pass of Device._sends_py's loop body: the pending tick's message, the next tick's time drawn. */
 static PyObject *tick(TicksObject *self) {
     long long first = self->next_id;
-    PyObject *parts;
+    PyObject *parts = NULL, *message = NULL;  /* the events, or (from the scratch buffer) the message joined */
+    Py_ssize_t n_events;
     double u;
     if (self->kind == K_BURST) {
-        PyObject *made = PyList_New(0);
-        if (made == NULL) return NULL;
+        /* The hot path's WireSend keeps no parts: the events go into the scratch buffer, the message is joined
+           from it (when random's own C draws them: nothing else may run in between). */
+        int direct = self->wire_type != NULL && PyCFunction_Check(self->rnd);
+        PyObject *made = NULL;
+        Parts sink = {0};
+        if (direct) {
+            scratch.len = scratch.count = 0;
+        } else if ((made = sink.list = PyList_New(0)) == NULL) {
+            return NULL;
+        }
         int cut;
         double cut_u = 0.0;
         if (track_core(self->rnd, self->burst, self->track_limit, self->wire, self->bounds, self->session_b,
-                       self->device_b, &self->next_id, self->last_id, made, &cut, &cut_u) < 0) {
-            Py_DECREF(made);
+                       self->device_b, &self->next_id, self->last_id, direct ? &scratch : &sink, &cut,
+                       &cut_u) < 0) {
+            Py_XDECREF(made);
             return NULL;
         }
-        if (!cut) {
+        if (direct && !cut) {
+            n_events = scratch.count;
+            message = parts_message(&scratch);
+            if (message == NULL) return NULL;
+        } else if (direct && (made = parts_list(&scratch)) == NULL) {
+            return NULL;
+        }
+        if (message == NULL && !cut) {
             parts = PyList_AsTuple(made);
-        } else {
+        } else if (message == NULL) {
             if (set_ll(self->device, s_next_id, self->next_id) < 0) {
                 Py_DECREF(made);
                 return NULL;
@@ -771,8 +876,9 @@ static PyObject *tick(TicksObject *self) {
                 Py_CLEAR(parts);
             }
         }
-        Py_DECREF(made);
-        if (parts == NULL) return NULL;
+        Py_XDECREF(made);
+        if (parts == NULL && message == NULL) return NULL;
+        if (parts != NULL) n_events = PyTuple_GET_SIZE(parts);
         self->last = self->at;
         if (self->poisson) {
             if (draw(self->rnd, &u) < 0) goto fail;
@@ -790,6 +896,7 @@ static PyObject *tick(TicksObject *self) {
             return NULL;
         }
         PyTuple_SET_ITEM(parts, 0, part);
+        n_events = 1;
         if (reread(self) < 0) goto fail;
         if (self->kind == K_OPEN) {
             long long t = self->t = self->last = self->at;
@@ -837,12 +944,14 @@ static PyObject *tick(TicksObject *self) {
         }
         PyTuple_SET_ITEM(ids, (Py_ssize_t)k, id);
     }
-    PyObject *res = build(self, created, parts, ids, NULL, NULL);
+    PyObject *res = build(self, created, parts, ids, NULL, message, n_events);
     Py_DECREF(ids);
-    Py_DECREF(parts);
+    Py_XDECREF(parts);
+    Py_XDECREF(message);
     return res;
 fail:
-    Py_DECREF(parts);
+    Py_XDECREF(parts);
+    Py_XDECREF(message);
     return NULL;
 }
 

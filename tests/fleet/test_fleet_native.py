@@ -88,11 +88,18 @@ def test_running_out_of_ids_fails_alike(monkeypatch: pytest.MonkeyPatch, per_mes
     assert outcomes[0] == outcomes[1]
 
 
-def _walk(scenario: Scenario, index: int, make: object, ticks: object) -> list[tuple[object, ...]]:
+def _walk(scenario: Scenario, index: int, make: object, ticks: object,
+          wrap_draws: bool = False) -> list[tuple[object, ...]]:
     """Every message of device ``index`` by ``sends_made`` with the C timeline on or off, each with the
-    device's ``due_ns`` and ``next_id`` after it, and how it ended (an error's text, or None)."""
+    device's ``due_ns`` and ``next_id`` after it, and how it ended (an error's text, or None).
+
+    ``wrap_draws``: the device draws through a Python function around its stream (the same numbers), so that
+    ``Ticks`` writes each event as a bytes object instead of joining the hot path's message in its buffer."""
     cfg = bench.fleet.device.FleetConfig.build(scenario)
     device = bench.fleet.device.Device(cfg, index)
+    if wrap_draws:
+        stream = device.random
+        device.random = lambda: stream()
     seen: list[tuple[object, ...]] = []
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(bench.fleet.device, "_Ticks", ticks)
@@ -112,18 +119,20 @@ def _walk(scenario: Scenario, index: int, make: object, ticks: object) -> list[t
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 2**63 - 1), arrival=st.sampled_from(("poisson", "fixed")),
        heartbeat_s=st.sampled_from((0.0, 0.35, 5.0)), session_s=st.sampled_from((0.0, 0.4, 1.2)),
-       per_message=st.sampled_from((1, 3)), wire=st.booleans(), index=st.integers(0, 4),
-       rate=st.sampled_from((0.5, 30.0)))
+       per_message=st.sampled_from((1, 3, 10)), wire=st.booleans(), index=st.integers(0, 4),
+       rate=st.sampled_from((0.5, 30.0)), wrap_draws=st.booleans())
 def test_ticks_walks_the_timeline_as_the_python_generator(seed: int, arrival: Literal["poisson", "fixed"],
                                                          heartbeat_s: float,
                                                          session_s: float, per_message: int, wire: bool,
-                                                         index: int, rate: float) -> None:
+                                                         index: int, rate: float, wrap_draws: bool) -> None:
     """``bench._native.Ticks`` against ``Device._sends_py`` for one device: the same messages (WireSends,
-    or Sends through ``make_send``), and the same ``due_ns`` and ``next_id`` after each one."""
+    joined from its buffer or from one bytes object per event, or Sends through ``make_send``), and the
+    same ``due_ns`` and ``next_id`` after each one."""
     scenario = replace(BASE, seed=seed, arrival=arrival, heartbeat_s=heartbeat_s, session_s=session_s,
                        events_per_message=per_message, per_device_rate=rate)
     make = bench.fleet.send.make_wire if wire else bench.fleet.send.make_send
-    assert _walk(scenario, index, make, native.Ticks) == _walk(scenario, index, make, None)
+    assert (_walk(scenario, index, make, native.Ticks, wrap_draws)
+            == _walk(scenario, index, make, None, wrap_draws))
 
 
 @pytest.mark.parametrize("session_s", [0.0, 5400.0])
