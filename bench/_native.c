@@ -741,27 +741,18 @@ static PyObject *build(TicksObject *self, long long at, PyObject *parts, PyObjec
     PyObject *data = NULL, *times = NULL;
     if (encoded != NULL) {
         data = Py_NewRef(encoded);
-    } else {  /* encode_parts: {"data":[ parts joined by , ]} */
-        Py_ssize_t size = 11 + (n ? n - 1 : 0);
+    } else {  /* encode_parts: the parts into the scratch buffer, the message joined from it */
+        scratch.len = scratch.count = 0;
         for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *part = PyTuple_GET_ITEM(parts, i);
-            if (!PyBytes_Check(part)) {
-                PyErr_SetString(PyExc_TypeError, "Ticks: an event's part must be bytes");
-                goto fail;
-            }
-            size += PyBytes_GET_SIZE(part);
+            const char *part;
+            Py_ssize_t size;
+            if (bytes_of(PyTuple_GET_ITEM(parts, i), "an event's part", &part, &size) < 0) goto fail;
+            char *w = parts_open(&scratch, size);
+            if (w == NULL) goto fail;
+            memcpy(w, part, (size_t)size);
+            parts_close(&scratch, size);
         }
-        data = PyBytes_FromStringAndSize(NULL, size);
-        if (data == NULL) goto fail;
-        char *w = PyBytes_AS_STRING(data);
-        memcpy(w, "{\"data\":[", 9); w += 9;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            PyObject *part = PyTuple_GET_ITEM(parts, i);
-            if (i) *w++ = ',';
-            memcpy(w, PyBytes_AS_STRING(part), PyBytes_GET_SIZE(part));
-            w += PyBytes_GET_SIZE(part);
-        }
-        memcpy(w, "]}", 2);
+        if ((data = parts_message(&scratch)) == NULL) goto fail;
     }
     if (created != NULL) {
         times = Py_NewRef(created);
