@@ -14,7 +14,9 @@ module is not built (no compiler), the Python runs instead, with the same result
 #include <limits.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <math.h>
 #include <time.h>
 
@@ -279,27 +281,15 @@ static const char *next_mask(void) {
     return mask;
 }
 
-static PyObject *frame_masked(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 1 && nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "frame_masked takes 1 or 2 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    const char *payload, *mask;
-    Py_ssize_t n, mask_n = 4;
-    if (bytes_of(args[0], "payload", &payload, &n) < 0) return NULL;
-    if (nargs == 1) {
-        if ((mask = next_mask()) == NULL) return NULL;
-    } else if (bytes_of(args[1], "mask", &mask, &mask_n) < 0) {
-        return NULL;
-    }
-    if (mask_n != 4) {
-        PyErr_Format(PyExc_ValueError, "mask must be 4 bytes, not %zd", mask_n);
-        return NULL;
-    }
+/* The length of a masked frame around n bytes of payload: header, key, payload. */
+static inline Py_ssize_t frame_size(Py_ssize_t n) {
+    return (n < 126 ? 2 : (n < 65536 ? 4 : 10)) + 4 + n;
+}
+
+/* A masked, final text frame around payload[0:n] with the 4-byte key mask, written at w (frame_size(n)
+   bytes). */
+static void write_frame(unsigned char *w, const char *payload, Py_ssize_t n, const char *mask) {
     Py_ssize_t head = n < 126 ? 2 : (n < 65536 ? 4 : 10);
-    PyObject *frame = PyBytes_FromStringAndSize(NULL, head + 4 + n);
-    if (frame == NULL) return NULL;
-    unsigned char *w = (unsigned char *)PyBytes_AS_STRING(frame);
     w[0] = 0x81;
     if (head == 2) {
         w[1] = (unsigned char)(0x80 | n);
@@ -328,7 +318,74 @@ static PyObject *frame_masked(PyObject *self, PyObject *const *args, Py_ssize_t 
         memcpy(w + i, &v, 8);
     }
     for (; i < n; i++) w[i] = (unsigned char)(payload[i] ^ mask[i & 3]);
+}
+
+static PyObject *frame_masked(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1 && nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "frame_masked takes 1 or 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    const char *payload, *mask;
+    Py_ssize_t n, mask_n = 4;
+    if (bytes_of(args[0], "payload", &payload, &n) < 0) return NULL;
+    if (nargs == 1) {
+        if ((mask = next_mask()) == NULL) return NULL;
+    } else if (bytes_of(args[1], "mask", &mask, &mask_n) < 0) {
+        return NULL;
+    }
+    if (mask_n != 4) {
+        PyErr_Format(PyExc_ValueError, "mask must be 4 bytes, not %zd", mask_n);
+        return NULL;
+    }
+    Py_ssize_t total = frame_size(n);
+    PyObject *frame = PyBytes_FromStringAndSize(NULL, total);
+    if (frame == NULL) return NULL;
+    write_frame((unsigned char *)PyBytes_AS_STRING(frame), payload, n, mask);
     return frame;
+}
+
+PyDoc_STRVAR(send_frame_doc,
+"send_frame(fd, payload) -> int | bytes\n\n"
+"frame_masked(payload) written to the socket fd with one send(2) that does not wait: the frame's length\n"
+"when the kernel took all of it, else the bytes it did not take (all of them when it took none), for the\n"
+"caller to write later. Raises OSError for any other failure. The frame is built on the stack (on the heap\n"
+"past 4 KiB), never as a bytes object. Its Python twin: socket.send(frame_text(payload)) in\n"
+"bench.transports.polled.PolledSocket.write.");
+
+static PyObject *send_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "send_frame takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int fd = _PyLong_AsInt(args[0]);
+    if (fd == -1 && PyErr_Occurred()) return NULL;
+    if (fd < 0) {
+        PyErr_SetString(PyExc_ValueError, "send_frame: fd must be >= 0");
+        return NULL;
+    }
+    const char *payload, *mask;
+    Py_ssize_t n;
+    if (bytes_of(args[1], "payload", &payload, &n) < 0) return NULL;
+    if ((mask = next_mask()) == NULL) return NULL;
+    Py_ssize_t total = frame_size(n);
+    unsigned char stack[4096], *buf = stack;
+    if (total > (Py_ssize_t)sizeof stack && (buf = PyMem_Malloc((size_t)total)) == NULL) return PyErr_NoMemory();
+    write_frame(buf, payload, n, mask);
+    ssize_t sent;
+    do {
+        sent = send(fd, buf, (size_t)total, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    PyObject *res;
+    if (sent == total) {
+        res = PyLong_FromSsize_t(total);
+    } else if (sent >= 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (sent < 0) sent = 0;
+        res = PyBytes_FromStringAndSize((const char *)buf + sent, total - sent);
+    } else {
+        res = PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (buf != stack) PyMem_Free(buf);
+    return res;
 }
 
 /* The ids of the compact reply {"reportedIds":[i,...]} (no whitespace, non-negative integers of at most 15
@@ -577,6 +634,202 @@ static PyObject *recv_stamped(PyObject *self, PyObject *const *args, Py_ssize_t 
     if (got < nbytes && _PyBytes_Resize(&data, got) < 0) return NULL;
     PyObject *res = Py_BuildValue("(NL)", data, stamp);
     return res;
+}
+
+/* The frames of one read when every one is a complete compact reply with at least one id (at most room of
+   them): their count and ids_out[k] new tuples; 0 for any other read (nothing kept); -1 with an exception
+   set. */
+static int fast_frames(const unsigned char *b, Py_ssize_t end, PyObject **ids_out, int room) {
+    Py_ssize_t pos = 0;
+    int count = 0;
+    while (pos < end) {
+        if (end - pos < 2 || count == room) goto other;
+        Py_ssize_t length = b[pos + 1], head = 2;
+        if ((b[pos] != 0x81 && b[pos] != 0x82) || (length & 0x80) || length == 127) goto other;
+        if (length == 126) {
+            if (end - pos < 4) goto other;
+            head = 4;
+            length = ((Py_ssize_t)b[pos + 2] << 8) | b[pos + 3];
+        }
+        if (end - pos - head < length) goto other;
+        PyObject *ids = compact_ack(b + pos + head, length);
+        if (ids == NULL) {
+            if (PyErr_Occurred()) goto fail;
+            goto other;
+        }
+        if (PyTuple_GET_SIZE(ids) == 0) {  /* an empty reply: the heartbeat rule is the Python's */
+            Py_DECREF(ids);
+            goto other;
+        }
+        ids_out[count++] = ids;
+        pos += head + length;
+    }
+    return count;
+other:
+    for (int k = 0; k < count; k++) Py_DECREF(ids_out[k]);
+    return 0;
+fail:
+    for (int k = 0; k < count; k++) Py_DECREF(ids_out[k]);
+    return -1;
+}
+
+/* fast[fd], borrowed; NULL when fd has no entry (or with an exception set). */
+static PyObject *route_of(PyObject *fast, int fd) {
+    PyObject *key = PyLong_FromLong(fd);
+    if (key == NULL) return NULL;
+    PyObject *callback = PyDict_GetItemWithError(fast, key);
+    Py_DECREF(key);
+    return callback;
+}
+
+/* Calls callback(ids[k], rx) for each frame, in order; drops every ids[k]. -1 on an exception (the first one
+   stops the calls). */
+static int deliver(PyObject *callback, PyObject **ids, int count, long long rx) {
+    int failed = 0;
+    PyObject *rx_obj = PyLong_FromLongLong(rx);
+    if (rx_obj == NULL) failed = 1;
+    Py_INCREF(callback);  /* a callback may drop its own entry */
+    for (int k = 0; k < count; k++) {
+        if (!failed) {
+            PyObject *call_args[2] = {ids[k], rx_obj};
+            PyObject *res = PyObject_Vectorcall(callback, call_args, 2, NULL);
+            if (res == NULL) failed = 1;
+            else Py_DECREF(res);
+        }
+        Py_DECREF(ids[k]);
+    }
+    Py_DECREF(callback);
+    Py_XDECREF(rx_obj);
+    return failed ? -1 : 0;
+}
+
+#define POLL_MAX_EVENTS 1024
+#define POLL_MAX_READ (1 << 16)
+#define FAST_ROOM 64
+static char poll_buf[POLL_MAX_READ];
+
+PyDoc_STRVAR(poll_replies_doc,
+"poll_replies(epfd, fast, clock, max_events, read_bytes, max_reads)\n"
+"    -> (seen, slow, offset_ns, now_ns, routed_bytes, coalesced)\n\n"
+"One pass of bench.transports.polled.Poller over the sockets ready in the epoll descriptor epfd (at most\n"
+"max_events of them, without waiting). now_ns is clock() and offset_ns the realtime clock minus it, read once\n"
+"when some socket is ready (else both 0). A socket whose fd is a key of the dict fast and that is ready to read\n"
+"and nothing else is read here: recvmsg(2) of at most read_bytes (at most 64 KiB) with its SCM_TIMESTAMPNS\n"
+"receive time, up to max_reads times while each read fills the buffer. A read that holds only complete\n"
+"final unmasked text/binary frames, each the compact reply {\"reportedIds\":[...]} with at least one id, calls\n"
+"fast[fd](ids, rx_ns) per frame, in order, where rx_ns is the receive time minus offset_ns, at most now_ns;\n"
+"routed_bytes counts the bytes of such reads and coalesced their frames read with a later one.\n"
+"Everything else is the Python's: slow lists (fd, events, data, stamp_ns) in epoll's order, one per other\n"
+"socket and per socket whose read was of another kind or whose entry a callback removed; data is None (not\n"
+"read here; stamp_ns -1), the bytes of the read made here (b'' at end of stream; stamp_ns -1 when it\n"
+"carried no time) or the errno of a failed read. Its Python twin is Poller.poll's loop with\n"
+"_WsConn.data_received.");
+
+static PyObject *poll_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "poll_replies takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int epfd = _PyLong_AsInt(args[0]);
+    PyObject *fast = args[1], *clock = args[2];
+    Py_ssize_t max_events = PyLong_AsSsize_t(args[3]), read_bytes = PyLong_AsSsize_t(args[4]),
+               max_reads = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred()) return NULL;
+    if (!PyDict_Check(fast) || !PyCallable_Check(clock)) {
+        PyErr_SetString(PyExc_TypeError, "poll_replies: fast must be a dict, clock callable");
+        return NULL;
+    }
+    if (max_events < 1 || max_events > POLL_MAX_EVENTS || read_bytes < 1 || read_bytes > POLL_MAX_READ ||
+        max_reads < 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "poll_replies: max_events must be 1..1024, read_bytes 1..65536, max_reads >= 1");
+        return NULL;
+    }
+    struct epoll_event events[POLL_MAX_EVENTS];
+    int ready = epoll_wait(epfd, events, (int)max_events, 0);
+    if (ready < 0) {
+        if (errno != EINTR) return PyErr_SetFromErrno(PyExc_OSError);
+        ready = 0;
+    }
+    long long now = 0, offset = 0;
+    if (ready > 0) {
+        PyObject *now_obj = PyObject_CallNoArgs(clock);
+        if (now_obj == NULL) return NULL;
+        now = PyLong_AsLongLong(now_obj);
+        Py_DECREF(now_obj);
+        if (now == -1 && PyErr_Occurred()) return NULL;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        offset = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec - now;
+    }
+    PyObject *slow = PyList_New(0);
+    if (slow == NULL) return NULL;
+    PyObject *ids[FAST_ROOM];
+    long long routed_bytes = 0, coalesced = 0;
+    for (int e = 0; e < ready; e++) {
+        int fd = events[e].data.fd;
+        unsigned int mask = events[e].events;
+        PyObject *data = NULL;
+        long long stamp = -1;
+        PyObject *callback = mask == EPOLLIN ? route_of(fast, fd) : NULL;
+        for (Py_ssize_t r = 0; callback != NULL && r < max_reads; r++) {
+            struct iovec iov = {poll_buf, (size_t)read_bytes};
+            union {
+                struct cmsghdr align;
+                char b[CMSG_SPACE(sizeof(struct timespec))];
+            } control;
+            struct msghdr mh;
+            memset(&mh, 0, sizeof mh);
+            mh.msg_iov = &iov;
+            mh.msg_iovlen = 1;
+            mh.msg_control = control.b;
+            mh.msg_controllen = sizeof control.b;
+            ssize_t got = recvmsg(fd, &mh, MSG_DONTWAIT);
+            if (got < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                    data = PyLong_FromLong(errno);
+                    if (data == NULL) goto fail;
+                }
+                break;
+            }
+            stamp = -1;
+            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+            if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+                c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                stamp = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+            }
+            int count = got > 0 && stamp >= 0
+                ? fast_frames((const unsigned char *)poll_buf, got, ids, FAST_ROOM) : 0;
+            if (count < 0) goto fail;
+            if (count == 0) {  /* end of stream, no receive time, or not only compact replies */
+                data = PyBytes_FromStringAndSize(poll_buf, got);
+                if (data == NULL) goto fail;
+                break;
+            }
+            long long rx = stamp - offset;
+            routed_bytes += got;
+            coalesced += count - 1;
+            if (deliver(callback, ids, count, rx > now ? now : rx) < 0) goto fail;
+            if (got < read_bytes) break;
+            callback = route_of(fast, fd);  /* still routed here after the callbacks? */
+            if (callback == NULL && PyErr_Occurred()) goto fail;
+        }
+        if (callback == NULL && data == NULL && PyErr_Occurred()) goto fail;
+        if (data != NULL || callback == NULL) {
+            PyObject *item = data != NULL ? Py_BuildValue("(iINL)", fd, mask, data, stamp)
+                                           : Py_BuildValue("(iIOi)", fd, mask, Py_None, -1);
+            if (item == NULL) goto fail;
+            int rc = PyList_Append(slow, item);
+            Py_DECREF(item);
+            if (rc < 0) goto fail;
+        }
+    }
+    return Py_BuildValue("(iNLLLL)", ready, slow, offset, now, routed_bytes, coalesced);
+fail:
+    Py_DECREF(slow);
+    return NULL;
 }
 
 static PyObject *due_name;  /* "due_ns", interned */
@@ -1278,12 +1531,14 @@ static PyTypeObject RunClockType = {
 
 static PyMethodDef methods[] = {
     {"recv_stamped", (PyCFunction)(void (*)(void))recv_stamped, METH_FASTCALL, recv_stamped_doc},
+    {"poll_replies", (PyCFunction)(void (*)(void))poll_replies, METH_FASTCALL, poll_replies_doc},
     {"pending_add", (PyCFunction)(void (*)(void))pending_add, METH_FASTCALL, pending_add_doc},
     {"pop_acked", (PyCFunction)(void (*)(void))pop_acked, METH_FASTCALL, pop_acked_doc},
     {"read_frames", (PyCFunction)(void (*)(void))read_frames, METH_FASTCALL, read_frames_doc},
     {"parse_compact_ack", (PyCFunction)parse_compact_ack, METH_O, parse_compact_ack_doc},
     {"track_run", (PyCFunction)(void (*)(void))track_run, METH_FASTCALL, track_run_doc},
     {"frame_masked", (PyCFunction)(void (*)(void))frame_masked, METH_FASTCALL, frame_masked_doc},
+    {"send_frame", (PyCFunction)(void (*)(void))send_frame, METH_FASTCALL, send_frame_doc},
     {NULL, NULL, 0, NULL},
 };
 

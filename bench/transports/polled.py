@@ -20,18 +20,31 @@ a moment after the first one does: a read without a stamp is timed when it is re
 ``_WsConn``) writes to, and drives the protocol's callbacks from the ticks. Writes go straight to the
 socket; what the kernel does not take at once waits and is written when the socket can take it. Plain
 TCP only: TLS connections keep the event loop's own transport.
+
+Two shortcuts for the WebSocket transport's common case, where ``bench._native`` is built: a tick's pass
+over the ready sockets runs in C (``poll_replies``), and a socket whose protocol has set a *route* (its fast
+reader is on with nothing buffered) is read there: a read that holds only complete compact replies
+``{"reportedIds":[...]}`` goes to the route, one call per reply with its ids and receive time, instead of
+through ``data_received`` and the protocol's reader (every other read still goes there, whole); and
+``write_text`` frames and writes a message in one C step (``send_frame``). Both do exactly what the
+Python they skip would do (tests/transports run every behaviour both ways); what they save is the Python
+calls between the C steps, several per message, which are most of a paced fleet's client CPU after the
+kernel's (``make perf``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import socket
 import struct
 import time
 from collections.abc import Callable
+from typing import cast
 
 from bench import native
+from bench.transports.common import TransportStats
 
 #: SO_TIMESTAMPNS (and its control message SCM_TIMESTAMPNS), asm-generic/socket.h; the socket module does
 #: not export it.
@@ -57,6 +70,24 @@ _OUT = select.EPOLLOUT
 #: The C twin of one stamped read (``bench.native``); None: ``socket.recvmsg`` and the control message
 #: parsed in Python.
 _recv_stamped: Callable[[int, int], tuple[bytes, int]] | None = getattr(native.load(), "recv_stamped", None)
+#: The C pass over the ready sockets that hands routed replies straight to their callbacks (``bench.native``);
+#: None: ``Poller.poll``'s loop in Python, through each protocol's ``data_received``.
+_Slow = list[tuple[int, int, bytes | int | None, int]]
+_poll_replies: Callable[..., tuple[int, _Slow, int, int, int, int]] | None = getattr(
+    native.load(), "poll_replies", None)
+#: The C frame-and-send of a WebSocket text frame (``bench.native``); None: ``PolledSocket.write``.
+_send_frame: Callable[[int, bytes], int | bytes] | None = getattr(native.load(), "send_frame", None)
+_frame_masked: Callable[[bytes], bytes] | None = getattr(native.load(), "frame_masked", None)
+#: Sockets one C pass takes at most (then the loop's next turn takes the rest; see ``BUDGET_EVERY``).
+PASS_EVENTS = 256
+
+#: What a route is handed per reply: (ids, rx_ns); see ``PolledSocket.route``.
+Route = Callable[[tuple[int, ...], int], None]
+
+
+def frame_length(n: int) -> int:
+    """The length of a client's (masked) WebSocket frame around ``n`` bytes of payload (RFC 6455, 5.2)."""
+    return n + (6 if n < 126 else 8 if n < 65536 else 14)
 
 
 def timestamps_supported() -> bool:
@@ -80,6 +111,12 @@ class PolledSocket:
     """
 
     __slots__ = ("_closing", "_eof_after", "_out", "_poller", "_protocol", "_sock", "fd")
+
+    @property
+    def routes(self) -> bool:
+        """Whether ``route`` takes effect: the poller's pass is the C one (else every read goes through
+        ``data_received``)."""
+        return _poll_replies is not None
 
     def __init__(self, poller: Poller, sock: socket.socket, protocol: asyncio.Protocol) -> None:
         self._poller = poller
@@ -111,6 +148,35 @@ class PolledSocket:
             data = data[sent:]
             self._poller.want_write(self, True)
         self._out += data
+
+    @property
+    def writes_text(self) -> bool:
+        """Whether ``write_text`` may be used: ``bench._native`` frames and sends in one step."""
+        return _send_frame is not None
+
+    def write_text(self, payload: bytes) -> int:
+        """``write(frame_text(payload))``, with the frame built and sent by ``bench._native.send_frame``
+        (no bytes object for it) when nothing waits to be written: one masked, final text frame (RFC 6455,
+        5.2) around ``payload``. Returns the frame's length (0 while closing: nothing is taken, as
+        ``write`` takes nothing then). Only where ``writes_text``; ``write`` of the framed bytes is its
+        twin."""
+        if self._closing:
+            return 0
+        assert _send_frame is not None and _frame_masked is not None
+        if self._out:  # earlier bytes wait: this frame queues behind them
+            frame = _frame_masked(payload)
+            self.write(frame)
+            return len(frame)
+        try:
+            rest = _send_frame(self.fd, payload)
+        except OSError as exc:
+            self._lost(exc)
+            return frame_length(len(payload))
+        if isinstance(rest, int):
+            return rest
+        self._out += rest
+        self._poller.want_write(self, True)
+        return frame_length(len(payload))
 
     def is_closing(self) -> bool:
         return self._closing
@@ -146,17 +212,34 @@ class PolledSocket:
             return self._sock.getpeername()
         return self._sock if name == "socket" else default
 
+    def route(self, callback: Route | None) -> None:
+        """From now on, while ``callback`` is set, the poller's C pass reads this socket itself and hands
+        each complete WebSocket reply ``{"reportedIds":[...]}`` (at least one id, received with a kernel
+        time) straight to ``callback(ids, rx_ns)``, without ``data_received``, and counts its bytes (and the
+        replies read with a later one, timed by its arrival) in the poller's ``stats``; any other read
+        still goes to ``data_received``. The protocol sets it only while that is what its own reader
+        would do with such a reply (``bench.transports.ws._WsConn``). None: every read goes to
+        ``data_received``."""
+        if self.fd >= 0:
+            self._poller.route(self, callback)
+
     # -- what the poller calls ----------------------------------------------------------------------------
-    def on_readable(self, offset_ns: int, now_ns: int) -> None:
+    def on_readable(self, offset_ns: int, now_ns: int, first: bytes | int | None = None,
+                    first_stamp: int = -1) -> None:
         """Read what has arrived; ``offset_ns`` maps the kernel's realtime stamps onto the run's clock, and
         none is later than ``now_ns`` (the run's clock at this tick: a realtime step cannot move a reply
         into the future). Each read is ``bench._native.recv_stamped`` (C) when it is built, else its twin:
-        the socket's ``recvmsg`` and the control message parsed here."""
+        the socket's ``recvmsg`` and the control message parsed here. ``first``, when given, is the result
+        of a read the poller's C pass already made (bytes and ``first_stamp``, or a failed read's errno)."""
         sock, protocol, fd = self._sock, self._protocol, self.fd
         recv, recvmsg, unpack = _recv_stamped, sock.recvmsg, _TIMESPEC.unpack_from
         for _ in range(MAX_READS):
             try:
-                if recv is not None:
+                if first is not None:
+                    if type(first) is int:
+                        raise OSError(first, os.strerror(first))
+                    data, stamp, first = cast(bytes, first), first_stamp, None
+                elif recv is not None:
                     data, stamp = recv(fd, READ_BYTES)
                 else:
                     data, ancillary, _flags, _addr = recvmsg(READ_BYTES, _CMSG_SPACE)
@@ -224,15 +307,19 @@ class Poller:
         clock: the run's clock (monotonic ns since its start), what receive times are mapped onto.
         tick_s: how often the sockets are read.
         budget_s: how long one tick may read (default: ``tick_s``; see ``BUDGET_EVERY``).
+        stats: where the routed replies are counted (``bytes_received``, ``coalesced_replies``; see
+            ``PolledSocket.route``); default: a counter of its own.
     """
 
     def __init__(self, clock: Callable[[], int], tick_s: float = 0.001,
-                 budget_s: float | None = None) -> None:
+                 budget_s: float | None = None, stats: TransportStats | None = None) -> None:
         self.clock = clock
+        self.stats = TransportStats() if stats is None else stats
         self.tick_s = tick_s
         self.loop = asyncio.get_running_loop()
         self._epoll = select.epoll()
         self._sockets: dict[int, PolledSocket] = {}
+        self._routes: dict[int, Route] = {}  # fd -> its route (see PolledSocket.route), read by the C pass
         self.ticks = 0
         self.behind = False  # the last poll ran out of its budget with sockets still ready
         self.cut_ticks = 0  # ticks that did so
@@ -245,8 +332,15 @@ class Poller:
         self._epoll.register(ps.fd, _IN)
 
     def remove(self, ps: PolledSocket) -> None:
+        self._routes.pop(ps.fd, None)
         if self._sockets.pop(ps.fd, None) is not None and not self._closed:
             self._epoll.unregister(ps.fd)
+
+    def route(self, ps: PolledSocket, callback: Route | None) -> None:
+        if callback is None:
+            self._routes.pop(ps.fd, None)
+        elif ps.fd in self._sockets:
+            self._routes[ps.fd] = callback
 
     def want_write(self, ps: PolledSocket, on: bool) -> None:
         self._epoll.modify(ps.fd, _IN | _OUT if on else _IN)
@@ -255,9 +349,12 @@ class Poller:
         """Read every socket with data, write what waits on writable ones; returns the sockets seen.
 
         With ``budget_ns``, stop once that long has gone (checked every ``BUDGET_EVERY`` sockets) and set
-        ``behind``: the sockets not seen stay ready, for the next call.
+        ``behind``: the sockets not seen stay ready, for the next call. With the C pass, routed sockets are
+        read there (``PASS_EVENTS`` sockets a pass at most, then ``behind``) and the rest here.
         """
         self.behind = False
+        if _poll_replies is not None:
+            return self._poll_c(budget_ns)
         ready = self._epoll.poll(0)
         if not ready:
             return 0
@@ -281,6 +378,46 @@ class Poller:
                 self.cut_ticks += 1
                 break
         return seen
+
+    def _poll_c(self, budget_ns: int | None) -> int:
+        """``poll`` with ``bench._native.poll_replies``: routed replies go to their routes in C; every other
+        ready socket, and every read the C pass made but did not take, comes back here in epoll's order."""
+        assert _poll_replies is not None
+        seen, slow, offset, now, routed_bytes, coalesced = _poll_replies(
+            self._epoll.fileno(), self._routes, self.clock, PASS_EVENTS, READ_BYTES, MAX_READS)
+        if routed_bytes:
+            stats = self.stats
+            stats.bytes_received += routed_bytes
+            stats.coalesced_replies += coalesced
+        if seen >= PASS_EVENTS:
+            self.behind = True
+        if not slow:
+            return seen
+        left = 0  # sockets left ready for the next call
+        clock = self.clock
+        deadline = now + budget_ns if budget_ns is not None else None
+        sockets = self._sockets
+        unread = 0
+        cut = False
+        for fd, mask, data, stamp in slow:
+            ps = sockets.get(fd)
+            if ps is None:
+                continue
+            if data is not None:  # read already: handled now, whatever the budget
+                ps.on_readable(offset, now, data, stamp)
+                continue
+            if cut:
+                left += 1  # it stays ready: the next call reads it
+                continue
+            if mask & _OUT:
+                ps.on_writable()
+            if mask & _IN and ps.fd >= 0:
+                ps.on_readable(offset, now)
+            unread += 1
+            if deadline is not None and not unread % BUDGET_EVERY and clock() >= deadline:
+                cut = self.behind = True
+                self.cut_ticks += 1
+        return seen - left
 
     def start(self) -> None:
         """Poll every tick from now until ``close``: a timer callback, not a task (a sleeping task costs a

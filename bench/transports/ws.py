@@ -28,6 +28,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import cast
 
 from websockets.client import ClientProtocol
@@ -58,7 +59,7 @@ from bench.transports.common import (
     spawn,
     ws_reply_ids,
 )
-from bench.transports.polled import PolledSocket, Poller, timestamps_supported
+from bench.transports.polled import PolledSocket, Poller, Route, timestamps_supported
 
 # The C twins of framing and the fast reader (``bench.native``); None: frame_text_py and _read_fast_py.
 _frame_masked: Callable[..., bytes] | None = getattr(native.load(), "frame_masked", None)
@@ -145,8 +146,8 @@ class _WsConn(asyncio.Protocol):
     (servers never mask, RFC 6455, 5.1) and hands anything else back to the protocol at a frame boundary.
     """
 
-    __slots__ = ("conn_id", "device", "established", "fast", "fragments", "heartbeats_out", "inbuf", "opened",
-                 "owner", "phase", "proto", "rx_ns", "transport")
+    __slots__ = ("_route", "_routed", "_write_text", "conn_id", "device", "established", "fast", "fragments",
+                 "heartbeats_out", "inbuf", "opened", "owner", "phase", "proto", "rx_ns", "transport")
 
     def __init__(self, owner: WsTransport, device: _Device, conn_id: int) -> None:
         self.owner = owner
@@ -164,10 +165,17 @@ class _WsConn(asyncio.Protocol):
         # kernel timestamp); None: the bytes are read as they arrive, and the time is read from the clock.
         self.rx_ns: int | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # A polled socket's ``route`` when its poller can take compact replies itself (see ``_sync_route``),
+        # and what it hands them to.
+        self._route: Callable[[Route | None], None] | None = None
+        self._routed: Route | None = None
+        # A polled socket's ``write_text`` when ``bench._native`` frames and sends in one step.
+        self._write_text: Callable[[bytes], int] | None = None
 
     # -- the write choke point ---------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
-        """The only caller of ``transport.write``: every byte this connection sends is counted here."""
+        """The only caller of ``transport.write``: every byte this connection sends is counted here (or, for
+        a message on a polled socket, where ``write_message`` hands it to ``write_text``)."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -188,12 +196,18 @@ class _WsConn(asyncio.Protocol):
     def write_message(self, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
                       created_ns: tuple[int, ...]) -> None:
         """Frame and write one message, stamp its actual send time, report it to the sink."""
-        # frame_text, inline: this runs once per message
-        frame = (_frame_masked(payload) if _frame_masked is not None and type(payload) is bytes
-                 else frame_text_py(payload))
         owner = self.owner
-        actual_ns = owner.clock()
-        self._write(frame)  # the write choke point, which counts the bytes
+        write_text = self._write_text
+        if write_text is not None and type(payload) is bytes:
+            # frame and write in one C step (a polled socket): the time is read just before the write
+            actual_ns = owner.clock()
+            owner.stats.bytes_sent += write_text(payload)  # the write choke point's count (see _write)
+        else:
+            # frame_text, inline: this runs once per message
+            frame = (_frame_masked(payload) if _frame_masked is not None and type(payload) is bytes
+                     else frame_text_py(payload))
+            actual_ns = owner.clock()
+            self._write(frame)  # the write choke point, which counts the bytes
         if ids:
             owner.stats.messages_sent += 1
             owner.sink.on_send(self.conn_id, ids, intended_ns, actual_ns, created_ns)
@@ -204,6 +218,15 @@ class _WsConn(asyncio.Protocol):
     # -- asyncio.Protocol callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's TCPTransport is not a subclass
+        if isinstance(transport, PolledSocket):
+            if transport.routes:
+                self._route = transport.route
+                owner = self.owner
+                # the sink's ack, the connection bound in (one call per reply); with the ids recorded too
+                self._routed = (partial(owner.sink.on_ws_ack, self.conn_id) if owner.reported is None
+                                else self._on_routed)
+            if transport.writes_text:
+                self._write_text = transport.write_text
         self.owner.live.add(self)
         self.proto.send_request(self.proto.connect())
         self._flush()
@@ -214,6 +237,25 @@ class _WsConn(asyncio.Protocol):
             self._read_fast(data)
         else:
             self._read_protocol(data)
+        if self._route is not None:
+            self._sync_route()
+
+    def _sync_route(self) -> None:
+        """Let the poller hand this connection's compact replies straight to the sink exactly while the fast
+        reader is on with nothing buffered: what ``_read_fast`` would then do with a read of only such
+        replies (``_on_reported``; the ids are never empty there, so the heartbeat rule does not apply; the
+        poller counts their bytes in the transport's stats, and leaves every other read to
+        ``data_received``)."""
+        route = self._route
+        if route is not None:
+            route(self._routed if self.fast and not self.inbuf and self.phase == _OPEN else None)
+
+    def _on_routed(self, reported: tuple[EventId, ...], rx_ns: int) -> None:
+        """A routed reply (``_sync_route``) while the transport records every reported id (tests)."""
+        owner = self.owner
+        owner.sink.on_ws_ack(self.conn_id, reported, rx_ns)
+        if owner.reported is not None:
+            owner.reported.extend(reported)
 
     def _read_fast(self, data: bytes) -> None:
         """Take complete final data frames; hand the rest to the protocol from the first other frame.
@@ -530,7 +572,7 @@ class WsTransport:
         """Open a TCP connection for ``conn`` and hand it to the poller (started with the first one)."""
         loop = asyncio.get_running_loop()
         if self._poller is None:
-            self._poller = Poller(self.clock)
+            self._poller = Poller(self.clock, stats=self.stats)
             self._poller.start()
         poller = self._poller
         infos = await loop.getaddrinfo(self.uri.host, self.uri.port, type=socket.SOCK_STREAM)

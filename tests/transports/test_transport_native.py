@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import struct
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from transport_helpers import loopback_pair
+from transport_helpers import loopback_pair, read_frame
 
 import bench.protocol.message as ws_message
 from bench.protocol.errors import MalformedAck
@@ -223,3 +224,210 @@ def test_recv_stamped_refuses_bad_arguments() -> None:
         native.recv_stamped(-1, 10)
     with pytest.raises(ValueError):
         native.recv_stamped(0, 0)
+
+
+# -- the C pass over ready sockets ------------------------------------------------------------------------
+def server_frame(payload: bytes) -> bytes:
+    """A server's frame (unmasked, final, text) around ``payload``."""
+    n = len(payload)
+    head = bytes((0x81, n)) if n < 126 else b"\x81\x7e" + n.to_bytes(2, "big")
+    return head + payload
+
+
+def ack(*ids: int) -> bytes:
+    return server_frame(b'{"reportedIds":[' + b",".join(b"%d" % i for i in ids) + b"]}")
+
+
+class Pass:
+    """One epoll over loopback pairs, and poll_replies over it with a fixed clock."""
+
+    NOW = 10**12
+
+    def __init__(self, pairs: int, stamped: bool = True) -> None:
+        self.epoll = select.epoll()
+        self.pairs = [loopback_pair() for _ in range(pairs)]
+        for ours, _ in self.pairs:
+            if stamped:
+                ours.setsockopt(socket.SOL_SOCKET, polled.SO_TIMESTAMPNS, 1)
+            self.epoll.register(ours.fileno(), polled._IN)
+        self.calls: list[tuple[int, tuple[int, ...], int]] = []
+        self.routes: dict[int, Any] = {}
+
+    def fd(self, k: int) -> int:
+        return self.pairs[k][0].fileno()
+
+    def route(self, k: int) -> None:
+        fd = self.fd(k)
+        self.routes[fd] = lambda ids, rx: self.calls.append((fd, ids, rx))
+
+    def send(self, k: int, data: bytes) -> None:
+        ours, peer = self.pairs[k]
+        peer.sendall(data)
+        wait_readable(ours)
+        time.sleep(0.01)  # every segment of data is in
+
+    def run(self, read_bytes: int = 8192, max_reads: int = 16) -> tuple[int, list[Any], int, int, int, int]:
+        got: tuple[int, list[Any], int, int, int, int] = native.poll_replies(
+            self.epoll.fileno(), self.routes, lambda: self.NOW, 64, read_bytes, max_reads)
+        return got
+
+    def close(self) -> None:
+        self.epoll.close()
+        for ours, peer in self.pairs:
+            ours.close()
+            peer.close()
+
+
+def test_poll_replies_hands_routed_compact_replies_to_their_route_with_the_kernels_time() -> None:
+    p = Pass(2)
+    try:
+        p.route(0)
+        before = time.time_ns()
+        p.send(0, ack(1, 2) + ack(3))
+        seen, slow, offset, now, nbytes, coalesced = p.run()
+        assert (seen, slow, now) == (1, [], Pass.NOW)
+        assert offset + now >= before  # the realtime clock at the pass, mapped onto the run's clock
+        (fd0, ids0, rx0), (fd1, ids1, rx1) = p.calls
+        assert (fd0, ids0, fd1, ids1) == (p.fd(0), (1, 2), p.fd(0), (3,))
+        assert rx0 == rx1 and before - offset <= rx0 <= now  # one read, one kernel time, never in the future
+        assert (nbytes, coalesced) == (len(ack(1, 2) + ack(3)), 1)  # the first was read with a later one
+        p.calls.clear()
+        p.send(1, ack(4))  # not routed: left to the Python, unread
+        seen, slow, _, _, nbytes, coalesced = p.run()
+        assert seen == 1 and slow == [(p.fd(1), select.EPOLLIN, None, -1)] and not p.calls
+        assert nbytes == coalesced == 0
+        assert native.recv_stamped(p.fd(1), 100)[0] == ack(4)
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("data", [
+    ack(1)[:-3],                                  # a partial frame: the protocol's reader keeps it
+    ack(1) + ack(2)[:4],                          # complete replies, then a partial one
+    ack(),                                        # an empty reply: the heartbeat rule is the Python's
+    server_frame(b'{"reportedIds":[1],"x":2}'),   # not the compact reply: the Python parse
+    b"\x88\x02\x03\xe8",                          # a close frame
+    ack(5) + b"\x89\x00",                         # a reply, then a ping
+    bytes((0x01, 2)) + b"ab",                     # a fragment
+], ids=["partial", "then-partial", "empty", "not-compact", "close", "then-ping", "fragment"])
+def test_poll_replies_gives_any_other_read_to_the_python_whole(data: bytes) -> None:
+    p = Pass(1)
+    try:
+        p.route(0)
+        p.send(0, data)
+        seen, slow, offset, now, nbytes, _ = p.run()
+        assert seen == 1 and not p.calls and nbytes == 0  # nothing of that read taken here
+        [(fd, events, got, stamp)] = slow
+        assert (fd, events, got) == (p.fd(0), select.EPOLLIN, data) and stamp - offset <= now + 10**9
+        assert stamp > 0
+    finally:
+        p.close()
+
+
+def test_poll_replies_leaves_an_untimed_read_and_the_end_of_stream_to_the_python() -> None:
+    p = Pass(1, stamped=False)
+    try:
+        p.route(0)
+        p.send(0, ack(1))
+        assert p.run()[1] == [(p.fd(0), select.EPOLLIN, ack(1), -1)] and not p.calls  # untimed: the Python's
+        p.pairs[0][1].shutdown(socket.SHUT_WR)
+        wait_readable(p.pairs[0][0])
+        [(fd, events, got, _)] = p.run()[1]
+        assert (fd, got) == (p.fd(0), None) and events & select.EPOLLRDHUP  # the peer's end: not read here
+    finally:
+        p.close()
+
+
+def test_poll_replies_reads_until_the_buffer_is_not_filled_and_stops_when_unrouted() -> None:
+    p = Pass(1)
+    try:
+        fd = p.fd(0)
+        calls: list[tuple[int, ...]] = []
+        p.routes[fd] = lambda ids, rx: calls.append(ids)
+        one = ack(7)
+        p.send(0, one * 4)
+        got = p.run(read_bytes=2 * len(one))
+        assert got[1] == [] and calls == [(7,)] * 4  # two full reads, one empty
+        assert got[4:] == (4 * len(one), 2)
+        calls.clear()
+
+        def unroute(ids: tuple[int, ...], rx: int) -> None:
+            calls.append(ids)
+            p.routes.pop(fd, None)  # the connection's reader takes over
+
+        p.routes[fd] = unroute
+        p.send(0, one * 4)
+        slow = p.run(read_bytes=2 * len(one))[1]
+        assert calls == [(7,)] * 2 and slow == [(fd, select.EPOLLIN, None, -1)]  # the Python reads the rest
+        assert native.recv_stamped(fd, 100)[0] == one * 2
+        p.routes[fd] = lambda ids, rx: calls.append(ids)
+        p.send(0, one * 4)
+        assert p.run(read_bytes=len(one), max_reads=2)[1] == [] and len(calls) == 4  # max_reads per pass
+        assert native.recv_stamped(fd, 100)[0] == one * 2  # the rest waits for the next pass
+    finally:
+        p.close()
+
+
+def test_poll_replies_passes_a_routes_exception_and_refuses_bad_arguments() -> None:
+    p = Pass(1)
+    try:
+        def broken(ids: tuple[int, ...], rx: int) -> None:
+            raise RuntimeError("a bug in the route")
+
+        p.routes[p.fd(0)] = broken
+        p.send(0, ack(1))
+        with pytest.raises(RuntimeError, match="a bug in the route"):
+            p.run()
+        epfd = p.epoll.fileno()
+        with pytest.raises(TypeError):
+            native.poll_replies(epfd, [], lambda: 0, 64, 8192, 16)
+        with pytest.raises(TypeError):
+            native.poll_replies(epfd, {}, None, 64, 8192, 16)
+        for bad in ((0, 8192, 16), (2000, 8192, 16), (64, 0, 16), (64, 1 << 20, 16), (64, 8192, 0)):
+            with pytest.raises(ValueError):
+                native.poll_replies(epfd, {}, lambda: 0, *bad)
+        with pytest.raises(OSError):
+            native.poll_replies(10**6, {}, lambda: 0, 64, 8192, 16)  # no such descriptor
+    finally:
+        p.close()
+
+
+# -- frame and send in one step -----------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [0, 1, 125, 126, 4000, 65535, 65536])
+def test_send_frame_writes_what_frame_text_builds(n: int) -> None:
+    """The bytes on the wire are frame_text_py's with the same (fresh) key: header, key, masked payload."""
+    ours, peer = loopback_pair()
+    with ours, peer:
+        payload = bytes(range(256)) * (n // 256) + bytes(range(n % 256))
+        got = native.send_frame(ours.fileno(), payload)
+        if isinstance(got, bytes):  # the kernel took part of a long frame: the rest is the caller's to write
+            ours.setblocking(True)
+            ours.sendall(got)
+        frame, unmasked = read_frame(peer)
+        key = frame[len(frame) - n - 4:len(frame) - n]
+        assert frame == ws.frame_text_py(payload, key) and unmasked == payload
+        assert len(frame) == polled.frame_length(n) and (got == len(frame) or isinstance(got, bytes))
+
+
+def test_send_frame_returns_what_the_kernel_did_not_take_and_raises_other_failures() -> None:
+    ours, peer = loopback_pair()
+    with ours, peer:
+        payload = b"x" * 60_000
+        for _ in range(1000):  # the peer reads nothing: the socket's buffers fill
+            got = native.send_frame(ours.fileno(), payload)
+            if isinstance(got, bytes):
+                break
+        assert isinstance(got, bytes) and 0 < len(got) <= polled.frame_length(len(payload))
+    broken, gone = loopback_pair()
+    with broken:
+        gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        gone.close()  # a reset
+        wait_readable(broken)
+        with pytest.raises(OSError):
+            native.send_frame(broken.fileno(), b"x")
+    with pytest.raises(OSError):
+        native.send_frame(10**6, b"x")  # no such descriptor
+    with pytest.raises(ValueError):
+        native.send_frame(-1, b"x")
+    with pytest.raises(TypeError):
+        native.send_frame(0, "text")

@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import uvloop
-from transport_helpers import TIMEOUT_S, WaitingTracker, loopback_pair, make_clock
+from transport_helpers import TIMEOUT_S, WaitingTracker, loopback_pair, make_clock, read_frame
 
 from bench.protocol.errors import UsageError
+from bench.transports import polled
 from bench.transports.common import TransportOptions
-from bench.transports.polled import BUDGET_EVERY, PolledSocket, Poller
+from bench.transports.polled import BUDGET_EVERY, PolledSocket, Poller, frame_length
 from bench.transports.ws import WsTransport
 
 #: Each test runs with the C and the Python read (tests/transports/conftest.py).
@@ -122,6 +123,39 @@ def test_a_write_the_kernel_cannot_take_at_once_is_finished_in_order_later() -> 
         await asyncio.wait_for(reader, TIMEOUT_S)
         assert bytes(received) == big + b"tail"
         assert proto.lost.result() is None
+        peer.close()
+        poller.close()
+
+    _run(main)
+
+
+def test_text_frames_the_kernel_cannot_take_at_once_wait_in_order_behind_the_rest() -> None:
+    """write_text (bench._native frames and sends in one step) queues what the kernel does not take, and
+    later frames behind it; the peer reads every frame whole, in order; a closing socket takes nothing."""
+    if polled._send_frame is None:
+        pytest.skip("bench._native is not built (or its Python twin runs): no write_text")
+    payloads = [bytes([k]) * 60_000 for k in range(40)] + [b"tail"]  # ~2.4 MB: past the socket buffers
+
+    async def main() -> None:
+        poller = Poller(make_clock())
+        ours, peer = loopback_pair()
+        proto = Recorder()
+        ps = PolledSocket(poller, ours, proto)
+        counted = [ps.write_text(p) for p in payloads]
+        assert counted == [frame_length(len(p)) for p in payloads]
+        ps.close()
+        assert ps.write_text(b"late") == 0
+        received: list[bytes] = []
+        loop = asyncio.get_running_loop()
+
+        def drain() -> None:
+            for _ in payloads:
+                received.append(read_frame(peer)[1])
+
+        reader = loop.run_in_executor(None, drain)
+        await _until(poller, lambda: proto.lost.done())
+        await asyncio.wait_for(reader, TIMEOUT_S)
+        assert received == payloads and peer.recv(10) == b""  # nothing after the last frame, then the end
         peer.close()
         poller.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Literal
@@ -16,6 +17,7 @@ from bench.protocol.events import Extra, Heartbeat, Init, Track
 from bench.protocol.message import encode_events
 from bench.runner.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
+from bench.transports import polled
 from bench.transports.common import TransportOptions
 from bench.transports.ws import WsTransport, frame_text, ws_url
 
@@ -24,9 +26,16 @@ TargetFactory = Callable[..., EmbeddedTarget]
 IoMode = Literal["polled", "stream"]
 
 
-@pytest.fixture(params=["polled", "stream"])
-def io(request: pytest.FixtureRequest) -> IoMode:
-    """Both ways of reading replies (TransportOptions.ws_io): every behaviour here holds for each."""
+@pytest.fixture(params=["polled", "polled-python", "stream"])
+def io(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> IoMode:
+    """Both ways of reading replies (TransportOptions.ws_io): every behaviour here holds for each. Polled
+    runs twice: with bench._native's pass, which hands compact replies to the connection itself, and with
+    its Python twin (every reply through data_received)."""
+    if request.param == "polled-python":
+        monkeypatch.setattr(polled, "_poll_replies", None)
+        monkeypatch.setattr(polled, "_recv_stamped", None)
+        monkeypatch.setattr(polled, "_send_frame", None)
+        return "polled"
     mode: IoMode = request.param
     return mode
 
@@ -69,6 +78,41 @@ def test_every_message_is_written_once_and_every_ack_reaches_the_tracker(target:
     _run(main)
     stats = fetch_json(f"{target.url}/app/{app}/stats")
     assert stats["stored"]["total"] == 20
+
+
+def test_routed_replies_reach_the_tracker_and_count_as_the_protocols_reader_counts_them(
+        target: EmbeddedTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With bench._native, the poller reads a connection's compact replies itself and hands their ids
+    straight to the tracker (the route): the same acks, and the same bytes received, as when every reply goes
+    through the protocol's reader (the Python twin of the pass)."""
+    if polled._poll_replies is None:
+        pytest.skip("bench._native is not built (no C compiler at install)")
+
+    async def main(app: str, out: dict[str, int]) -> None:
+        tracker = WaitingTracker()
+        ws = WsTransport(ws_url(target.url, app), tracker, make_clock(),
+                         TransportOptions(ws_io="polled", record_reported=False))
+        for k in range(40):
+            payload, ids = _message(k % 2, 1000 + k, init=k < 2)
+            ws.send(k % 2, payload, ids, 0, (0,))
+            if k % 10 == 9:
+                want = k + 1
+                await tracker.until(lambda: tracker.acked == want)  # noqa: B023  (awaited within the iteration)
+        assert ws._poller is not None
+        out["routes"] = len(ws._poller._routes)
+        await ws.close()
+        out["acked"], out["sent"], out["rejected"] = tracker.acked, tracker.sent, tracker.rejected
+        out["bytes_received"], out["malformed"] = ws.stats.bytes_received, ws.stats.malformed_replies
+
+    routed: dict[str, int] = {}
+    _run(lambda: main(secrets.token_hex(12), routed))
+    monkeypatch.setattr(polled, "_poll_replies", None)
+    twin: dict[str, int] = {}
+    _run(lambda: main(secrets.token_hex(12), twin))
+    assert routed.pop("routes") == 2 and twin.pop("routes") == 0  # both connections routed, only with C
+    assert routed == twin
+    assert routed["acked"] == routed["sent"] == 40
+    assert routed["bytes_received"] > 40 * len(b"{\"reportedIds\":[1000]}")
 
 
 def test_heartbeats_are_untracked_and_their_empty_replies_answer_no_event(target: EmbeddedTarget,

@@ -7,6 +7,8 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
+from websockets.utils import apply_mask
+
 from bench.metrics import AckTracker
 from bench.protocol.events import EventId
 
@@ -61,3 +63,23 @@ def loopback_pair() -> tuple[socket.socket, socket.socket]:
     ours.setblocking(False)
     peer.settimeout(TIMEOUT_S)
     return ours, peer
+
+
+def read_frame(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One client frame from a blocking socket: (its bytes, the unmasked payload)."""
+    def exactly(n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            chunk = sock.recv(n - len(out))
+            assert chunk, "the stream ended inside a frame"
+            out += chunk
+        return out
+
+    head = exactly(2)
+    n = head[1] & 0x7F
+    ext = exactly(2 if n == 126 else 8 if n == 127 else 0)
+    if ext:
+        n = int.from_bytes(ext, "big")
+    mask = exactly(4)
+    body = exactly(n)
+    return head + ext + mask + body, apply_mask(body, mask)
