@@ -577,6 +577,34 @@ fail:
     return NULL;
 }
 
+/* One recvmsg(2) of at most n bytes from fd into buf, with room for one SCM_TIMESTAMPNS control message (the one
+   these sockets ask for): what recvmsg returns (errno set when < 0), and in *stamp the kernel's receive time in
+   CLOCK_REALTIME ns, or -1 when the read carried none. */
+static ssize_t recv_with_stamp(int fd, char *buf, size_t n, int flags, long long *stamp) {
+    struct iovec iov = {buf, n};
+    union {
+        struct cmsghdr align;
+        char b[CMSG_SPACE(sizeof(struct timespec))];
+    } control;
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = control.b;
+    mh.msg_controllen = sizeof control.b;
+    *stamp = -1;
+    ssize_t got = recvmsg(fd, &mh, flags);
+    if (got < 0) return got;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+        c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+        struct timespec ts;
+        memcpy(&ts, CMSG_DATA(c), sizeof ts);
+        *stamp = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    }
+    return got;
+}
+
 PyDoc_STRVAR(recv_stamped_doc,
 "recv_stamped(fd, nbytes) -> (data, stamp_ns)\n\n"
 "One recvmsg(2) of at most nbytes from the socket fd with room for one SCM_TIMESTAMPNS control\n"
@@ -604,32 +632,14 @@ static PyObject *recv_stamped(PyObject *self, PyObject *const *args, Py_ssize_t 
     }
     PyObject *data = PyBytes_FromStringAndSize(NULL, nbytes);
     if (data == NULL) return NULL;
-    struct iovec iov = {PyBytes_AS_STRING(data), (size_t)nbytes};
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(struct timespec))];
-    } control;
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control.buf;
-    mh.msg_controllen = sizeof control.buf;
+    long long stamp;
     ssize_t got;
     Py_BEGIN_ALLOW_THREADS
-    got = recvmsg(fd, &mh, 0);
+    got = recv_with_stamp(fd, PyBytes_AS_STRING(data), (size_t)nbytes, 0, &stamp);
     Py_END_ALLOW_THREADS
     if (got < 0) {
         Py_DECREF(data);
         return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    long long stamp = -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);  /* the one control message these sockets ask for */
-    if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
-        c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
-        struct timespec ts;
-        memcpy(&ts, CMSG_DATA(c), sizeof ts);
-        stamp = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
     }
     if (got < nbytes && _PyBytes_Resize(&data, got) < 0) return NULL;
     PyObject *res = Py_BuildValue("(NL)", data, stamp);
@@ -773,32 +783,13 @@ static PyObject *poll_replies(PyObject *self, PyObject *const *args, Py_ssize_t 
         long long stamp = -1;
         PyObject *callback = mask == EPOLLIN ? route_of(fast, fd) : NULL;
         for (Py_ssize_t r = 0; callback != NULL && r < max_reads; r++) {
-            struct iovec iov = {poll_buf, (size_t)read_bytes};
-            union {
-                struct cmsghdr align;
-                char b[CMSG_SPACE(sizeof(struct timespec))];
-            } control;
-            struct msghdr mh;
-            memset(&mh, 0, sizeof mh);
-            mh.msg_iov = &iov;
-            mh.msg_iovlen = 1;
-            mh.msg_control = control.b;
-            mh.msg_controllen = sizeof control.b;
-            ssize_t got = recvmsg(fd, &mh, MSG_DONTWAIT);
+            ssize_t got = recv_with_stamp(fd, poll_buf, (size_t)read_bytes, MSG_DONTWAIT, &stamp);
             if (got < 0) {
                 if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                     data = PyLong_FromLong(errno);
                     if (data == NULL) goto fail;
                 }
                 break;
-            }
-            stamp = -1;
-            struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-            if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
-                c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
-                struct timespec ts;
-                memcpy(&ts, CMSG_DATA(c), sizeof ts);
-                stamp = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
             }
             int count = got > 0 && stamp >= 0
                 ? fast_frames((const unsigned char *)poll_buf, got, ids, FAST_ROOM) : 0;
