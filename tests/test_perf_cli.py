@@ -10,7 +10,7 @@ import types
 import pytest
 
 from bench.perf import client
-from bench.perf._cases import BY_KEY, FULL, Sample
+from bench.perf._cases import BY_KEY, FULL, QUICK, Sample
 from bench.perf._report import Row, cpu_table, paced_line
 from bench.protocol.errors import UsageError
 from bench.target.embedded import EmbeddedTarget
@@ -48,6 +48,13 @@ def test_a_case_at_another_rate_drops_its_floors() -> None:
     assert client.at_rate(case, None) is case
     paced = client.at_rate(BY_KEY["hot-ws-paced"].sized(FULL), 1.0)
     assert paced.label.endswith("@ 1/s per device")
+
+
+def test_a_paced_fleet_smaller_than_its_floors_is_not_judged() -> None:
+    """--quick runs the paced cases with 5,000 devices; their floor holds for 10,000 connections."""
+    full, quick = BY_KEY["hot-ws-paced"].sized(FULL), BY_KEY["hot-ws-paced"].sized(QUICK)
+    assert full.floors and full.devices == 10_000 and full.label == "hot path WS, paced, 10,000 dev"
+    assert quick.floors == () and quick.devices == 5_000 and quick.label == "hot path WS, paced, 5,000 dev"
 
 
 def test_bad_rate_flag_is_one_line_and_measures_nothing(capsys: pytest.CaptureFixture[str]) -> None:

@@ -60,11 +60,13 @@ class Case:
     pure: bool = False
 
     def sized(self, sizes: Sizes) -> Case:
-        """This case with a paced fleet's device count filled in."""
+        """This case with a paced fleet's device count filled in; a fleet smaller than the one its floor is
+        set for (``PACED_FLOOR_DEVICES``, as ``--quick`` runs) drops the floor: it is not judged."""
         if not self.paced:
             return self
         n = sizes.paced_devices
-        return dataclasses.replace(self, label=self.label.format(n=n), devices=n)
+        floors = self.floors if n >= PACED_FLOOR_DEVICES else ()
+        return dataclasses.replace(self, label=self.label.format(n=n), devices=n, floors=floors)
 
     @property
     def bare(self) -> str:
@@ -101,6 +103,8 @@ _RATIO_1 = Floor("ratio_max", 1.25, "<= 1.25x bare")
 _EV_10 = Floor("events_per_cpu_min", 250_000.0, ">= 250k ev/CPU-s")
 _HTTP_10 = Floor("msgs_per_cpu_min", 7_000.0, ">= 7k req/CPU-s")
 _PACED = Floor("msgs_per_cpu_min", 25_000.0, ">= 25k msg/CPU-s")
+#: The paced floor holds for a fleet of this many connections (issue 3: "over 10,000 connections").
+PACED_FLOOR_DEVICES = 10_000
 #: RSS per idle connected device, KiB.
 RSS_FLOOR_KB = 12.0
 #: Concurrent devices on this machine through the address pool.
