@@ -426,6 +426,29 @@ static PyObject *compact_ack(const unsigned char *p, Py_ssize_t n) {
     return out;
 }
 
+/* The header of the server frame at b[0:avail]: 1 when it is a final unmasked text/binary frame whose header is
+   complete (*head its length, *length the payload's), 0 when more bytes are needed to tell, -1 for a frame of
+   any other kind (the protocol's to read). */
+static int frame_head(const unsigned char *b, Py_ssize_t avail, Py_ssize_t *head, unsigned long long *length) {
+    if (avail < 2) return 0;
+    unsigned long long n = b[1];
+    if ((b[0] != 0x81 && b[0] != 0x82) || (n & 0x80)) return -1;
+    Py_ssize_t h = 2;
+    if (n == 126) {
+        if (avail < 4) return 0;
+        h = 4;
+        n = ((unsigned long long)b[2] << 8) | b[3];
+    } else if (n == 127) {
+        if (avail < 10) return 0;
+        h = 10;
+        n = 0;
+        for (int i = 0; i < 8; i++) n = (n << 8) | b[2 + i];
+    }
+    *head = h;
+    *length = n;
+    return 1;
+}
+
 PyDoc_STRVAR(read_frames_doc,
 "read_frames(buf, max_len) -> (items, pos, other)\n\n"
 "The complete final unmasked text/binary frames at the start of buf (bench.transports.ws._WsConn's\n"
@@ -449,23 +472,11 @@ static PyObject *read_frames(PyObject *self, PyObject *const *args, Py_ssize_t n
     PyObject *items = PyList_New(0);
     if (items == NULL) goto fail;
     while (end - pos >= 2) {
-        unsigned long long length = b[pos + 1];
-        if ((b[pos] != 0x81 && b[pos] != 0x82) || (length & 0x80)) {
-            other = 1;
-            break;
-        }
-        Py_ssize_t head = 2;
-        if (length == 126) {
-            if (end - pos < 4) break;
-            head = 4;
-            length = ((unsigned long long)b[pos + 2] << 8) | b[pos + 3];
-        } else if (length == 127) {
-            if (end - pos < 10) break;
-            head = 10;
-            length = 0;
-            for (int i = 0; i < 8; i++) length = (length << 8) | b[pos + 2 + i];
-        }
-        if (length > (unsigned long long)max_len) {
+        Py_ssize_t head;
+        unsigned long long length;
+        int kind = frame_head(b + pos, end - pos, &head, &length);
+        if (kind == 0) break;
+        if (kind < 0 || length > (unsigned long long)max_len) {
             other = 1;
             break;
         }
@@ -653,16 +664,12 @@ static int fast_frames(const unsigned char *b, Py_ssize_t end, PyObject **ids_ou
     Py_ssize_t pos = 0;
     int count = 0;
     while (pos < end) {
-        if (end - pos < 2 || count == room) goto other;
-        Py_ssize_t length = b[pos + 1], head = 2;
-        if ((b[pos] != 0x81 && b[pos] != 0x82) || (length & 0x80) || length == 127) goto other;
-        if (length == 126) {
-            if (end - pos < 4) goto other;
-            head = 4;
-            length = ((Py_ssize_t)b[pos + 2] << 8) | b[pos + 3];
-        }
-        if (end - pos - head < length) goto other;
-        PyObject *ids = compact_ack(b + pos + head, length);
+        Py_ssize_t head;
+        unsigned long long length;
+        if (count == room || frame_head(b + pos, end - pos, &head, &length) <= 0 ||
+            (unsigned long long)(end - pos - head) < length)
+            goto other;  /* a partial frame, or another kind */
+        PyObject *ids = compact_ack(b + pos + head, (Py_ssize_t)length);
         if (ids == NULL) {
             if (PyErr_Occurred()) goto fail;
             goto other;
@@ -672,7 +679,7 @@ static int fast_frames(const unsigned char *b, Py_ssize_t end, PyObject **ids_ou
             goto other;
         }
         ids_out[count++] = ids;
-        pos += head + length;
+        pos += head + (Py_ssize_t)length;
     }
     return count;
 other:

@@ -349,75 +349,61 @@ class Poller:
         """Read every socket with data, write what waits on writable ones; returns the sockets seen.
 
         With ``budget_ns``, stop once that long has gone (checked every ``BUDGET_EVERY`` sockets) and set
-        ``behind``: the sockets not seen stay ready, for the next call. With the C pass, routed sockets are
-        read there (``PASS_EVENTS`` sockets a pass at most, then ``behind``) and the rest here.
+        ``behind``: the sockets not seen stay ready, for the next call. With the C pass
+        (``bench._native.poll_replies``), routed sockets are read there (``PASS_EVENTS`` sockets a pass at
+        most, then ``behind``) and every other ready socket, and every read the pass made but did not take,
+        comes back here in epoll's order; without it, this reads them all.
         """
         self.behind = False
         if _poll_replies is not None:
-            return self._poll_c(budget_ns)
-        ready = self._epoll.poll(0)
+            seen, ready, offset, now, routed_bytes, coalesced = _poll_replies(
+                self._epoll.fileno(), self._routes, self.clock, PASS_EVENTS, READ_BYTES, MAX_READS)
+            if routed_bytes:
+                stats = self.stats
+                stats.bytes_received += routed_bytes
+                stats.coalesced_replies += coalesced
+            if seen >= PASS_EVENTS:
+                self.behind = True
+        else:
+            events = self._epoll.poll(0)
+            seen = len(events)
+            ready = [(fd, mask, None, -1) for fd, mask in events]
+            if ready:
+                # realtime - run clock, read once per tick: the kernel stamps receive times in CLOCK_REALTIME
+                now = self.clock()
+                offset = time.time_ns() - now
         if not ready:
-            return 0
-        # realtime - run clock, read once per tick: the kernel stamps receive times in CLOCK_REALTIME
+            return seen
+        return seen - self._handle(ready, offset, now, budget_ns)
+
+    def _handle(self, ready: _Slow, offset: int, now: int, budget_ns: int | None) -> int:
+        """The ready sockets ``poll`` reads here, as ``(fd, events, data, stamp_ns)`` (``data``: a read the C
+        pass already made, or None); returns how many the budget left ready for the next call."""
         clock = self.clock
-        now = clock()
-        offset = time.time_ns() - now
         deadline = now + budget_ns if budget_ns is not None else None
         sockets = self._sockets
-        seen = 0
-        for fd, mask in ready:
+        last = len(ready) - 1
+        unread = left = 0
+        cut = False
+        for k, (fd, mask, data, stamp) in enumerate(ready):
             ps = sockets.get(fd)
-            seen += 1
+            if data is not None:  # read already: handled now, whatever the budget
+                if ps is not None:
+                    ps.on_readable(offset, now, data, stamp)
+                continue
+            if cut:
+                left += 1  # it stays ready: the next call reads it
+                continue
             if ps is not None:
                 if mask & _OUT:
                     ps.on_writable()
                 if mask & _IN and ps.fd >= 0:
                     ps.on_readable(offset, now)
-            if deadline is not None and not seen % BUDGET_EVERY and seen < len(ready) and clock() >= deadline:
-                self.behind = True
-                self.cut_ticks += 1
-                break
-        return seen
-
-    def _poll_c(self, budget_ns: int | None) -> int:
-        """``poll`` with ``bench._native.poll_replies``: routed replies go to their routes in C; every other
-        ready socket, and every read the C pass made but did not take, comes back here in epoll's order."""
-        assert _poll_replies is not None
-        seen, slow, offset, now, routed_bytes, coalesced = _poll_replies(
-            self._epoll.fileno(), self._routes, self.clock, PASS_EVENTS, READ_BYTES, MAX_READS)
-        if routed_bytes:
-            stats = self.stats
-            stats.bytes_received += routed_bytes
-            stats.coalesced_replies += coalesced
-        if seen >= PASS_EVENTS:
-            self.behind = True
-        if not slow:
-            return seen
-        left = 0  # sockets left ready for the next call
-        clock = self.clock
-        deadline = now + budget_ns if budget_ns is not None else None
-        sockets = self._sockets
-        unread = 0
-        cut = False
-        for fd, mask, data, stamp in slow:
-            ps = sockets.get(fd)
-            if ps is None:
-                continue
-            if data is not None:  # read already: handled now, whatever the budget
-                ps.on_readable(offset, now, data, stamp)
-                continue
-            if cut:
-                left += 1  # it stays ready: the next call reads it
-                continue
-            if mask & _OUT:
-                ps.on_writable()
-            if mask & _IN and ps.fd >= 0:
-                ps.on_readable(offset, now)
             unread += 1
-            if deadline is not None and not unread % BUDGET_EVERY and clock() >= deadline:
+            if deadline is not None and not unread % BUDGET_EVERY and k < last and clock() >= deadline:
                 cut = self.behind = True
                 self.cut_ticks += 1
-        return seen - left
+        return left
 
     def start(self) -> None:
         """Poll every tick from now until ``close``: a timer callback, not a task (a sleeping task costs a

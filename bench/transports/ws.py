@@ -165,8 +165,8 @@ class _WsConn(asyncio.Protocol):
         # kernel timestamp); None: the bytes are read as they arrive, and the time is read from the clock.
         self.rx_ns: int | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # A polled socket's ``route`` when its poller can take compact replies itself (see ``_sync_route``),
-        # and what it hands them to.
+        # A polled socket's ``route`` when its poller can take compact replies itself (see
+        # ``data_received``), and what it hands them to.
         self._route: Callable[[Route | None], None] | None = None
         self._routed: Route | None = None
         # A polled socket's ``write_text`` when ``bench._native`` frames and sends in one step.
@@ -237,25 +237,18 @@ class _WsConn(asyncio.Protocol):
             self._read_fast(data)
         else:
             self._read_protocol(data)
-        if self._route is not None:
-            self._sync_route()
-
-    def _sync_route(self) -> None:
-        """Let the poller hand this connection's compact replies straight to the sink exactly while the fast
-        reader is on with nothing buffered: what ``_read_fast`` would then do with a read of only such
-        replies (``_on_reported``; the ids are never empty there, so the heartbeat rule does not apply; the
-        poller counts their bytes in the transport's stats, and leaves every other read to
-        ``data_received``)."""
         route = self._route
         if route is not None:
+            # The poller hands this connection's compact replies straight to the sink exactly while the fast
+            # reader is on with nothing buffered: what _read_fast would then do with a read of only such
+            # replies (_on_reported; their ids are never empty, so the heartbeat rule does not apply). It
+            # counts their bytes in the transport's stats and leaves every other read to data_received.
             route(self._routed if self.fast and not self.inbuf and self.phase == _OPEN else None)
 
     def _on_routed(self, reported: tuple[EventId, ...], rx_ns: int) -> None:
-        """A routed reply (``_sync_route``) while the transport records every reported id (tests)."""
-        owner = self.owner
-        owner.sink.on_ws_ack(self.conn_id, reported, rx_ns)
-        if owner.reported is not None:
-            owner.reported.extend(reported)
+        """A routed reply (see ``data_received``) while the transport records every reported id."""
+        self.rx_ns = rx_ns
+        self._on_reported(reported)
 
     def _read_fast(self, data: bytes) -> None:
         """Take complete final data frames; hand the rest to the protocol from the first other frame.
