@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from timeouts import PROCESS_TIMEOUT_S
 
 #: The pure floors of the house plan.
 CORE_MODULES = ("bench", "bench.protocol", "bench.metrics", "bench.fleet", "bench.scenario")
@@ -19,8 +20,6 @@ CORE_MODULES = ("bench", "bench.protocol", "bench.metrics", "bench.fleet", "benc
 FORBIDDEN = ("locust", "gevent", "aiohttp", "websockets", "uvloop")
 #: The repository root: the probe runs there so that ``bench`` imports from this tree.
 ROOT = Path(__file__).resolve().parents[1]
-#: One constant for every timeout of this file (a fresh interpreter importing numpy takes ~1 s).
-TIMEOUT_S = 60.0
 
 _PROBE = """
 import importlib, importlib.util, json, sys
@@ -39,7 +38,7 @@ print(json.dumps({"missing": spec is None,
 def probe(module: str) -> dict[str, object]:
     """Import ``module`` in a fresh interpreter run from the repository root; what did it load?"""
     proc = subprocess.run([sys.executable, "-c", _PROBE, module, ",".join(FORBIDDEN)],
-                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False, cwd=ROOT)
+                          capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False, cwd=ROOT)
     assert proc.returncode == 0, f"importing {module} failed:\n{proc.stderr}"
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result

@@ -1,8 +1,8 @@
 """What the Locust tests share: real reference targets and real headless Locust processes.
 
 Every Locust process is a child started with ``[sys.executable, "-m", "locust", ...]`` on loopback, bounded
-by ``TIMEOUT_S`` and killed by its PID if it outlives it or the test fails. (A module, not a conftest.py:
-mypy checks the tests, and a second conftest module would clash with tests/conftest.py.)
+by ``PROCESS_TIMEOUT_S`` and killed by its PID if it outlives it or the test fails. (A module, not a
+conftest.py: mypy checks the tests, and a second conftest module would clash with tests/conftest.py.)
 
 Targets come from tests/conftest.py (``target``, ``target_factory``); ``run_locust_fixture()`` makes the
 fixture that runs Locust, assigned in each test module (``run_locust = run_locust_fixture()``).
@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from timeouts import PROCESS_TIMEOUT_S
 
 from bench.target.embedded import EmbeddedTarget
 
 TargetFactory = Callable[..., EmbeddedTarget]
 
-#: The one time constant: every wait of these tests derives from it.
-TIMEOUT_S = 60.0
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILES = ROOT / "locustfiles"
 SMOKE = ROOT / "scenarios" / "smoke.toml"
@@ -54,7 +53,7 @@ def stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     """Kill a child by its PID if it still runs, and reap it."""
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(TIMEOUT_S)
+    proc.wait(PROCESS_TIMEOUT_S)
 
 
 @dataclass
@@ -77,7 +76,7 @@ class LocustRun:
 def finish(proc: subprocess.Popen[str], results_dir: Path) -> LocustRun:
     """Wait for a Locust child (bounded), then return what it did."""
     try:
-        out, err = proc.communicate(timeout=TIMEOUT_S)
+        out, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
     finally:
         stop(proc)
     return LocustRun(proc.returncode, out, err, results_dir)
@@ -108,15 +107,15 @@ def run_locust_fixture() -> Any:
 
 
 def wait_until(probe: Callable[[], Any], what: str, poll_s: float = 0.05) -> Any:
-    """Poll ``probe`` until it returns something truthy (returned), or fail after ``TIMEOUT_S``.
+    """Poll ``probe`` until it returns something truthy (returned), or fail after ``PROCESS_TIMEOUT_S``.
 
     For state of another process that announces nothing (a port that starts answering, statistics that
     fill up); the test asserts on the returned value once.
     """
-    deadline = time.monotonic() + TIMEOUT_S
+    deadline = time.monotonic() + PROCESS_TIMEOUT_S
     while time.monotonic() < deadline:
         value = probe()
         if value:
             return value
         time.sleep(poll_s)
-    raise AssertionError(f"timed out after {TIMEOUT_S:g} s waiting for {what}")
+    raise AssertionError(f"timed out after {PROCESS_TIMEOUT_S:g} s waiting for {what}")

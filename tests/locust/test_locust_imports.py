@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from locust_harness import ROOT, TIMEOUT_S
+from locust_harness import ROOT
+from timeouts import PROCESS_TIMEOUT_S
 
 #: Modules whose import would load gevent or patch the process.
 GEVENT_SIDE = ("locust", "gevent", "geventhttpclient", "websocket")
@@ -46,5 +47,5 @@ def test_core_and_pure_glue_load_neither_gevent_nor_locust() -> None:
     code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
             f"print(sorted(m for m in {GEVENT_SIDE!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=TIMEOUT_S, check=True)
+                         timeout=PROCESS_TIMEOUT_S, check=True)
     assert out.stdout.strip() == "[]", out.stderr

@@ -12,23 +12,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from locust_harness import (
-    ROOT,
-    SMOKE,
-    TIMEOUT_S,
-    LocustRun,
-    free_port,
-    locust_argv,
-    stop,
-    wait_until,
-)
+from locust_harness import ROOT, SMOKE, LocustRun, free_port, locust_argv, stop, wait_until
+from timeouts import PROCESS_TIMEOUT_S
 
 from bench.target.embedded import EmbeddedTarget
 
 
 def _get(url: str) -> bytes | None:
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(url, timeout=PROCESS_TIMEOUT_S) as resp:
             body: bytes = resp.read()
             return body
     except OSError:  # not listening yet
@@ -55,12 +47,12 @@ def test_web_ui_runs_the_scenario_typed_into_its_form(target: EmbeddedTarget, tm
         assert '"scenario"' in page and "desktop-fleet.toml" in page  # the form's field and its default
         form = urllib.parse.urlencode({"user_count": 2, "spawn_rate": 2, "host": target.url,
                                        "scenario": str(SMOKE)}).encode()
-        with urllib.request.urlopen(f"{base}/swarm", data=form, timeout=TIMEOUT_S) as resp:
+        with urllib.request.urlopen(f"{base}/swarm", data=form, timeout=PROCESS_TIMEOUT_S) as resp:
             assert json.loads(resp.read())["success"] is True
         rows = wait_until(lambda: _ws_rows(base), "WS rows in /stats/requests")
         assert all(row["avg_response_time"] > 0 for row in rows)
         os.kill(proc.pid, signal.SIGTERM)  # Locust shuts down gracefully and writes the summary
-        proc.wait(TIMEOUT_S)
+        proc.wait(PROCESS_TIMEOUT_S)
     finally:
         stop(proc)
     summary = LocustRun(proc.returncode, "", "", results).summary()

@@ -10,9 +10,6 @@ import pytest
 
 from bench.cli import main
 
-#: Every wait in these tests scales from this one constant.
-TIMEOUT_S = 20.0
-
 #: Two seconds, six devices, every event type, heartbeats, short flushes and a one-second ack timeout.
 FAST_SCENARIO = """\
 name = "fast"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_helpers import TIMEOUT_S
+from timeouts import TIMEOUT_S
 
 from bench.runner.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget

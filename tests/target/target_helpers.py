@@ -14,13 +14,11 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
+from timeouts import TIMEOUT_S
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.target.embedded import EmbeddedTarget
-
-#: The one timeout constant of these tests.
-TIMEOUT_S = 20.0
 
 #: The ``target_factory`` fixture of tests/conftest.py: keyword flags in, a started target out.
 TargetFactory = Callable[..., EmbeddedTarget]

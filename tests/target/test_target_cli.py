@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from target_helpers import TIMEOUT_S
+from timeouts import TIMEOUT_S
 
 from bench.protocol.message import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
 from bench.target import cli, config, ingest, limits

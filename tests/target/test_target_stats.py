@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from target_helpers import (
-    TIMEOUT_S,
     TargetFactory,
     close_code,
     ev,
@@ -18,6 +17,7 @@ from target_helpers import (
     stats,
     ws_connect,
 )
+from timeouts import TIMEOUT_S
 
 from bench.target.embedded import EmbeddedTarget
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from target_helpers import (
-    TIMEOUT_S,
     TargetFactory,
     ack,
     ev,
@@ -24,6 +23,7 @@ from target_helpers import (
     stored_ids,
     ws_connect,
 )
+from timeouts import TIMEOUT_S
 
 from bench.target.embedded import EmbeddedTarget
 

@@ -13,7 +13,8 @@ import orjson
 import pytest
 import uvloop
 from aiohttp import web
-from transport_helpers import TIMEOUT_S, WaitingTracker, make_clock
+from timeouts import TIMEOUT_S
+from transport_helpers import WaitingTracker, make_clock
 
 from bench.protocol.errors import UsageError
 from bench.protocol.events import Track

@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 import uvloop
-from transport_helpers import TIMEOUT_S, WaitingTracker, loopback_pair, make_clock, read_frame
+from timeouts import TIMEOUT_S
+from transport_helpers import WaitingTracker, loopback_pair, make_clock, read_frame
 
 from bench.protocol.errors import UsageError
 from bench.transports.common import TransportOptions

@@ -10,7 +10,8 @@ from typing import Literal
 import orjson
 import pytest
 import uvloop
-from transport_helpers import TIMEOUT_S, WaitingTracker, make_clock
+from timeouts import TIMEOUT_S
+from transport_helpers import WaitingTracker, make_clock
 from websockets.asyncio.server import ServerConnection, serve
 
 from bench.protocol.events import Extra, Heartbeat, Init, Track

@@ -7,13 +7,13 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
+from timeouts import TIMEOUT_S
 from websockets.utils import apply_mask
 
 from bench.metrics import AckTracker
 from bench.protocol.events import EventId
 
-#: Every wait in these tests scales from this one constant.
-TIMEOUT_S = 20.0
+
 class WaitingTracker(AckTracker):
     """An ``AckTracker`` that wakes waiters whenever a reply or a close reaches it."""
 
