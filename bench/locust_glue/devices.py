@@ -39,8 +39,8 @@ import gevent
 
 from bench.fleet import Send
 from bench.locust_glue.runstate import RunState, TransportBooks
-from bench.locust_glue.wsclient import ConnectFailed, WsConnection
-from bench.protocol.errors import MalformedAck, UsageError
+from bench.locust_glue.wsclient import WsConnection
+from bench.protocol.errors import ConnectFailed, EventRejected, MalformedAck, UsageError
 from bench.protocol.events import Event, EventId
 from bench.protocol.message import encode_events, parse_ack_ids
 from bench.transports.common import read_ws_reply
@@ -53,14 +53,6 @@ MS = 1_000_000
 
 #: (request_type, name, response_time_ms, exception or None): one Locust ``request`` event.
 Report = Callable[[str, str, float, BaseException | None], None]
-
-
-class EventRejected(Exception):
-    """The server left an event out of ``reportedIds``, or refused its batch."""
-
-
-class EventLost(Exception):
-    """No acknowledgement came within the scenario's ack timeout."""
 
 
 def check_base_url(base_url: str | None) -> str:

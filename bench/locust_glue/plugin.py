@@ -45,11 +45,10 @@ from locust.rpc import Message
 from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner
 
 from bench.locust_glue import collect, messages
-from bench.locust_glue.devices import EventLost
 from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments
 from bench.locust_glue.runstate import TRANSPORTS, RunSpec, RunState, plan_duration
-from bench.protocol.errors import UsageError
+from bench.protocol.errors import EventLost, UsageError
 from bench.runner.app import new_app_id
 from bench.runner.output import build_summary, make_run_dir, run_meta, transport_lines, write_results
 from bench.runner.reconcile import Reconciliation, not_done, reconcile_reference

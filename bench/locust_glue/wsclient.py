@@ -22,6 +22,7 @@ import gevent
 import websocket
 from websocket import ABNF
 
+from bench.protocol.errors import ConnectFailed
 from bench.transports.common import client_ssl_context
 
 #: Largest reply accepted (replies are small; the hot path allows the same, bench.transports.ws).
@@ -34,10 +35,6 @@ def _shutdown(ws: websocket.WebSocket) -> None:
     """Cut the socket at once (websocket-client leaves ``shutdown`` unannotated)."""
     shutdown: Callable[[], None] = ws.shutdown
     shutdown()
-
-
-class ConnectFailed(Exception):
-    """The TCP connect, TLS or the WebSocket handshake failed (counted as a connect error)."""
 
 
 class WsConnection:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench.protocol.errors import BenchError
 
-class AccountingMismatch(RuntimeError):
+
+class AccountingMismatch(BenchError, RuntimeError):
     """``sent != acked + rejected + lost + in_flight``: a harness bug (fails loudly, never counted)."""
 
 

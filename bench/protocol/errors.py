@@ -14,8 +14,22 @@ fails loudly.
     │   ├── MessageTooLarge      over the byte or events-per-message cap     WS close 1009 / HTTP 413
     │   ├── InvalidEvent         one event breaks a rule; the rest of its message stands
     │   └── MalformedAck         a server reply that is not {"reportedIds": [...]}
+    ├── ServerFailure            the server under test failed a send: a measurement, counted, never fatal
+    │   ├── EventRejected        left out of reportedIds, or its batch refused      Locust's "rejected"
+    │   ├── EventLost            no ack within the scenario's ack_timeout            Locust's "lost"
+    │   └── ConnectFailed        refused, timed out, TLS, or a refused handshake    a connect error
+    ├── TargetStartError         the embedded reference target did not start      one line, exit 2
+    ├── AccountingMismatch       sent != acked + rejected + lost + in flight: a bug of ours, exit 1
+    │                            (bench.metrics.accounting)
     └── UsageError               the user's own input is wrong              one line, exit 2
-        └── ScenarioError        a scenario file: names file, line and key
+        ├── ScenarioError        a scenario file: names file, line and key
+        └── MetricsFormatError   a metrics document read back is wrong (bench.metrics.errors)
+
+``ServerFailure`` exists because Locust records a failed request with an exception object: the Locust users
+hand it these, and the hot path counts the same outcomes without raising. Two exceptions stay outside the
+tree on purpose: ``bench.scenario``'s private ``_Bad``, a signal inside the scenario reader that always leaves
+it as a ``ScenarioError`` with file, line and key; and the benchmarks' own ``PerfError`` (``benchmarks/``),
+which measures the product from outside it.
 """
 
 from __future__ import annotations
@@ -67,6 +81,27 @@ class InvalidEvent(ProtocolError):
 
 class MalformedAck(ProtocolError):
     """A server reply that is not exactly ``{"reportedIds": [str | int, ...]}``."""
+
+
+class ServerFailure(BenchError):
+    """The server under test failed one send (a measurement of it, not an error of nucleus-bench)."""
+
+
+class EventRejected(ServerFailure):
+    """The server left an event out of ``reportedIds``, or refused its batch."""
+
+
+class EventLost(ServerFailure):
+    """No acknowledgement came within the scenario's ack timeout."""
+
+
+class ConnectFailed(ServerFailure):
+    """The TCP connect, TLS or the WebSocket handshake failed (counted as a connect error)."""
+
+
+class TargetStartError(BenchError):
+    """The embedded reference target did not print its URL: it exited (bad flag, busy port, bad store) or
+    took too long. Its own last line is in the message."""
 
 
 class UsageError(BenchError):

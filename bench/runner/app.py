@@ -102,7 +102,8 @@ def target(request: RunRequest) -> Iterator[tuple[str, bool]]:
     if request.target_url is not None:
         yield request.target_url, False
         return
-    from bench.target.embedded import EmbeddedTarget, TargetStartError
+    from bench.protocol.errors import TargetStartError
+    from bench.target.embedded import EmbeddedTarget
 
     with tempfile.TemporaryDirectory(prefix="nucleus-bench-target-") as tmp:
         store = request.target_store or str(Path(tmp) / "target.sqlite3")

@@ -27,12 +27,9 @@ from types import TracebackType
 from typing import IO
 
 import bench
+from bench.protocol.errors import TargetStartError
 
 _ROOT = str(Path(bench.__file__).resolve().parent.parent)
-
-
-class TargetStartError(RuntimeError):
-    """The target did not print its URL: it exited (bad flag, busy port, bad store) or took too long."""
 
 
 class EmbeddedTarget:

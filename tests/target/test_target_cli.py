@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from timeouts import TIMEOUT_S
 
+from bench.protocol.errors import TargetStartError
 from bench.protocol.message import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS
 from bench.target import cli, config, ingest, limits
-from bench.target.embedded import EmbeddedTarget, TargetStartError
+from bench.target.embedded import EmbeddedTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 
