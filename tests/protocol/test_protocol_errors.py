@@ -39,7 +39,7 @@ def test_every_exception_class_joins_the_tree() -> None:
 
 
 def test_server_failures_are_measurements_not_usage_errors() -> None:
-    """What Locust is handed for a failed send is a ``ServerFailure``, neither a usage nor a protocol error."""
+    """What Locust is handed for a failed send is a ``ServerFailure``: not a usage or a protocol error."""
     for cls in (errors.EventRejected, errors.EventLost, errors.ConnectFailed):
         assert issubclass(cls, errors.ServerFailure)
         assert not issubclass(cls, errors.UsageError | errors.ProtocolError)
