@@ -1,6 +1,6 @@
 """The figures of ``make perf``: medians over repeats, ratios to the bare loop of the same repeat, floors.
 
-Plain aligned text (it is pasted into the README as it is) and one JSON document with every run.
+Plain aligned text (it is pasted into docs/performance.md as it is) and one JSON document with every run.
 """
 
 from __future__ import annotations

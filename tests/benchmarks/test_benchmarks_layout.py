@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -22,6 +23,17 @@ def test_the_package_is_bench_alone() -> None:
     found = find_packages(str(ROOT), **config["tool"]["setuptools"]["packages"]["find"])
     assert "bench" in found
     assert [p for p in found if p != "bench" and not p.startswith("bench.")] == []
+
+
+def test_the_package_never_imports_the_benchmarks() -> None:
+    """bench/ is what users run: no module of it imports benchmarks (which is not installed with it)."""
+    offenders = []
+    for path in sorted(ROOT.glob("bench/**/*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "benchmarks"]
+    assert offenders == []
 
 
 @pytest.mark.parametrize("name", COMMANDS)
