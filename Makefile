@@ -24,16 +24,17 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check bench tests locustfiles
+	$(BIN)/ruff check bench benchmarks tests locustfiles
 	$(BIN)/mypy
 
-# Benchmarks, never tests: they print figures and ratios measured side by side in one run.
+# Benchmarks, never tests: they print figures and ratios measured side by side in one run. They live in
+# benchmarks/ (not installed) and run from the repository root, where `python -m` finds them.
 perf-target: setup
-	$(BIN)/python -m bench.perf.target
+	$(BIN)/python -m benchmarks.target
 
 perf: setup
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) || true
-	$(BIN)/python -m bench.perf.client
+	$(BIN)/python -m benchmarks.client
 
 clean:
 	rm -rf $(VENV) build *.egg-info bench/*.so

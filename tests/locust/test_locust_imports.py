@@ -14,10 +14,11 @@ from timeouts import PROCESS_TIMEOUT_S
 GEVENT_SIDE = ("locust", "gevent", "geventhttpclient", "websocket")
 #: The only places allowed to import them.
 ALLOWED = ("bench/locust_glue/", "locustfiles/")
-#: Modules of the Locust side that must stay importable without gevent (perf runs from asyncio code).
+#: Modules of the Locust side that must stay importable without gevent (benchmarks.locust_cost runs Locust
+#: as a child process from asyncio code).
 PURE_GLUE = ("bench.locust_glue", "bench.locust_glue.gates", "bench.locust_glue.options",
-             "bench.locust_glue.runstate", "bench.locust_glue.messages", "bench.locust_glue.perf",
-             "bench.locust_glue.shadow")
+             "bench.locust_glue.runstate", "bench.locust_glue.messages", "bench.locust_glue.shadow",
+             "benchmarks.locust_cost")
 
 
 def _imports(path: Path) -> set[str]:
@@ -34,7 +35,8 @@ def _imports(path: Path) -> set[str]:
 def test_only_the_locust_side_imports_locust_or_gevent() -> None:
     """No module outside bench/locust_glue and locustfiles imports locust, gevent or their clients."""
     offenders = []
-    for path in sorted([*ROOT.glob("bench/**/*.py"), *ROOT.glob("locustfiles/*.py")]):
+    for path in sorted([*ROOT.glob("bench/**/*.py"), *ROOT.glob("benchmarks/**/*.py"),
+                        *ROOT.glob("locustfiles/*.py")]):
         rel = path.relative_to(ROOT).as_posix()
         if not rel.startswith(ALLOWED) and _imports(path) & set(GEVENT_SIDE):
             offenders.append(rel)

@@ -1,6 +1,6 @@
 """The figures of ``make perf``: medians over repeats, ratios to the bare loop of the same repeat, floors.
 
-Plain aligned text (it is pasted into the README as it is) and one JSON document with every run.
+Plain aligned text (it is pasted into docs/performance.md as it is) and one JSON document with every run.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bench.perf._breakdown import PACED_KEYS, PER_WAKE_KEY
-from bench.perf._cases import CASES, DEVICES_FLOOR, RSS_FLOOR_KB, Case, Floor, Sample
+from benchmarks._breakdown import PACED_KEYS, PER_WAKE_KEY
+from benchmarks._cases import CASES, DEVICES_FLOOR, RSS_FLOOR_KB, Case, Floor, Sample
 
 
 @dataclass(slots=True)
@@ -193,7 +193,7 @@ def memory_lines(idle: dict[str, Any] | None, held: dict[str, Any] | None) -> li
 
 def breakdown_lines(parts: dict[str, dict[str, float]], rows: dict[str, Row]) -> list[str]:
     """Per-message CPU of each pure step (timed alone, then paced like the run), the measured total, and
-    what is left (socket, loop); see ``bench.perf._breakdown``."""
+    what is left (socket, loop); see ``benchmarks._breakdown``."""
     keys = list(parts)
     extra = (*PACED_KEYS, PER_WAKE_KEY)
     steps = list(dict.fromkeys(step for key in keys for step in parts[key] if step not in extra))

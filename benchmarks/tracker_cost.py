@@ -1,4 +1,4 @@
-"""Micro-benchmark of the ack tracker's hot path: ``python -m bench.metrics._selfbench``.
+"""Micro-benchmark of the ack tracker's hot path: ``python -m benchmarks.tracker_cost``.
 
 Prints the tracking overhead in µs per event for ``on_send`` + ``on_ws_ack`` (+ ``fold`` and ``expire``
 about every 100k events, as the runner calls them about once a second), for WebSocket messages of 1 and
@@ -121,7 +121,8 @@ def measure(run: Runner, events: int, per_message: int, repeat: int) -> tuple[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tracker_cost",
+                                     description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=400_000, help="events per case (default 400k)")
     parser.add_argument("--repeat", type=int, default=3, help="best of N (default 3)")
     args = parser.parse_args()

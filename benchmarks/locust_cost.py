@@ -9,7 +9,7 @@ summary's own ``client.cpu_s``, start-up and imports left out).
 This module imports neither locust nor gevent (Locust runs in the child), so an asyncio harness can call
 it. Command line::
 
-    python -m bench.locust_glue.perf --transport both --seconds 10 --users 50 --rate 20
+    python -m benchmarks.locust_cost --transport both --seconds 10 --users 50 --rate 20
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.perf._proc import wait_child
 from bench.protocol.errors import UsageError
+from benchmarks._proc import wait_child
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILES = {"ws": ROOT / "locustfiles" / "ws.py", "http": ROOT / "locustfiles" / "http.py"}
 #: Time allowed beyond the run for start-up, the drain (ack timeout) and shutdown.
 SLACK_S = 60.0
 
 _SCENARIO = """\
-# written by bench.locust_glue.perf: every device sends at a fixed rate, in one long session
+# written by benchmarks.locust_cost: every device sends at a fixed rate, in one long session
 name = "locust-perf"
 seed = 7
 duration = {seconds}
@@ -124,7 +124,7 @@ def measure(transport: str, *, target_url: str, users: int = 50, seconds: float 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.locust_glue.perf",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.locust_cost",
                                      description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--transport", choices=("ws", "http", "both"), default="both")
     parser.add_argument("--target", help="target base URL (default: start the embedded reference target)")
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"{'; GENERATOR SATURATED' if result.saturated else ''}")
                 print(json.dumps(asdict(result)))
     except UsageError as exc:
-        print(f"bench.locust_glue.perf: error: {exc}", file=sys.stderr)
+        print(f"benchmarks.locust_cost: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,6 +1,6 @@
 """What the client side costs, side by side on this machine (``make perf``): a benchmark, never a test.
 
-Run: ``.venv/bin/python -m bench.perf.client [--quick] [--only CASE[,CASE]] [--json PATH] [--breakdown]
+Run: ``.venv/bin/python -m benchmarks.client [--quick] [--only CASE[,CASE]] [--json PATH] [--breakdown]
 [--max-devices N]``, or ``--profile CASE`` for one hot-path case under cProfile instead of the table.
 
 One run measures, against the reference target (``EmbeddedTarget``, memory store) in its own process,
@@ -39,9 +39,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.perf._cases import BY_KEY, CASES, EXTRA_KEYS, FULL, QUICK, Case, Sample, Sizes, scenario_toml
-from bench.perf._proc import Child, PerfError, run_child
-from bench.perf._report import (
+from bench.protocol.errors import UsageError
+from bench.runner.result import SATURATION_LAG_P99_US
+from benchmarks._cases import BY_KEY, CASES, EXTRA_KEYS, FULL, QUICK, Case, Sample, Sizes, scenario_toml
+from benchmarks._proc import Child, PerfError, run_child
+from benchmarks._report import (
     Row,
     breakdown_lines,
     cpu_table,
@@ -51,9 +53,7 @@ from bench.perf._report import (
     speed_lines,
     to_json,
 )
-from bench.perf._report import floor_met as _floor_met
-from bench.protocol.errors import UsageError
-from bench.runner.result import SATURATION_LAG_P99_US
+from benchmarks._report import floor_met as _floor_met
 
 #: Flags of every reference target started here: no HTTP rate limit (a 429 would be the limiter's cost,
 #: not the client's).
@@ -110,7 +110,7 @@ def _ws_url(ctx: Context) -> str:
 
 
 def run_bare(case: Case, ctx: Context) -> Sample:
-    from bench.perf._loops import bare_child
+    from benchmarks._loops import bare_child
 
     total = ctx.sizes.bare_messages // (1 if case.epm == 1 else 3)
     args = (_ws_url(ctx), ctx.bodies[case.epm], case.devices, total, SLACK_S)
@@ -159,10 +159,10 @@ def _pure(on: bool) -> Iterator[None]:
 
 
 def _hot_run(case: Case, ctx: Context, profile: bool) -> tuple[Sample, list[Any]]:
-    from bench.perf._hot import hot_child
     from bench.runner.engine import RunConfig
     from bench.scenario import parse_scenario
     from bench.transports.common import TransportOptions
+    from benchmarks._hot import hot_child
 
     text, start, end = _hot_scenario(case, ctx)
     app_id = secrets.token_hex(12)
@@ -221,7 +221,7 @@ class _ConnectGate:
         self.error = ""  # why the last count could not be read
 
     def tick(self, child: Child) -> None:
-        from bench.perf._capacity import open_connections
+        from benchmarks._capacity import open_connections
 
         if self.said:
             return
@@ -248,7 +248,7 @@ def run_hot(case: Case, ctx: Context) -> Sample:
 
 
 def run_naive(case: Case, ctx: Context) -> Sample:
-    from bench.perf._loops import naive_child
+    from benchmarks._loops import naive_child
 
     s = ctx.sizes
     args = (_ws_url(ctx), ctx.bodies[1], case.devices, case.rate, WARM_S + 0.5, s.paced_window_s)
@@ -259,7 +259,7 @@ def run_naive(case: Case, ctx: Context) -> Sample:
 
 
 def run_plain(case: Case, ctx: Context) -> Sample:
-    from bench.perf._loops import plain_child
+    from benchmarks._loops import plain_child
 
     s = ctx.sizes
     args = (_ws_url(ctx), ctx.bodies[1], case.devices, case.rate, WARM_S + 0.5, s.paced_window_s)
@@ -269,15 +269,15 @@ def run_plain(case: Case, ctx: Context) -> Sample:
 
 
 def run_wrk_case(case: Case, ctx: Context) -> Sample:
-    from bench.perf._external import run_wrk
     from bench.transports.http import http_url
+    from benchmarks._external import run_wrk
 
     return run_wrk(http_url(ctx.url, secrets.token_hex(12)), ctx.bodies[case.epm], connections=case.devices,
                    seconds=ctx.sizes.wrk_s, epm=case.epm, target_pid=ctx.pid)
 
 
 def run_locust_case(case: Case, ctx: Context) -> Sample:
-    from bench.perf._external import run_locust
+    from benchmarks._external import run_locust
 
     per_device = case.rate * case.epm / case.devices  # events/s of each Locust user
     return run_locust(case.transport, ctx.url, users=case.devices, seconds=ctx.sizes.locust_s,
@@ -391,8 +391,8 @@ def _progress(repeat: int, repeats: int, case: Case, sample: Sample | None, row:
 
 def run_idle_rss(sizes: Sizes) -> dict[str, Any]:
     """Client RSS per idle connected device: one client, one target, ``sizes.rss_devices`` devices."""
-    from bench.perf._capacity import hold_idle
     from bench.target.embedded import EmbeddedTarget
+    from benchmarks._capacity import hold_idle
 
     n = sizes.rss_devices
     with EmbeddedTarget(store="memory", extra_args=TARGET_ARGS) as target:
@@ -403,8 +403,8 @@ def run_idle_rss(sizes: Sizes) -> dict[str, Any]:
 def run_max_devices(sizes: Sizes) -> dict[str, Any]:
     """The most idle devices held at once: one target and one client process per ``per_process`` devices,
     each client binding its own two loopback source addresses (127.0.0.10 and up)."""
-    from bench.perf._capacity import hold_idle
     from bench.target.embedded import EmbeddedTarget
+    from benchmarks._capacity import hold_idle
 
     procs = math.ceil(sizes.max_devices / sizes.per_process)
     per_client = sizes.max_devices // procs
@@ -441,7 +441,7 @@ def hot_floors_missed(rows: dict[str, Row]) -> list[str]:
 
 def run_breakdown(rows: dict[str, Row], keys: Sequence[str], sizes: Sizes) -> dict[str, dict[str, float]]:
     """Per-step CPU of the hot-path cases in ``keys``, each on its own case's scenario."""
-    from bench.perf._breakdown import TICK_S, breakdown
+    from benchmarks._breakdown import TICK_S, breakdown
 
     out: dict[str, dict[str, float]] = {}
     for key in keys:
@@ -504,7 +504,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog="python -m bench.perf.client",
+    parser = _Parser(prog="python -m benchmarks.client",
                                      description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="one repeat, shorter windows, 5,000 paced/idle devices, a 20,000-device bound")
@@ -554,7 +554,7 @@ def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: S
     """Run the selected cases (``rates``: see ``--rate``), print the tables, write the JSON. 1 when a case
     could not be measured."""
     print(f"client-side cost, {os.cpu_count()} CPUs, {sizes.repeats} repeat(s), medians "
-          f"(command: python -m bench.perf.client {' '.join(argv)})".rstrip(), file=sys.stderr, flush=True)
+          f"(command: python -m benchmarks.client {' '.join(argv)})".rstrip(), file=sys.stderr, flush=True)
     print(f"the per-event steps with C twins run in {native_label()}; "
           f"'-py' cases run the Python twins", file=sys.stderr, flush=True)
     rows = run_cpu_cases(keys, sizes, rates)
@@ -582,7 +582,7 @@ def measure(args: argparse.Namespace, keys: Sequence[str], sizes: Sizes, argv: S
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m bench.perf.client``: 0 when every case was measured (floors met or not), 1 when a
+    """``python -m benchmarks.client``: 0 when every case was measured (floors met or not), 1 when a
     case failed, 2 on a bad flag."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -601,10 +601,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(run_profile(args.profile, sizes)))
             return 0
     except UsageError as exc:
-        print(f"bench.perf.client: error: {exc}", file=sys.stderr)
+        print(f"benchmarks.client: error: {exc}", file=sys.stderr)
         return 2
     except PerfError as exc:
-        print(f"bench.perf.client: {args.profile} failed: {exc}", file=sys.stderr)
+        print(f"benchmarks.client: {args.profile} failed: {exc}", file=sys.stderr)
         return 1
     return measure(args, keys, sizes, argv, rates)
 

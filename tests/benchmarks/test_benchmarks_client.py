@@ -1,4 +1,4 @@
-"""`python -m bench.perf.client` flags and table: checked before any case runs (nothing is measured here)."""
+"""`python -m benchmarks.client` flags and table: checked before any case runs (nothing is measured here)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import types
 
 import pytest
 
-from bench.perf import client
-from bench.perf._cases import BY_KEY, FULL, QUICK, Sample
-from bench.perf._report import Row, cpu_table, paced_line
 from bench.protocol.errors import UsageError
 from bench.target.embedded import EmbeddedTarget
+from benchmarks import client
+from benchmarks._cases import BY_KEY, FULL, QUICK, Sample
+from benchmarks._report import Row, cpu_table, paced_line
 
 
 def test_rates_parse_per_case() -> None:
@@ -60,7 +60,7 @@ def test_a_paced_fleet_smaller_than_its_floors_is_not_judged() -> None:
 def test_bad_rate_flag_is_one_line_and_measures_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert client.main(["--rate", "bare-ws-1=5"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("bench.perf.client: error: --rate 'bare-ws-1=5'")
+    assert err.count("\n") == 1 and err.startswith("benchmarks.client: error: --rate 'bare-ws-1=5'")
     assert client.main(["--only", "hot-ws-1", "--rate", "hot-ws-10=5"]) == 2
     assert "'hot-ws-10' is not among the cases run" in capsys.readouterr().err
 
@@ -134,7 +134,7 @@ def test_a_gated_window_that_never_opens_says_when_the_fleet_was_connected(word_
     before the window's end, it does not open (a window in the drain would measure no sending), and the error
     says when the fleet was connected (or that it never was)."""
     from bench.metrics import Histogram
-    from bench.perf._hot import _Window
+    from benchmarks._hot import _Window
 
     link = _Link(word_at)
     window = _Window(link, 6.0, 16.0, profile=False, gate=True)  # type: ignore[arg-type]

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.perf._cases import scenario_toml
-from bench.perf._proc import Child, Group, Link, PerfError, rss_kb_of
+from benchmarks._cases import scenario_toml
+from benchmarks._proc import Child, Group, Link, PerfError, rss_kb_of
 
 #: Polls in a row at the full count that make the plateau.
 STABLE_POLLS = 2

@@ -4,7 +4,7 @@
   with ``-s``) over a few keep-alive connections as fast as it can, for a fixed time. Its CPU time is the
   kernel's accounting of its PID when it is reaped (``os.wait4``): the whole process, which for a C
   program is the run itself. Requests come from its report ("N requests in S").
-- **Locust** runs through ``bench.locust_glue.perf.measure`` (it starts ``locust --headless`` as a child
+- **Locust** runs through ``benchmarks.locust_cost.measure`` (it starts ``locust --headless`` as a child
   process); its CPU is the run's own ``client.cpu_s`` from the summary.json it writes (start-up and
   imports left out), its counts the summary's ``events.sent`` and ``wire.messages_sent``.
 
@@ -20,8 +20,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.perf._cases import Sample
-from bench.perf._proc import PerfError, cpu_s_of, wait_child
+from benchmarks._cases import Sample
+from benchmarks._proc import PerfError, cpu_s_of, wait_child
 
 _LUA = """\
 -- nucleus-bench perf: POST the hot path's own 10-event body, every request the same bytes
@@ -82,9 +82,9 @@ def run_locust(transport: str, target_url: str, *, users: int, seconds: float, r
         PerfError: the Locust glue or locustfiles are not there, or the run failed.
     """
     try:
-        from bench.locust_glue.perf import measure
+        from benchmarks.locust_cost import measure
     except ImportError as exc:
-        raise PerfError(f"bench.locust_glue.perf is not importable: {exc}") from None
+        raise PerfError(f"benchmarks.locust_cost is not importable: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="nucleus-perf-locust-") as tmp:
         target0 = cpu_s_of(target_pid)
         try:

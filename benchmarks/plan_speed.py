@@ -2,14 +2,15 @@
 
 Run from the repository root::
 
-    .venv/bin/python tests/fleet/perf_fleet.py                      # desktop-fleet, 10,000 devices, 15k ev/s
-    .venv/bin/python tests/fleet/perf_fleet.py --duration 45 --runs 5 --events-per-message 10
+    .venv/bin/python -m benchmarks.plan_speed                       # desktop-fleet, 10,000 devices, 15k ev/s
+    .venv/bin/python -m benchmarks.plan_speed --duration 45 --runs 5 --events-per-message 10
 
-Another tree's plan (e.g. the last commit's, to compare) is measured by putting it first on the path; the
-first line printed names the ``bench`` package measured::
+Another tree's plan (e.g. the last commit's, to compare) is measured by putting it first on the path (``-P``:
+the current directory is not put before it; ``.`` after it finds ``benchmarks``); the first line printed
+names the ``bench`` package measured::
 
     git archive HEAD bench | tar -x -C /tmp/before
-    PYTHONPATH=/tmp/before .venv/bin/python tests/fleet/perf_fleet.py
+    PYTHONPATH=/tmp/before:. .venv/bin/python -P -m benchmarks.plan_speed
 
 Each figure is the median (and the best) of ``--runs`` runs, in CPU time of this process
 (``time.process_time``), the cases taken round robin so that a busy neighbour weighs on all of them alike:
@@ -18,8 +19,6 @@ Each figure is the median (and the best) of ``--runs`` runs, in CPU time of this
 - ``gen+encode``: the same, plus ``encode_events(send.events)`` per send, as the runner's scheduler does;
 - ``gen+encoded``: the same, reading ``Send.encoded`` instead (when the plan offers it);
 - ``expected_events()``: seconds per call on a fresh plan (in the WebSocket rows' run).
-
-The file name does not start with ``test_``: pytest does not collect it.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from bench.fleet import Plan, Transport
 from bench.protocol import encode_events
 from bench.scenario import Scenario, load_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _gen(plan: Plan, transport: Transport) -> int:
@@ -74,7 +73,8 @@ def _expected(scenario: Scenario, _: Transport) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.plan_speed",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", default=str(ROOT / "scenarios" / "desktop-fleet.toml"))
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=15_000.0, help="fleet events/s; -1: the scenario's")

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
-from bench.perf._cases import scenario_toml
+from benchmarks._cases import scenario_toml
 
 #: Sends timed per component.
 SENDS = 30_000

@@ -20,7 +20,7 @@ import pstats
 from typing import Any
 
 from bench.metrics import Histogram
-from bench.perf._proc import Link, self_cpu_s
+from benchmarks._proc import Link, self_cpu_s
 
 #: A window shorter than this is no measurement.
 MIN_WINDOW_S = 1.0

@@ -1,11 +1,11 @@
-"""`python -m bench.perf.plan_cost`: it prints a row per plan (nothing is judged here: a benchmark)."""
+"""`python -m benchmarks.plan_cost`: it prints a row per plan (nothing is judged here: a benchmark)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench.fleet import device
-from bench.perf import plan_cost
+from benchmarks import plan_cost
 
 pytest.importorskip("bench._native", reason="bench._native is not built (no C compiler at install)")
 

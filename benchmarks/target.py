@@ -1,6 +1,6 @@
 """How many events the reference target stores per CPU-second of its own (``make perf-target``).
 
-Run: ``.venv/bin/python -m bench.perf.target [--seconds S] [--repeats N]``.
+Run: ``.venv/bin/python -m benchmarks.target [--seconds S] [--repeats N]``.
 
 For each case (WebSocket with 1-, 10- and 50-event messages, HTTP with 50-event batches; SQLite and memory
 stores) a client in a separate process drives the target at full speed over several loopback connections,
@@ -359,7 +359,7 @@ def print_table(rows: list[tuple[Case, list[Result]]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.perf.target", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.target", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.5, help="length of each timed run (default 2.5)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per case; the median is shown (default 3)")

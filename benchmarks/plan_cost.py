@@ -1,11 +1,12 @@
 """What the plan costs per send, its C timeline against the Python twin: a benchmark, never a test.
 
-``python -m bench.perf.plan_cost [--rounds N] [--quick]``, in one process, drains ``Plan.wire_sends("ws")``
+``python -m benchmarks.plan_cost [--rounds N] [--quick]``, in one process, drains ``Plan.wire_sends("ws")``
 (what the hot path's scheduler pulls) of three plans: 10,000 paced devices with 1-event messages, 100 devices
 with 10-event messages and 100 with 1-event messages. Each round drains each plan twice, with
 ``bench._native.Ticks`` walking the devices' timelines and with ``Device._sends_py`` (the merge and the event
 writer are C both times), timed by the process's CPU clock; it prints the medians of the rounds in CPU-µs per
-send and their ratio. Run it from two checkouts in turn (``PYTHONPATH=...``) to compare builds of the C file.
+send and their ratio. Run it from two checkouts in turn (from each one's root, its C file built) to compare
+builds of the C file.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def drain_us(scenario: Scenario) -> tuple[int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.perf.plan_cost",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.plan_cost",
                                      description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     parser.add_argument("--quick", action="store_true", help="2 s plans instead of 20 s")
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--rounds: at least 1, not {args.rounds}")
     ticks = device._Ticks
     if ticks is None:
-        print("bench.perf.plan_cost: bench._native is not built (or NUCLEUS_BENCH_PURE is set): "
+        print("benchmarks.plan_cost: bench._native is not built (or NUCLEUS_BENCH_PURE is set): "
               "there is no C timeline to compare", file=sys.stderr)
         return 1
     duration = 2.0 if args.quick else 20.0

@@ -28,7 +28,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.perf._proc import Link, self_cpu_s
+from benchmarks._proc import Link, self_cpu_s
 
 #: Connections opened at once by the naive script (the target's accept queue stays short).
 CONNECT_CONCURRENCY = 200

@@ -1,1 +1,0 @@
-"""Benchmarks of nucleus-bench's own parts (``make perf-target``, ``make perf``): figures, never tests."""
