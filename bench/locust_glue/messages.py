@@ -3,7 +3,7 @@
 ``nucleus_drain`` goes from the master (or the standalone process) to every process running users;
 ``nucleus_result`` comes back with that process's ``TransportResult`` of each transport
 (``to_json()``) and the ids the server reported, as plain JSON-safe values (Locust carries custom
-messages as msgpack). ``merge_messages`` adds them up exactly (bench.runner.result.merge_all).
+messages as msgpack). ``merge_messages`` adds them up exactly (bench.results.transport.merge_all).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.locust_glue.runstate import RunState
 from bench.metrics import COUNTERS
-from bench.runner.result import TransportResult, merge_all
+from bench.results.transport import TransportResult, merge_all
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,8 @@ def merge_messages(messages: Mapping[str, Mapping[str, Any]]) -> dict[str, Trans
     per: dict[str, list[TransportResult]] = {}
     for msg in sorted(messages.values(), key=lambda m: int(m["worker"])):
         for name, obj in msg["results"].items():
-            result = TransportResult.from_json(obj)
-            result.reported_ids = list(msg["reported"].get(name, ()))
-            per.setdefault(name, []).append(result)
+            reported = list(msg["reported"].get(name, ()))
+            per.setdefault(name, []).append(TransportResult.from_json(obj, reported_ids=reported))
     return {name: merge_all(results) for name, results in sorted(per.items())}
 
 
@@ -59,3 +58,4 @@ def worker_rows(messages: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any
             row["error"] = str(msg["error"])
         rows.append(row)
     return rows
+

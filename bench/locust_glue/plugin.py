@@ -29,7 +29,7 @@ import logging
 import secrets
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,10 +50,12 @@ from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments
 from bench.locust_glue.runstate import TRANSPORTS, RunSpec, RunState, plan_duration
 from bench.protocol.errors import UsageError
-from bench.runner.app import new_app_id
-from bench.runner.output import build_summary, make_run_dir, run_meta, transport_lines, write_results
-from bench.runner.reconcile import Reconciliation, not_done, reconcile_reference
-from bench.runner.result import TransportResult
+from bench.results.files import make_run_dir, run_meta, write_results
+from bench.results.ids import new_app_id
+from bench.results.reconcile import Reconciliation, not_done, reconcile_reference
+from bench.results.summary import build_summary
+from bench.results.terminal import transport_lines
+from bench.results.transport import TransportResult
 from bench.scenario import Scenario, load_scenario, parse_scenario, read_scenario_text
 from bench.target.embedded import EmbeddedTarget
 
@@ -280,8 +282,8 @@ class Glue:
             logger.warning("nucleus-bench: no device ran in this test: no summary written")
             return
         base_url = str(environment.host or "")
-        for name, result in results.items():
-            result.reconciliation = self._reconcile(c, name, result, base_url)
+        results = {name: replace(result, reconciliation=self._reconcile(c, name, result, base_url))
+                   for name, result in results.items()}
         summary, run_dir = _write(environment, c, results, missing, base_url, self.options.results_dir,
                                   self.target is not None)
         for name in results:
@@ -318,7 +320,7 @@ def _expected_nodes(runner: Runner) -> set[str]:
 
 def _write(environment: Environment, c: _Collection, results: dict[str, TransportResult], missing: list[str],
            base_url: str, results_dir: str, embedded: bool) -> tuple[dict[str, Any], Any]:
-    """summary.json and the other result files, in the hot path's schema (bench.runner.output)."""
+    """summary.json and the other result files, in the hot path's schema (bench.results)."""
     sc = c.scenario
     header = {
         "scenario": {"name": sc.name, "path": sc.path, "seed": sc.seed, "duration_s": c.spec.duration_s,

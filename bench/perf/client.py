@@ -53,7 +53,7 @@ from bench.perf._report import (
 )
 from bench.perf._report import floor_met as _floor_met
 from bench.protocol.errors import UsageError
-from bench.runner.result import SATURATION_LAG_P99_US
+from bench.results.saturation import SATURATION_LAG_P99_US
 
 #: Flags of every reference target started here: no HTTP rate limit (a 429 would be the limiter's cost,
 #: not the client's).
