@@ -322,24 +322,13 @@ def _write(environment: Environment, c: _Collection, results: dict[str, Transpor
            base_url: str, results_dir: str, embedded: bool) -> tuple[dict[str, Any], Any]:
     """summary.json and the other result files, in the hot path's schema (bench.results)."""
     sc = c.scenario
-    header = {
-        "scenario": {"name": sc.name, "path": sc.path, "seed": sc.seed, "duration_s": c.spec.duration_s,
-                     "devices": c.users, "rate": sc.rate, "per_device_rate": sc.device_rate,
-                     "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
-                     "ack_timeout_s": sc.ack_timeout_s},
-        "target": {"url": base_url, "embedded": embedded},
-        "started_at": c.started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
-        "processes": len(c.messages),
-        "error": f"no result from worker(s) {', '.join(missing)}" if missing else None,
-        "driver": "locust",
-        "locust": {"version": locust_version, "users": c.users, "endpoint": c.spec.endpoint,
-                   "workers": messages.worker_rows(c.messages), "missing_workers": missing},
-    }
+    header = messages.run_header(sc, c.spec, c.messages, users=c.users, started=c.started, missing=missing,
+                                 target_url=base_url, embedded=embedded, locust_version=locust_version)
     app_ids = {name: c.spec.app_id(name) for name in results}
     summary = build_summary(results, app_ids, header)
     run_dir = make_run_dir(results_dir, f"locust-{sc.name}", c.started)
     meta = run_meta(argv=sys.argv, seed=sc.seed, scenario_path=sc.path,
-                    extra={"target": header["target"], "app_ids": app_ids, "driver": "locust"})
+                    extra={"target": header.target_json(), "app_ids": app_ids, "driver": "locust"})
     write_results(run_dir, summary, results, meta)
     return summary, run_dir
 

@@ -10,7 +10,8 @@ Modules:
     transport: ``TransportResult``, one transport's measurements, and its pure, exact merge (``merge_all``).
     saturation: the limits past which the generator could not keep its plan, and the reasons it gives.
     reconcile: what the server stored, compared with what it acknowledged.
-    summary: the shape of summary.json: the per-transport block and ``build_summary``.
+    summary: the shape of summary.json: ``RunHeader`` (the header both front ends write), the
+        per-transport block and ``build_summary``.
     files: the run directory and every file in it (summary, histograms, series, results, meta).
     terminal: the end-of-run lines and the side-by-side table.
     ids: a fresh appId for a transport's events.

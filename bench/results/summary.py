@@ -1,5 +1,9 @@
-"""The shape of ``summary.json`` (schema ``nucleus-bench/summary/1``, results/README.md).
+"""The shape of ``summary.json`` (schema ``nucleus-bench/summary/1``, results/README.md): header and blocks.
 
+Both front ends, ``nucleus-bench run`` (bench.runner) and the Locust plugin (bench.locust_glue), build
+their summaries here, so a report reads either without knowing which wrote it:
+
+- ``RunHeader``: the header (scenario, target, times, processes, error, and the driver's own block);
 - ``transport_summary``: one ``transports.<name>`` block from a ``TransportResult``;
 - ``build_summary``: the whole document.
 """
@@ -7,12 +11,78 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bench.metrics import COUNTERS, Histogram
 from bench.results.transport import TransportResult
+from bench.scenario import Scenario
 
 SUMMARY_SCHEMA = "nucleus-bench/summary/1"
+#: The ``scenario`` keys a driver fills from what it ran rather than from the scenario file: Locust
+#: decides how many devices run (one per user, ``-u``) and its plan lasts as long as the Locust run.
+DRIVEN_KEYS = ("devices", "duration_s")
+
+
+@dataclass(frozen=True, slots=True)
+class RunHeader:
+    """The header of one run's summary: what ran, against what, when, and how it ended.
+
+    Attributes:
+        scenario: the scenario as run (command-line overrides applied).
+        target_url: the server's base URL.
+        embedded: the target is the harness's own embedded reference target.
+        started: when the run started (UTC).
+        finished: when the summary was written (UTC).
+        processes: the processes that ran devices.
+        error: one line when the run stopped on an error; None for a run that ended normally.
+        devices: the devices that ran when the driver decides it (Locust: its users); None: the scenario's.
+        duration_s: how long each device's plan ran when the driver decides it (Locust: the plan covers
+            its run time); None: the scenario's.
+        driver: the driver's name when it is not the hot path (whose summaries have no ``driver`` key).
+        driver_block: what only that driver reports, written under its name (``"locust": {...}``).
+    """
+
+    scenario: Scenario
+    target_url: str
+    embedded: bool
+    started: datetime
+    finished: datetime
+    processes: int
+    error: str | None = None
+    devices: int | None = None
+    duration_s: float | None = None
+    driver: str | None = None
+    driver_block: Mapping[str, Any] = field(default_factory=dict)
+
+    def scenario_json(self) -> dict[str, Any]:
+        """The ``scenario`` block: the scenario's figures, ``DRIVEN_KEYS`` as the driver ran them."""
+        sc = self.scenario
+        return {"name": sc.name, "path": sc.path, "seed": sc.seed,
+                "duration_s": sc.duration_s if self.duration_s is None else self.duration_s,
+                "devices": sc.devices if self.devices is None else self.devices,
+                # what one device sends while in a session: a whole-fleet ``rate`` divided over the
+                # scenario's devices, else the file's ``per_device_rate`` (Scenario.device_rate)
+                "rate": sc.rate, "per_device_rate": sc.device_rate,
+                "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
+                "ack_timeout_s": sc.ack_timeout_s}
+
+    def target_json(self) -> dict[str, Any]:
+        return {"url": self.target_url, "embedded": self.embedded}
+
+    def to_json(self) -> dict[str, Any]:
+        """Every header key of summary.json, in the schema's order."""
+        out: dict[str, Any] = {
+            "scenario": self.scenario_json(), "target": self.target_json(),
+            "started_at": self.started.isoformat(), "finished_at": self.finished.isoformat(),
+            "processes": self.processes, "error": self.error,
+        }
+        if self.driver is not None:
+            out |= {"driver": self.driver, self.driver: dict(self.driver_block)}
+        return out
+
+
 def quantiles(h: Histogram) -> dict[str, float | int]:
     """``{count, p50, p90, p99, p999, max, underflow, overflow}`` in µs (the summary's latency shape).
 
@@ -57,10 +127,10 @@ def transport_summary(r: TransportResult) -> dict[str, Any]:
 
 
 def build_summary(results: Mapping[str, TransportResult], app_ids: Mapping[str, str],
-                  header: Mapping[str, Any]) -> dict[str, Any]:
-    """summary.json: the header (scenario, target, times) and one block per transport that ran."""
+                  header: RunHeader) -> dict[str, Any]:
+    """summary.json: the header, one block per transport that ran, and ``ok`` (every identity holds)."""
     transports = {}
     for name, result in results.items():
         transports[name] = {"app_id": app_ids.get(name)} | transport_summary(result)
-    return {"schema": SUMMARY_SCHEMA, **header, "transports": transports,
+    return {"schema": SUMMARY_SCHEMA, **header.to_json(), "transports": transports,
             "ok": all(r.accounting().ok for r in results.values())}

@@ -30,7 +30,7 @@ from bench.results.reconcile import (
     reconcile_reference,
     verify_url_for,
 )
-from bench.results.summary import build_summary
+from bench.results.summary import RunHeader, build_summary
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
 from bench.runner.engine import RunConfig, raise_nofile_limit
@@ -170,19 +170,18 @@ class _Session:
         sc = self.scenario
         if self.run_dir is None:
             self.run_dir = make_run_dir(self.request.out_dir, sc.name, self.started)
-        header = {
-            "scenario": {"name": sc.name, "path": sc.path, "seed": sc.seed, "duration_s": sc.duration_s,
-                         "devices": sc.devices, "rate": sc.rate, "per_device_rate": sc.per_device_rate,
-                         "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
-                         "ack_timeout_s": sc.ack_timeout_s},
-            "target": {"url": self.base_url, "embedded": self.embedded},
-            "started_at": self.started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
-            "processes": self.request.processes, "error": error,
-        }
+        header = run_header(self.request, sc, self.base_url, self.embedded, self.started, error)
         self.summary = build_summary(self.results, self.app_ids, header)
         meta = run_meta(argv=self.request.argv, seed=sc.seed, scenario_path=sc.path,
-                        extra={"target": header["target"], "app_ids": dict(self.app_ids)})
+                        extra={"target": header.target_json(), "app_ids": dict(self.app_ids)})
         write_results(self.run_dir, self.summary, self.results, meta)
+
+
+def run_header(request: RunRequest, scenario: Scenario, base_url: str, embedded: bool, started: datetime,
+               error: str | None = None) -> RunHeader:
+    """The summary's header of a ``run``: the scenario as overridden, every device and second of it ran."""
+    return RunHeader(scenario=scenario, target_url=base_url, embedded=embedded, started=started,
+                     finished=datetime.now(UTC), processes=request.processes, error=error)
 
 
 def _options(request: RunRequest) -> TransportOptions:
