@@ -179,7 +179,8 @@ class _Session:
 
 def run_header(request: RunRequest, scenario: Scenario, base_url: str, embedded: bool, started: datetime,
                error: str | None = None) -> RunHeader:
-    """The summary's header of a ``run``: the scenario as overridden, every device and second of it ran."""
+    """The summary's header of a ``run``: the scenario with the command line's overrides, which is what ran
+    (its devices and duration are the scenario's: no driver sets them, unlike Locust's)."""
     return RunHeader(scenario=scenario, target_url=base_url, embedded=embedded, started=started,
                      finished=datetime.now(UTC), processes=request.processes, error=error)
 
