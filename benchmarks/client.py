@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.protocol.errors import UsageError
-from bench.runner.result import SATURATION_LAG_P99_US
+from bench.results.saturation import SATURATION_LAG_P99_US
 from benchmarks._cases import BY_KEY, CASES, EXTRA_KEYS, FULL, QUICK, Case, Sample, Sizes, scenario_toml
 from benchmarks._proc import Child, PerfError, run_child
 from benchmarks._report import (

@@ -16,6 +16,9 @@ from timeouts import PROCESS_TIMEOUT_S
 
 #: The pure floors of the house plan.
 CORE_MODULES = ("bench", "bench.protocol", "bench.metrics", "bench.fleet", "bench.scenario")
+#: The results layer: both front ends stand on it, the Locust side too, so it must load none of them either.
+RESULTS_MODULES = ("bench.results.transport", "bench.results.summary", "bench.results.files",
+                   "bench.results.terminal", "bench.results.reconcile", "bench.results.ids")
 #: What none of them may load, directly or through a dependency.
 FORBIDDEN = ("locust", "gevent", "aiohttp", "websockets", "uvloop")
 #: The repository root: the probe runs there so that ``bench`` imports from this tree.
@@ -44,7 +47,7 @@ def probe(module: str) -> dict[str, object]:
     return result
 
 
-@pytest.mark.parametrize("module", CORE_MODULES)
+@pytest.mark.parametrize("module", CORE_MODULES + RESULTS_MODULES)
 def test_core_module_loads_no_network_or_gevent_library(module: str) -> None:
     """Importing the module in a fresh interpreter leaves every forbidden library out of sys.modules."""
     result = probe(module)

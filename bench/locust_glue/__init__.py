@@ -9,7 +9,7 @@ Modules:
     options: the custom command-line arguments (``--scenario``, ``--app-id``, ``--check-*`` ...).
     gates: ``--check-*`` thresholds evaluated on a summary.
     runstate: one test run in one Locust process: its spec, the plan, device numbering, the books.
-    messages: the worker -> master result messages and their exact merge.
+    messages: the worker -> master result messages, their exact merge, and the summary header of a run.
     wsclient: one device's WebSocket connection (websocket-client) and its receiver greenlet.
     devices: ``WsDevice`` and ``HttpDevice``: a device following its plan, reporting to the tracker.
     users: ``WsDeviceUser`` and ``HttpDeviceUser``, the abstract user classes locustfiles subclass.

@@ -6,7 +6,7 @@ Locust's own master/worker statistics round response times to about two signific
 travel that way: every process that runs users keeps the hot path's µs histograms and counters
 (``RunState``), and at the end of a run ships them whole, as ``TransportResult.to_json()`` plus the ids
 the server reported, in one custom message. The master adds them (counters summed, histograms added
-bucket by bucket: ``bench.runner.result.merge_all``), so the merged figures are exactly what one process
+bucket by bucket: ``bench.results.transport.merge_all``), so the merged figures are exactly what one process
 would have counted.
 
 The exchange, started by the master (or the standalone process) when the test is stopping, before

@@ -29,7 +29,7 @@ import logging
 import secrets
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,10 +49,12 @@ from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments
 from bench.locust_glue.runstate import TRANSPORTS, RunSpec, RunState, plan_duration
 from bench.protocol.errors import EventLost, UsageError
-from bench.runner.app import new_app_id
-from bench.runner.output import build_summary, make_run_dir, run_meta, transport_lines, write_results
-from bench.runner.reconcile import Reconciliation, not_done, reconcile_reference
-from bench.runner.result import TransportResult
+from bench.results.files import make_run_dir, run_meta, write_results
+from bench.results.ids import new_app_id
+from bench.results.reconcile import Reconciliation, not_done, reconcile_reference
+from bench.results.summary import build_summary
+from bench.results.terminal import transport_lines
+from bench.results.transport import TransportResult
 from bench.scenario import Scenario, load_scenario, parse_scenario, read_scenario_text
 from bench.target.embedded import EmbeddedTarget
 
@@ -279,8 +281,8 @@ class Glue:
             logger.warning("nucleus-bench: no device ran in this test: no summary written")
             return
         base_url = str(environment.host or "")
-        for name, result in results.items():
-            result.reconciliation = self._reconcile(c, name, result, base_url)
+        results = {name: replace(result, reconciliation=self._reconcile(c, name, result, base_url))
+                   for name, result in results.items()}
         summary, run_dir = _write(environment, c, results, missing, base_url, self.options.results_dir,
                                   self.target is not None)
         for name in results:
@@ -317,26 +319,15 @@ def _expected_nodes(runner: Runner) -> set[str]:
 
 def _write(environment: Environment, c: _Collection, results: dict[str, TransportResult], missing: list[str],
            base_url: str, results_dir: str, embedded: bool) -> tuple[dict[str, Any], Any]:
-    """summary.json and the other result files, in the hot path's schema (bench.runner.output)."""
+    """summary.json and the other result files, in the hot path's schema (bench.results)."""
     sc = c.scenario
-    header = {
-        "scenario": {"name": sc.name, "path": sc.path, "seed": sc.seed, "duration_s": c.spec.duration_s,
-                     "devices": c.users, "rate": sc.rate, "per_device_rate": sc.device_rate,
-                     "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
-                     "ack_timeout_s": sc.ack_timeout_s},
-        "target": {"url": base_url, "embedded": embedded},
-        "started_at": c.started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
-        "processes": len(c.messages),
-        "error": f"no result from worker(s) {', '.join(missing)}" if missing else None,
-        "driver": "locust",
-        "locust": {"version": locust_version, "users": c.users, "endpoint": c.spec.endpoint,
-                   "workers": messages.worker_rows(c.messages), "missing_workers": missing},
-    }
+    header = messages.run_header(sc, c.spec, c.messages, users=c.users, started=c.started, missing=missing,
+                                 target_url=base_url, embedded=embedded, locust_version=locust_version)
     app_ids = {name: c.spec.app_id(name) for name in results}
     summary = build_summary(results, app_ids, header)
     run_dir = make_run_dir(results_dir, f"locust-{sc.name}", c.started)
     meta = run_meta(argv=sys.argv, seed=sc.seed, scenario_path=sc.path,
-                    extra={"target": header["target"], "app_ids": app_ids, "driver": "locust"})
+                    extra={"target": header.target_json(), "app_ids": app_ids, "driver": "locust"})
     write_results(run_dir, summary, results, meta)
     return summary, run_dir
 

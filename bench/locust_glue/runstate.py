@@ -39,7 +39,8 @@ from bench.fleet import Plan
 from bench.metrics import AckTracker, Histogram, SecondSeries, SeriesRows
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
-from bench.runner.result import TransportResult, process_reasons
+from bench.results.saturation import process_reasons
+from bench.results.transport import TransportResult
 from bench.scenario import MAX_DEVICES, Scenario
 from bench.transports.common import TransportStats
 

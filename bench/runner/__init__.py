@@ -6,6 +6,8 @@ Library entry points (imported lazily, so ``import bench.runner.cli`` stays ligh
   ``RunConfig.processes`` processes and merged exactly (no reconciliation).
 - ``run_shard_async(RunConfig, shard=, shards=)``: one shard inside a running event loop.
 - ``execute(RunRequest) -> int``: the whole ``nucleus-bench run`` command.
+
+What a run produced, and its files, are bench.results's (shared with the Locust side).
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ _EXPORTS = {
     "run_shard": "bench.runner.engine",
     "run_shard_async": "bench.runner.engine",
     "run_transport": "bench.runner.procs",
-    "TransportResult": "bench.runner.result",
+    "TransportResult": "bench.results.transport",  # what run_transport returns
     "RunRequest": "bench.runner.app",
     "execute": "bench.runner.app",
-    "Reconciliation": "bench.runner.reconcile",
 }
 
 __all__ = sorted(_EXPORTS)

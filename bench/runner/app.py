@@ -9,23 +9,20 @@ unreachable target (raised as ``UsageError``; results measured before it are sti
 from __future__ import annotations
 
 import contextlib
-import secrets
 import socket
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bench.protocol.errors import UsageError
-from bench.runner.engine import RunConfig, raise_nofile_limit
-from bench.runner.output import build_summary, make_run_dir, run_meta, transport_lines, write_results
-from bench.runner.procs import run_transport
-from bench.runner.progress import Progress
-from bench.runner.reconcile import (
+from bench.results.files import make_run_dir, run_meta, write_results
+from bench.results.ids import new_app_id
+from bench.results.reconcile import (
     Reconciliation,
     fetch_stored_count,
     not_done,
@@ -33,7 +30,12 @@ from bench.runner.reconcile import (
     reconcile_reference,
     verify_url_for,
 )
-from bench.runner.result import TransportResult
+from bench.results.summary import RunHeader, build_summary
+from bench.results.terminal import transport_lines
+from bench.results.transport import TransportResult
+from bench.runner.engine import RunConfig, raise_nofile_limit
+from bench.runner.procs import run_transport
+from bench.runner.progress import Progress
 from bench.scenario import Scenario, load_scenario, parse_duration
 from bench.transports.common import TransportOptions, parse_source_addrs
 
@@ -69,11 +71,6 @@ class RunRequest:
 
 #: The run's ``error`` when Ctrl-C cut it short.
 INTERRUPTED = "interrupted (Ctrl-C): the figures cover the run up to then; unanswered events are in flight"
-
-
-def new_app_id() -> str:
-    """A fresh appId shaped like real ones: 24 lowercase hex characters (contract.md, "Endpoints")."""
-    return secrets.token_hex(12)
 
 
 def load(request: RunRequest) -> Scenario:
@@ -160,7 +157,8 @@ class _Session:
                            processes=request.processes)
         with Progress(f"{sc.name} {transport}", request.progress) as progress:
             result = run_transport(config, progress=progress.update)
-        result.reconciliation = reconcile(request, result, self.base_url, app_id, self.embedded, before)
+        result = replace(result, reconciliation=reconcile(request, result, self.base_url, app_id,
+                                                          self.embedded, before))
         self.results[transport] = result
         self.app_ids[transport] = app_id
         self.write()
@@ -173,19 +171,19 @@ class _Session:
         sc = self.scenario
         if self.run_dir is None:
             self.run_dir = make_run_dir(self.request.out_dir, sc.name, self.started)
-        header = {
-            "scenario": {"name": sc.name, "path": sc.path, "seed": sc.seed, "duration_s": sc.duration_s,
-                         "devices": sc.devices, "rate": sc.rate, "per_device_rate": sc.per_device_rate,
-                         "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
-                         "ack_timeout_s": sc.ack_timeout_s},
-            "target": {"url": self.base_url, "embedded": self.embedded},
-            "started_at": self.started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
-            "processes": self.request.processes, "error": error,
-        }
+        header = run_header(self.request, sc, self.base_url, self.embedded, self.started, error)
         self.summary = build_summary(self.results, self.app_ids, header)
         meta = run_meta(argv=self.request.argv, seed=sc.seed, scenario_path=sc.path,
-                        extra={"target": header["target"], "app_ids": dict(self.app_ids)})
+                        extra={"target": header.target_json(), "app_ids": dict(self.app_ids)})
         write_results(self.run_dir, self.summary, self.results, meta)
+
+
+def run_header(request: RunRequest, scenario: Scenario, base_url: str, embedded: bool, started: datetime,
+               error: str | None = None) -> RunHeader:
+    """The summary's header of a ``run``: the scenario with the command line's overrides, which is what ran
+    (its devices and duration are the scenario's: no driver sets them, unlike Locust's)."""
+    return RunHeader(scenario=scenario, target_url=base_url, embedded=embedded, started=started,
+                     finished=datetime.now(UTC), processes=request.processes, error=error)
 
 
 def _options(request: RunRequest) -> TransportOptions:
@@ -237,7 +235,7 @@ def _report(session: _Session) -> None:
     if len(session.results) > 1:
         from rich.console import Console
 
-        from bench.runner.output import comparison_table
+        from bench.results.terminal import comparison_table
 
         Console().print(comparison_table(session.summary))
     if session.run_dir is not None:

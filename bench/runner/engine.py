@@ -24,7 +24,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -32,7 +32,8 @@ import numpy as np
 from bench import native
 from bench.fleet import Plan
 from bench.metrics import AckTracker, Histogram, SecondSeries, SeriesRows
-from bench.runner.result import TransportResult, process_reasons
+from bench.results.saturation import process_reasons
+from bench.results.transport import TransportResult
 from bench.runner.scheduler import Monitor, Scheduler
 from bench.scenario import Scenario
 from bench.transports.common import TransportOptions, TransportStats
@@ -223,16 +224,14 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
         watcher.cancel()
         await transport.close()
         ctrl_c.remove()
-    result = _result(config, plan, tracker, transport, books)
-    result.cpu_s, result.send_cpu_s = cpu, send_cpu
-    result.send_s, result.wall_s = send_ns / 1e9, end_ns / 1e9
-    # HTTP's final flush is planned in the second after the end: that part of the send phase is the plan's
-    result.plan_tail_s = max(0, scheduler.last_at_ns - plan.end_ns) / 1e9
-    result.cpu_share_max = send_cpu / (send_ns / 1e9) if send_ns > 0 else 0.0
-    result.behind_max_us = scheduler.behind_ns / 1000
-    result.reasons = process_reasons(result.cpu_share_max, result.behind_max_us)
-    result.interrupted = ctrl_c.pressed
-    return result
+    share = send_cpu / (send_ns / 1e9) if send_ns > 0 else 0.0
+    behind_us = scheduler.behind_ns / 1000
+    return replace(
+        _result(config, plan, tracker, transport, books), cpu_s=cpu, send_cpu_s=send_cpu,
+        send_s=send_ns / 1e9, wall_s=end_ns / 1e9,
+        # HTTP's final flush is planned in the second after the end: that part of the send phase is the plan's
+        plan_tail_s=max(0, scheduler.last_at_ns - plan.end_ns) / 1e9, cpu_share_max=share,
+        behind_max_us=behind_us, reasons=process_reasons(share, behind_us), interrupted=ctrl_c.pressed)
 
 
 class _CtrlC:

@@ -24,8 +24,8 @@ from typing import Any
 
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
+from bench.results.transport import TransportResult, merge_all
 from bench.runner.engine import RunConfig, raise_nofile_limit, run_shard
-from bench.runner.result import TransportResult, merge_all
 
 #: How long children get to start (spawn + imports) before the parent gives up.
 CHILD_START_TIMEOUT_S = 60.0
@@ -148,9 +148,7 @@ class _Children:
             if self.progress is not None:
                 self.progress(merge_snapshots(list(self.snapshots.values())))
         elif kind == "result":
-            result = TransportResult.from_json(message[2])
-            result.reported_ids = message[3]
-            self.results[shard] = result
+            self.results[shard] = TransportResult.from_json(message[2], reported_ids=message[3])
         elif kind == "error":
             if message[2] == "usage":
                 raise UsageError(message[3])

@@ -9,7 +9,7 @@ from pathlib import Path
 from locust_harness import ROOT, SMOKE, finish, free_port, locust_argv, start, stop
 
 from bench.metrics import COUNTERS
-from bench.runner.result import TransportResult
+from bench.results.transport import TransportResult
 from bench.target.embedded import EmbeddedTarget
 
 _WORKER_LINE = re.compile(r"nucleus-bench worker (\d+) ws: sent (\d+) = acked (\d+)")

@@ -14,8 +14,8 @@ from runner_helpers import one_line_error, run_cli, write_scenario
 
 from bench.fleet import Plan
 from bench.metrics import COLUMNS, LATENCY_COLUMNS, SECOND_HISTOGRAMS, TrackerResult
-from bench.runner.reconcile import fetch_json
-from bench.runner.result import TransportResult
+from bench.results.reconcile import fetch_json
+from bench.results.transport import TransportResult
 from bench.scenario import load_scenario
 from bench.target.embedded import EmbeddedTarget
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from timeouts import TIMEOUT_S
 
-from bench.runner.reconcile import fetch_json
+from bench.results.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
 
 #: A run far longer than the test: only Ctrl-C ends it in time.

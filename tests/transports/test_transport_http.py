@@ -19,7 +19,7 @@ from transport_helpers import WaitingTracker, make_clock
 from bench.protocol.errors import UsageError
 from bench.protocol.events import Track
 from bench.protocol.message import encode_events
-from bench.runner.reconcile import fetch_json
+from bench.results.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
 from bench.transports.common import TransportOptions
 from bench.transports.http import HttpTransport, http_url, request_overhead, retry_after_s

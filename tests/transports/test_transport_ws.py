@@ -16,7 +16,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from bench.protocol.events import Extra, Heartbeat, Init, Track
 from bench.protocol.message import encode_events
-from bench.runner.reconcile import fetch_json
+from bench.results.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
 from bench.transports import polled
 from bench.transports.common import TransportOptions
