@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from setuptools import find_packages
+from timeouts import PROCESS_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Every benchmark with a command line: ``python -m benchmarks.<name>``.
 COMMANDS = ("client", "target", "plan_cost", "plan_speed", "tracker_cost", "locust_cost")
-TIMEOUT_S = 60.0
 
 
 def test_the_package_is_bench_alone() -> None:
@@ -40,6 +40,6 @@ def test_the_package_never_imports_the_benchmarks() -> None:
 def test_each_benchmark_answers_help_from_the_root(name: str) -> None:
     """``python -m benchmarks.<name> --help`` from the repository root: exit 0, its command in the usage."""
     proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+                          capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"usage: python -m benchmarks.{name}")

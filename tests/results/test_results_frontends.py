@@ -1,7 +1,7 @@
 """Both front ends, run for real on one scenario, write summary.json in one shape with one scenario block.
 
 ``nucleus-bench run`` (in this process) and a headless Locust process (a child, killed by its PID if it
-outlives ``TIMEOUT_S``) each drive scenarios/desktop-fleet.toml at the shared reference target.
+outlives ``PROCESS_TIMEOUT_S``) each drive scenarios/desktop-fleet.toml at the shared reference target.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from timeouts import PROCESS_TIMEOUT_S
+
 from bench.cli import main
 from bench.results.summary import DRIVEN_KEYS
 from bench.target.embedded import EmbeddedTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 DESKTOP = str(ROOT / "scenarios" / "desktop-fleet.toml")
-#: The one time constant of this file.
-TIMEOUT_S = 60.0
 #: Shortest run the scenario allows (its ramp is 5 s); Locust runs 3 users for 3 s.
 RUN_DURATION = "5s"
 USERS, LOCUST_RUN_TIME = 3, "3s"
@@ -37,11 +37,11 @@ def _start_locust(target_url: str, results: Path) -> subprocess.Popen[str]:
 def _finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     """Wait for the child (bounded); its exit code and stderr."""
     try:
-        _, err = proc.communicate(timeout=TIMEOUT_S)
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(TIMEOUT_S)
+            proc.wait(PROCESS_TIMEOUT_S)
     return proc.returncode, err
 
 
