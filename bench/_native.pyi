@@ -1,5 +1,6 @@
 """Types of bench._native (bench/_native.c): the C twins of the hot path's per-event steps."""
 
+from collections.abc import Callable
 from typing import Any
 
 def track_run(rnd: object, n: int, limit: float, wire: tuple[tuple[bytes, tuple[bytes, ...]], ...],
@@ -13,8 +14,9 @@ def pending_add(pending: dict[Any, Any], ids: tuple[Any, ...], msg: object) -> i
 def pop_acked(pending: dict[Any, Any], finished: dict[Any, int], msg: object, ids: tuple[Any, ...],
               state: int) -> list[Any] | None: ...
 def recv_stamped(fd: int, nbytes: int) -> tuple[bytes, int]: ...
-def poll_replies(epfd: int, fast: dict[int, Any], clock: Any, max_events: int, read_bytes: int,
-                 max_reads: int) -> tuple[int, list[tuple[int, int, bytes | int | None, int]], int, int]: ...
+def poll_replies(epfd: int, fast: dict[int, Callable[[tuple[int, ...], int], None]], clock: Callable[[], int],
+                 max_events: int, read_bytes: int, max_reads: int
+                 ) -> tuple[int, list[tuple[int, int, bytes | int | None, int]], int, int, int, int]: ...
 def send_frame(fd: int, payload: bytes) -> int | bytes: ...
 
 class Merge:

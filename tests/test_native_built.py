@@ -22,10 +22,14 @@ def test_built_where_a_compiler_is_found() -> None:
     if shutil.which(cc) is None:
         pytest.skip(f"no C compiler ({cc}) on this machine: the Python twins run")
     importlib.import_module("bench._native")  # ImportError: the C file no longer builds
+    assert native.built()
     if os.environ.get(native.PURE_ENV, "") in ("", "0"):
-        assert native.load() is not None and native.in_use()
+        assert native.in_use() and native.twins.track_run is not None
 
 
 def test_pure_env_turns_the_c_twins_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(native.PURE_ENV, "1")
-    assert native.load() is None
+    chosen = native.Twins()  # what a process started with it chooses
+    assert not chosen.c and chosen.track_run is None and chosen.Ticks is None
+    monkeypatch.delenv(native.PURE_ENV)
+    assert native.Twins().c == native.built()

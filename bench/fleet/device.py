@@ -54,17 +54,12 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
-from bench import native
 from bench.fleet.content import Content, Seeds
 from bench.fleet.send import Send, WireSend, encode_parts, event_part, make_send, make_wire
+from bench.native import twins
 from bench.protocol.errors import UsageError
 from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
 from bench.scenario import Scenario
-
-#: The C twin of the common event's draws and bytes (``bench.native``); None: ``_events_py`` runs.
-_track_run: Callable[..., tuple[int, float | None]] | None = getattr(native.load(), "track_run", None)
-#: The C twin of a device's timeline (``Device._sends_py``); None: the Python generator runs.
-_Ticks: Callable[..., Iterator[Any]] | None = getattr(native.load(), "Ticks", None)
 
 #: contract.md, "Sessions": the silence after which the next event needs a new init and sessionId.
 SILENCE_NS = 30 * 60 * 1_000_000_000
@@ -313,12 +308,13 @@ class Device:
         messages, draws and ``due_ns``; see ``_sends_py``.
         """
         cfg = self.cfg
-        if _Ticks is None or cfg.end_ns >= 1 << 61 or cfg.session_ns >= 1 << 61 or cfg.idle_ns >= 1 << 61:
+        c_ticks = twins.Ticks
+        if c_ticks is None or cfg.end_ns >= 1 << 61 or cfg.session_ns >= 1 << 61 or cfg.idle_ns >= 1 << 61:
             return self._sends_py(make, beat_ns)
         beat_at = self.connect_ns + self.phase_ns(beat_ns, "heartbeat") if beat_ns else cfg.end_ns
-        ticks: Iterator[_S] = _Ticks(self, make, WireSend if make is make_wire else None, beat_ns, beat_at,
-                                     cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns, cfg.poisson,
-                                     cfg.burst, cfg.limits[0], cfg.track_wire, cfg.track_bounds)
+        ticks: Iterator[_S] = c_ticks(self, make, WireSend if make is make_wire else None, beat_ns, beat_at,
+                                      cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns, cfg.poisson,
+                                      cfg.burst, cfg.limits[0], cfg.track_wire, cfg.track_bounds)
         return ticks
 
     def _sends_py(self, make: Callable[..., _S], beat_ns: int = 0) -> Iterator[_S]:
@@ -336,7 +332,7 @@ class Device:
         end, session_ns, idle_ns, mean = cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns
         poisson, log = cfg.poisson, math.log
         one, limits, track = cfg.burst == 1, cfg.limits, self._track
-        track_limit, wire, bounds, native = limits[0], cfg.track_wire, cfg.track_bounds, _track_run
+        track_limit, wire, bounds, native = limits[0], cfg.track_wire, cfg.track_bounds, twins.track_run
         t = stop = last = at = self.connect_ns  # session start and end, previous tick, pending tick
         kind = _OPEN  # of the pending tick at `at`: an init that opens a session, a burst, or an init first
         beat_at = t + self.phase_ns(beat_ns, "heartbeat") if beat_ns else end
@@ -431,11 +427,12 @@ class Device:
     def _events(self, n: int) -> tuple[bytes, ...]:
         """``n`` events of drawn kinds: runs of the common kind by ``bench._native.track_run`` (C) when it
         is built, else by ``_events_py``; the other kinds by the table, in Python."""
-        if _track_run is None:
+        track_run = twins.track_run
+        if track_run is None:
             return self._events_py(n)
         cfg = self.cfg
         out: list[bytes] = []
-        self.next_id, u = _track_run(self.random, n, cfg.limits[0], cfg.track_wire, cfg.track_bounds,
+        self.next_id, u = track_run(self.random, n, cfg.limits[0], cfg.track_wire, cfg.track_bounds,
                                      self._session_b, self._device_b, self.next_id, self.last_id, out)
         return tuple(out) if u is None else self._events_after(out, u, n)
 
@@ -451,8 +448,9 @@ class Device:
             if len(out) == n:
                 return tuple(out)
             # the same draws and bytes as _events_py's loop, up to the next event of another kind
-            assert _track_run is not None  # only reached from _events, with it
-            self.next_id, cut = _track_run(self.random, n - len(out), limits[0], cfg.track_wire,
+            track_run = twins.track_run
+            assert track_run is not None  # only reached from _events, with it
+            self.next_id, cut = track_run(self.random, n - len(out), limits[0], cfg.track_wire,
                                            cfg.track_bounds, self._session_b, self._device_b, self.next_id,
                                            self.last_id, out)
             if cut is None:

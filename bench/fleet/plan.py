@@ -40,17 +40,14 @@ from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heapreplace
 from typing import Any, Literal
 
-from bench import native
 from bench.fleet.device import Device, FleetConfig, count_events
 from bench.fleet.send import Send, WireSend, make_send, make_wire
+from bench.native import twins
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.scenario import Scenario
 
 Transport = Literal["ws", "http"]
-#: The C twin of the merge (``bench.native``); None: ``Plan._merge_py``.
-_Merge: Callable[[list[int], Callable[[int], tuple[Device, Iterator[Any]]]], Iterator[Any]] | None = getattr(
-    native.load(), "Merge", None)
 #: HTTP: what no periodic flush has carried by the end of the run goes within this long after it, each device
 #: at its own phase (see ``http_sends``).
 FINAL_FLUSH_NS = 1_000_000_000
@@ -189,7 +186,8 @@ class Plan:
     def _merge(self, shape: Callable[[Device, Make], Iterator[Any]], make: Make) -> Iterator[Any]:
         """The shard's devices' sends merged by (due time, position in the shard): ``bench._native.Merge``
         (C: the heap and the loop; the devices stay Python) when it is built, else ``_merge_py``."""
-        if _Merge is None:
+        merge_type = twins.Merge
+        if merge_type is None:
             return self._merge_py(shape, make)
         cfg, devices = self._cfg, self.devices
 
@@ -197,7 +195,7 @@ class Plan:
             device = Device(cfg, devices[pos])
             return device, shape(device, make)
 
-        merged: Iterator[Any] = _Merge([cfg.connect_ns(d) for d in devices], start)
+        merged: Iterator[Any] = merge_type([cfg.connect_ns(d) for d in devices], start)
         return merged
 
     def _merge_py(self, shape: Callable[[Device, Make], Iterator[Any]], make: Make) -> Iterator[Any]:

@@ -16,7 +16,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench.fleet import Plan, device
+from bench.fleet import Plan
+from bench.native import twins
 from bench.scenario import Scenario
 
 
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds: at least 1, not {args.rounds}")
-    ticks = device._Ticks
+    ticks = twins.Ticks
     if ticks is None:
         print("bench.perf.plan_cost: bench._native is not built (or NUCLEUS_BENCH_PURE is set): "
               "there is no C timeline to compare", file=sys.stderr)
@@ -74,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
             py: list[float] = []
             for _ in range(args.rounds):
                 for twin, out in ((ticks, c), (None, py)):
-                    device._Ticks = twin
+                    twins.Ticks = twin
                     sends, us = drain_us(scenario)
                     out.append(us)
             mc, mp = statistics.median(c), statistics.median(py)
             print(f"{case.label:34s} {sends:9,d} {mc:8.2f} {mp:8.2f} {mc / mp:6.2f}")
     finally:
-        device._Ticks = ticks
+        twins.Ticks = ticks
     return 0
 
 

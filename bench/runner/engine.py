@@ -29,9 +29,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench import native
 from bench.fleet import Plan
 from bench.metrics import AckTracker, Histogram, SecondSeries, SeriesRows
+from bench.native import twins
 from bench.runner.result import TransportResult, process_reasons
 from bench.runner.scheduler import Monitor, Scheduler
 from bench.scenario import Scenario
@@ -46,8 +46,6 @@ DRAIN_POLL_S = 0.01
 DEFAULT_LEAD_NS = 50_000_000
 
 ProgressFn = Callable[[dict[str, Any]], None]
-#: The C twin of the run's clock (``bench.native``); None: ``run_clock``'s closure.
-_RunClock: Callable[[int], Any] | None = getattr(native.load(), "RunClock", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +151,9 @@ def run_clock(origin_ns: int) -> tuple[Callable[[], int], Callable[[int], None]]
     The hot path reads the clock several times per message: ``bench._native.RunClock`` (C) when it is
     built, else a closure, its twin.
     """
-    if _RunClock is not None:
-        made = _RunClock(origin_ns)
+    run_clock_type = twins.RunClock
+    if run_clock_type is not None:
+        made = run_clock_type(origin_ns)
 
         def set_c(origin: int) -> None:
             made.origin = origin

@@ -44,7 +44,7 @@ try:
 except ImportError:  # pragma: no cover - a source install without a compiler
     from websockets.utils import apply_mask
 
-from bench import native
+from bench.native import twins
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.transports.common import (
@@ -61,10 +61,8 @@ from bench.transports.common import (
 )
 from bench.transports.polled import PolledSocket, Poller, Route, timestamps_supported
 
-# The C twins of framing and the fast reader (``bench.native``); None: frame_text_py and _read_fast_py.
-_frame_masked: Callable[..., bytes] | None = getattr(native.load(), "frame_masked", None)
-_read_frames: Callable[[bytes, int], tuple[list[tuple[int, ...] | bytes], int, bool]] | None = getattr(
-    native.load(), "read_frames", None)
+# The C twins used here (``bench.native.twins``): ``frame_masked`` (else frame_text_py) and ``read_frames``
+# (else _read_fast_py).
 
 #: Largest server message accepted; replies are small, a runaway one closes the connection (1009).
 MAX_REPLY_BYTES = 16 << 20
@@ -114,8 +112,9 @@ def frame_text(payload: bytes) -> bytes:
 
     ``bench._native.frame_masked`` builds it in one allocation, with a key from its own pool, when it is
     built; ``frame_text_py`` is its twin."""
-    if _frame_masked is not None and type(payload) is bytes:
-        return _frame_masked(payload)
+    frame_masked = twins.frame_masked
+    if frame_masked is not None and type(payload) is bytes:
+        return frame_masked(payload)
     return frame_text_py(payload)
 
 
@@ -204,7 +203,8 @@ class _WsConn(asyncio.Protocol):
             owner.stats.bytes_sent += write_text(payload)  # the write choke point's count (see _write)
         else:
             # frame_text, inline: this runs once per message
-            frame = (_frame_masked(payload) if _frame_masked is not None and type(payload) is bytes
+            frame_masked = twins.frame_masked
+            frame = (frame_masked(payload) if frame_masked is not None and type(payload) is bytes
                      else frame_text_py(payload))
             actual_ns = owner.clock()
             self._write(frame)  # the write choke point, which counts the bytes
@@ -256,10 +256,11 @@ class _WsConn(asyncio.Protocol):
         ``bench._native.read_frames`` reads the frames, and parses the compact replies, when it is built;
         ``_read_fast_py`` is its twin."""
         buf = self.inbuf + data if self.inbuf else data
-        if _read_frames is None or type(buf) is not bytes:
+        read_frames = twins.read_frames
+        if read_frames is None or type(buf) is not bytes:
             self._read_fast_py(buf)
             return
-        items, pos, other = _read_frames(buf, MAX_REPLY_BYTES)
+        items, pos, other = read_frames(buf, MAX_REPLY_BYTES)
         for item in items:
             if not isinstance(item, tuple):
                 self.on_reply(item)

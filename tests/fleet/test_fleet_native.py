@@ -21,6 +21,7 @@ import bench.fleet.plan
 import bench.fleet.send
 from bench.fleet import Plan, Transport
 from bench.fleet.send import WireSend
+from bench.native import KINDS, switched, twins
 from bench.protocol.errors import UsageError
 from bench.scenario import Scenario
 
@@ -31,21 +32,16 @@ BASE = Scenario(name="native", duration_s=3.0, devices=5, ramp_s=1.0, per_device
                 props_share=0.05, stack_bytes=(50, 300), http_max_events=6)
 
 
-def plans(scenario: Scenario, transport: Transport, monkeypatch: pytest.MonkeyPatch,
-          shards: int = 1) -> tuple[list[WireSend], list[WireSend]]:
+def plans(scenario: Scenario, transport: Transport, shards: int = 1) -> tuple[list[WireSend], list[WireSend]]:
     """The wire sends of ``scenario`` (each shard's in turn) with the C twins, then without them."""
     def sends() -> list[WireSend]:
         return [s for k in range(shards)
                 for s in Plan(scenario, shard=k, shards=shards).wire_sends(transport)]
 
-    with_c = sends()
-    monkeypatch.setattr(bench.fleet.device, "_track_run", None)
-    monkeypatch.setattr(bench.fleet.device, "_Ticks", None)
-    monkeypatch.setattr(bench.fleet.plan, "_Merge", None)
-    without = sends()
-    monkeypatch.setattr(bench.fleet.device, "_track_run", native.track_run)
-    monkeypatch.setattr(bench.fleet.device, "_Ticks", native.Ticks)
-    monkeypatch.setattr(bench.fleet.plan, "_Merge", native.Merge)
+    with switched("c"):
+        with_c = sends()
+    with switched("python"):
+        without = sends()
     return with_c, without
 
 
@@ -64,8 +60,7 @@ def test_c_and_python_make_the_same_plan(seed: int, per_message: int, shares: tu
     scenario = replace(BASE, seed=seed, events_per_message=per_message, error_share=error,
                        userid_share=userid, props_share=props, payload_bytes=payload, devices=devices,
                        ramp_s=ramp_s)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        with_c, without = plans(scenario, transport, monkeypatch, shards)
+    with_c, without = plans(scenario, transport, shards)
     assert with_c == without
     assert sum(len(s.ids) for s in with_c) == Plan(scenario).expected_events()
 
@@ -76,12 +71,9 @@ def test_running_out_of_ids_fails_alike(monkeypatch: pytest.MonkeyPatch, per_mes
     monkeypatch.setattr(bench.fleet.device, "ID_STRIDE", 60)
     scenario = replace(BASE, per_device_rate=200.0, events_per_message=per_message)
     outcomes = []
-    for twin, ticks, merge in ((native.track_run, native.Ticks, native.Merge), (None, None, None)):
-        monkeypatch.setattr(bench.fleet.device, "_track_run", twin)
-        monkeypatch.setattr(bench.fleet.device, "_Ticks", ticks)
-        monkeypatch.setattr(bench.fleet.plan, "_Merge", merge)
+    for kind in KINDS:
         made: list[object] = []
-        with pytest.raises(UsageError, match="would send more than 59 events") as info:
+        with switched(kind), pytest.raises(UsageError, match="would send more than 59 events") as info:
             for send in Plan(scenario).wire_sends("ws"):
                 made.append(tuple(send))
         outcomes.append((made, str(info.value)))
@@ -102,7 +94,7 @@ def _walk(scenario: Scenario, index: int, make: object, ticks: object,
         device.random = lambda: stream()
     seen: list[tuple[object, ...]] = []
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(bench.fleet.device, "_Ticks", ticks)
+        monkeypatch.setattr(twins, "Ticks", ticks)  # the timeline alone: track_run stays as it is
         it = device.sends_made(make, cfg.heartbeat_ns)  # type: ignore[arg-type]
         assert (type(it) is native.Ticks) == (ticks is not None)
         try:

@@ -8,7 +8,7 @@ from bench.metrics import AckTracker, TrackerResult
 from bench.metrics.tracker import GENERATION_NS
 
 #: Each test runs with the tracker's C twins and with its Python (tests/metrics/conftest.py).
-pytestmark = pytest.mark.usefixtures("tracker_twins")
+pytestmark = pytest.mark.usefixtures("module_twins")
 
 US = 1_000
 MS = 1_000_000

@@ -22,7 +22,7 @@ from bench.metrics import HOUR_US, AckTracker, Histogram, Layout, TrackerResult
 from bench.protocol.events import EventId
 
 #: Each test runs with the tracker's C twins and with its Python (tests/metrics/conftest.py).
-pytestmark = pytest.mark.usefixtures("tracker_twins")
+pytestmark = pytest.mark.usefixtures("module_twins")
 
 FAST = settings(max_examples=200, deadline=None)
 MS = 1_000_000

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.metrics import AckTracker, tracker
+from bench import native
+from bench.metrics import AckTracker
 
-if tracker._pending_add is None or tracker._pop_acked is None:
+if not native.built():
     pytest.skip("bench._native is not built (no C compiler at install)", allow_module_level=True)
 
-C_TWINS = (tracker._pending_add, tracker._pop_acked)
 MS = 1_000_000
 
 ids = st.lists(st.integers(0, 12), max_size=5).map(tuple)
@@ -48,7 +48,7 @@ def state(t: AckTracker) -> dict[str, Any]:
 
 def call(t: AckTracker, op: tuple[Any, ...], now: int, tokens: list[tuple[int, int, tuple[int, ...]]],
          c_twins: bool) -> None:
-    tracker._pending_add, tracker._pop_acked = C_TWINS if c_twins else (None, None)
+    native.twins.use("c" if c_twins else "python")
     kind = op[0]
     if kind == "send":
         _, conn, sent = op
@@ -81,6 +81,7 @@ def test_c_twins_keep_the_same_state(ops: list[tuple[Any, ...]]) -> None:
     ta: list[tuple[int, int, tuple[int, ...]]] = []
     tb: list[tuple[int, int, tuple[int, ...]]] = []
     now = 0
+    before = native.twins.kind
     try:
         for op in ops:
             now += op[1] * MS if op[0] == "tick" else MS
@@ -91,7 +92,7 @@ def test_c_twins_keep_the_same_state(ops: list[tuple[Any, ...]]) -> None:
         b.finish(now)
         assert state(a) == state(b)
     finally:
-        tracker._pending_add, tracker._pop_acked = C_TWINS
+        native.twins.use(before)
 
 
 def test_pop_acked_returns_what_each_id_held_when_not_all_were_the_message() -> None:

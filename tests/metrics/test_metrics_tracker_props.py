@@ -20,7 +20,7 @@ from bench.metrics import AckTracker, TrackerResult
 from bench.protocol.events import EventId
 
 #: Each test runs with the tracker's C twins and with its Python (tests/metrics/conftest.py).
-pytestmark = pytest.mark.usefixtures("tracker_twins")
+pytestmark = pytest.mark.usefixtures("module_twins")
 
 MS = 1_000_000
 TIMEOUT = 50 * MS

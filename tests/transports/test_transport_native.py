@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transport_helpers import loopback_pair, read_frame
 
-import bench.protocol.message as ws_message
+from bench.native import switched
 from bench.protocol.errors import MalformedAck
 from bench.protocol.message import parse_ack_ids
 from bench.transports import polled, ws
@@ -31,14 +31,11 @@ native = pytest.importorskip("bench._native", reason="bench._native is not built
 
 def orjson_ids(data: bytes) -> tuple[Any, ...] | str:
     """parse_ack_ids with the C twin off: the ids, or "malformed"."""
-    saved = ws_message._compact
-    ws_message._compact = None
-    try:
-        return parse_ack_ids(data)
-    except MalformedAck:
-        return "malformed"
-    finally:
-        ws_message._compact = saved
+    with switched("python"):
+        try:
+            return parse_ack_ids(data)
+        except MalformedAck:
+            return "malformed"
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 125, 126, 127, 65535, 65536, 70001])

@@ -19,7 +19,7 @@ from bench.transports.polled import BUDGET_EVERY, PolledSocket, Poller, frame_le
 from bench.transports.ws import WsTransport, frame_text_py
 
 #: Each test runs with the C and the Python read (tests/transports/conftest.py).
-pytestmark = pytest.mark.usefixtures("recv_twins")
+pytestmark = pytest.mark.usefixtures("module_twins")
 
 APP = "0123456789abcdef01234567"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Literal
 
 import orjson
@@ -13,11 +13,11 @@ import uvloop
 from transport_helpers import TIMEOUT_S, WaitingTracker, make_clock
 from websockets.asyncio.server import ServerConnection, serve
 
+from bench import native
 from bench.protocol.events import Extra, Heartbeat, Init, Track
 from bench.protocol.message import encode_events
 from bench.runner.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
-from bench.transports import polled
 from bench.transports.common import TransportOptions
 from bench.transports.ws import WsTransport, frame_text, ws_url
 
@@ -27,17 +27,16 @@ IoMode = Literal["polled", "stream"]
 
 
 @pytest.fixture(params=["polled", "polled-python", "stream"])
-def io(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> IoMode:
+def io(request: pytest.FixtureRequest) -> Iterator[IoMode]:
     """Both ways of reading replies (TransportOptions.ws_io): every behaviour here holds for each. Polled
     runs twice: with bench._native's pass, which hands compact replies to the connection itself, and with
-    its Python twin (every reply through data_received)."""
+    the Python twins (every reply through data_received)."""
     if request.param == "polled-python":
-        monkeypatch.setattr(polled, "_poll_replies", None)
-        monkeypatch.setattr(polled, "_recv_stamped", None)
-        monkeypatch.setattr(polled, "_send_frame", None)
-        return "polled"
+        with native.switched("python"):
+            yield "polled"
+        return
     mode: IoMode = request.param
-    return mode
+    yield mode
 
 
 def _message(device: int, event_id: int, *, init: bool = False) -> tuple[bytes, tuple[int, ...]]:
@@ -81,12 +80,12 @@ def test_every_message_is_written_once_and_every_ack_reaches_the_tracker(target:
 
 
 def test_routed_replies_reach_the_tracker_and_count_as_the_protocols_reader_counts_them(
-        target: EmbeddedTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+        target: EmbeddedTarget) -> None:
     """With bench._native, the poller reads a connection's compact replies itself and hands their ids
     straight to the tracker (the route): the same acks, and the same bytes received, as when every reply goes
     through the protocol's reader (the Python twin of the pass)."""
-    if polled._poll_replies is None:
-        pytest.skip("bench._native is not built (no C compiler at install)")
+    if not native.in_use():
+        pytest.skip("bench._native is not built (no C compiler at install), or NUCLEUS_BENCH_PURE is set")
 
     async def main(app: str, out: dict[str, int]) -> None:
         tracker = WaitingTracker()
@@ -106,9 +105,9 @@ def test_routed_replies_reach_the_tracker_and_count_as_the_protocols_reader_coun
 
     routed: dict[str, int] = {}
     _run(lambda: main(secrets.token_hex(12), routed))
-    monkeypatch.setattr(polled, "_poll_replies", None)
     twin: dict[str, int] = {}
-    _run(lambda: main(secrets.token_hex(12), twin))
+    with native.switched("python"):
+        _run(lambda: main(secrets.token_hex(12), twin))
     assert routed.pop("routes") == 2 and twin.pop("routes") == 0  # both connections routed, only with C
     assert routed == twin
     assert routed["acked"] == routed["sent"] == 40
