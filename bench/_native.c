@@ -9,7 +9,6 @@ module is not built (no compiler), the Python runs instead, with the same result
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <structmember.h>
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -517,77 +516,6 @@ static PyObject *parse_compact_ack(PyObject *self, PyObject *arg) {
     return ids;
 }
 
-PyDoc_STRVAR(pending_add_doc,
-"pending_add(pending, ids, msg) -> int\n\n"
-"pending.setdefault(i, msg) for each id of the tuple ids, in order (bench.metrics.tracker.AckTracker.\n"
-"on_send's Python twin: the first send of an id stays); returns how many keys pending gained.");
-
-static PyObject *pending_add(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "pending_add takes 3 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    PyObject *pending = args[0], *ids = args[1], *msg = args[2];
-    if (!PyDict_Check(pending) || !PyTuple_Check(ids)) {
-        PyErr_SetString(PyExc_TypeError, "pending_add: pending must be a dict, ids a tuple");
-        return NULL;
-    }
-    Py_ssize_t before = PyDict_GET_SIZE(pending), n = PyTuple_GET_SIZE(ids);
-    for (Py_ssize_t k = 0; k < n; k++) {
-        if (PyDict_SetDefault(pending, PyTuple_GET_ITEM(ids, k), msg) == NULL) return NULL;
-    }
-    return PyLong_FromSsize_t(PyDict_GET_SIZE(pending) - before);
-}
-
-PyDoc_STRVAR(pop_acked_doc,
-"pop_acked(pending, finished, msg, ids, state) -> list | None\n\n"
-"The full ack of a message, as bench.metrics.tracker.AckTracker._ack_all's Python twin does it: pops\n"
-"every id of the tuple ids from pending (firsts: what each held, or None); when all of them held msg,\n"
-"sets finished[i] = state for each and returns None, else returns firsts (the caller acks id by id).");
-
-static PyObject *pop_acked(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_Format(PyExc_TypeError, "pop_acked takes 5 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    PyObject *pending = args[0], *finished = args[1], *msg = args[2], *ids = args[3], *state = args[4];
-    if (!PyDict_Check(pending) || !PyDict_Check(finished) || !PyTuple_Check(ids)) {
-        PyErr_SetString(PyExc_TypeError, "pop_acked: pending and finished must be dicts, ids a tuple");
-        return NULL;
-    }
-    Py_ssize_t n = PyTuple_GET_SIZE(ids);
-    PyObject *firsts = PyList_New(n);
-    if (firsts == NULL) return NULL;
-    int all = 1;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *id = PyTuple_GET_ITEM(ids, k);
-        PyObject *held = PyDict_GetItemWithError(pending, id);
-        if (held != NULL) {
-            Py_INCREF(held);
-            if (PyDict_DelItem(pending, id) < 0) {
-                Py_DECREF(held);
-                goto fail;
-            }
-        } else if (PyErr_Occurred()) {
-            goto fail;
-        } else {
-            held = Py_None;
-            Py_INCREF(held);
-        }
-        if (held != msg) all = 0;
-        PyList_SET_ITEM(firsts, k, held);
-    }
-    if (!all) return firsts;
-    Py_DECREF(firsts);
-    for (Py_ssize_t k = 0; k < n; k++) {
-        if (PyDict_SetItem(finished, PyTuple_GET_ITEM(ids, k), state) < 0) return NULL;
-    }
-    Py_RETURN_NONE;
-fail:
-    Py_DECREF(firsts);
-    return NULL;
-}
-
 /* One recvmsg(2) of at most n bytes from fd into buf, with room for one SCM_TIMESTAMPNS control message (the one
    these sockets ask for): what recvmsg returns (errno set when < 0), and in *stamp the kernel's receive time in
    CLOCK_REALTIME ns, or -1 when the read carried none. */
@@ -856,11 +784,6 @@ typedef struct {
     int has_nxt, kind, phase;
     long long b_at, b_until, b_then;  /* the heartbeats under way: next, until, the send due after them */
     int b_then_none;
-    long long due;  /* device.due_ns as last set (due_none: None), read by Merge without a lookup */
-    int due_none;
-    /* 1: device.due_ns and device.next_id are set after every message, as the generator sets them. 0: only
-       before Python runs on the device (Merge turns it off for the devices it alone holds: it reads due). */
-    int sync;
 } TicksObject;
 
 static PyObject *s_device_b, *s_session_b, *s_next_id, *s_last_id, *s_random, *s_index, *s_init,
@@ -973,7 +896,6 @@ static PyObject *Ticks_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     self->kind = K_OPEN;
     self->has_nxt = connect < end;
     self->phase = P_MAIN;
-    self->sync = 1;
     return (PyObject *)self;
 }
 
@@ -1029,9 +951,6 @@ fail:
 }
 
 static int set_due(TicksObject *self, int none, long long due) {
-    self->due_none = none;
-    self->due = due;
-    if (!self->sync) return 0;
     if (none) return PyObject_SetAttr(self->device, due_name, Py_None);
     return set_ll(self->device, due_name, due);
 }
@@ -1174,7 +1093,7 @@ static PyObject *tick(TicksObject *self) {
     }
     int rc = self->has_nxt ? set_due(self, 0, self->nxt <= self->beat_at ? self->nxt : self->beat_at)
                            : set_due(self, self->beat_at >= self->end, self->beat_at);
-    if (rc < 0 || (self->sync && set_ll(self->device, s_next_id, self->next_id) < 0)) goto fail;
+    if (rc < 0 || set_ll(self->device, s_next_id, self->next_id) < 0) goto fail;
     long long taken = self->next_id - first;
     PyObject *ids = PyTuple_New((Py_ssize_t)taken);
     if (ids == NULL) goto fail;
@@ -1263,275 +1182,9 @@ static PyTypeObject TicksType = {
     .tp_new = Ticks_new,
 };
 
-/* --- Merge: bench.fleet.plan.Plan._merge_py in C ----------------------------------------------------------
-   The devices of a shard merged by (due time, position): a binary heap of (due_ns, pos) pairs in a C array
-   instead of a list of Python ints, the loop in C. The devices themselves stay Python: start(pos) builds a
-   device and its generator when its connect time comes up, and each send is next() of its generator, which
-   sets device.due_ns to the time of its next send (None: no more). Keys are unique (pos), so the order of
-   the sends is that of _merge_py whatever the heap's layout. */
-typedef struct {
-    long long due;
-    Py_ssize_t pos;
-} MergeKey;
-
-typedef struct {
-    PyObject_HEAD
-    MergeKey *heap;
-    Py_ssize_t n;           /* keys in the heap */
-    Py_ssize_t size;        /* positions */
-    PyObject **devices;     /* per position: the device, or NULL (not started, or done) */
-    PyObject **gens;        /* per position: its generator, or NULL */
-    PyObject *start;        /* start(pos) -> (device, generator) */
-    int failed;             /* a device raised: the merge is over, as a Python generator would be */
-} MergeObject;
-
-
-static inline int key_less(MergeKey a, MergeKey b) {
-    return a.due < b.due || (a.due == b.due && a.pos < b.pos);
-}
-
-static void sift_down(MergeKey *h, Py_ssize_t n, Py_ssize_t i) {
-    MergeKey item = h[i];
-    for (;;) {
-        Py_ssize_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && key_less(h[c + 1], h[c])) c++;
-        if (!key_less(h[c], item)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = item;
-}
-
-static int Merge_traverse(MergeObject *self, visitproc visit, void *arg) {
-    for (Py_ssize_t i = 0; i < self->size; i++) {
-        Py_VISIT(self->devices[i]);
-        Py_VISIT(self->gens[i]);
-    }
-    Py_VISIT(self->start);
-    return 0;
-}
-
-static int Merge_clear(MergeObject *self) {
-    for (Py_ssize_t i = 0; i < self->size; i++) {
-        Py_CLEAR(self->devices[i]);
-        Py_CLEAR(self->gens[i]);
-    }
-    Py_CLEAR(self->start);
-    self->n = 0;
-    return 0;
-}
-
-static void Merge_dealloc(MergeObject *self) {
-    PyObject_GC_UnTrack(self);
-    Merge_clear(self);
-    PyMem_Free(self->heap);
-    PyMem_Free(self->devices);
-    PyMem_Free(self->gens);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *Merge_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *times, *start;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "Merge takes no keyword arguments");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "O!O:Merge", &PyList_Type, &times, &start)) return NULL;
-    if (!PyCallable_Check(start)) {
-        PyErr_SetString(PyExc_TypeError, "Merge: start must be callable");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(times);
-    MergeObject *self = (MergeObject *)type->tp_alloc(type, 0);
-    if (self == NULL) return NULL;
-    self->heap = PyMem_Calloc(n ? n : 1, sizeof(MergeKey));
-    self->devices = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
-    self->gens = PyMem_Calloc(n ? n : 1, sizeof(PyObject *));
-    if (self->heap == NULL || self->devices == NULL || self->gens == NULL) {
-        Py_DECREF(self);
-        return PyErr_NoMemory();
-    }
-    self->size = n;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        long long t = PyLong_AsLongLong(PyList_GET_ITEM(times, i));
-        if (t == -1 && PyErr_Occurred()) {
-            Py_DECREF(self);
-            return NULL;
-        }
-        self->heap[i].due = t;
-        self->heap[i].pos = i;
-    }
-    self->n = n;
-    for (Py_ssize_t i = n / 2 - 1; i >= 0; i--) sift_down(self->heap, n, i);
-    Py_INCREF(start);
-    self->start = start;
-    return (PyObject *)self;
-}
-
-/* The device at the top of the heap has sent: its next time goes in its key (done: out of the heap, never
-   started again). */
-static void merge_reschedule(MergeObject *self, Py_ssize_t pos, int done, long long due) {
-    if (done) {
-        Py_CLEAR(self->devices[pos]);
-        Py_CLEAR(self->gens[pos]);
-        self->n--;
-        if (self->n > 0) {
-            self->heap[0] = self->heap[self->n];
-            sift_down(self->heap, self->n, 0);
-        }
-    } else {
-        self->heap[0].due = due;
-        sift_down(self->heap, self->n, 0);
-    }
-}
-
-static PyObject *Merge_next(MergeObject *self) {
-    while (self->n > 0 && !self->failed) {
-        Py_ssize_t pos = self->heap[0].pos;
-        PyObject *send = NULL;
-        if (self->gens[pos] == NULL) {  /* its connect time: the device comes online now */
-            PyObject *made = PyObject_CallFunction(self->start, "n", pos);
-            if (made == NULL) goto fail;
-            if (!PyTuple_Check(made) || PyTuple_GET_SIZE(made) != 2) {
-                Py_DECREF(made);
-                PyErr_SetString(PyExc_TypeError, "Merge: start must return (device, generator)");
-                goto fail;
-            }
-            self->devices[pos] = Py_NewRef(PyTuple_GET_ITEM(made, 0));
-            self->gens[pos] = Py_NewRef(PyTuple_GET_ITEM(made, 1));
-            Py_DECREF(made);
-            if (Py_IS_TYPE(self->gens[pos], &TicksType)) {
-                TicksObject *ticks = (TicksObject *)self->gens[pos];
-                if (ticks->device == self->devices[pos] && Py_REFCNT(ticks->device) == 2)
-                    ticks->sync = 0;  /* held by this merge and its iterator alone: only Merge reads due */
-            }
-        } else {
-            PyObject *gen = self->gens[pos];
-            if (Py_IS_TYPE(gen, &TicksType)) {  /* the device's time is in the iterator: no lookup */
-                TicksObject *ticks = (TicksObject *)gen;
-                send = Ticks_next(ticks);
-                if (send == NULL) {
-                    if (!PyErr_Occurred())
-                        PyErr_SetString(PyExc_RuntimeError, "Merge: a device's sends ended while it was due");
-                    goto fail;
-                }
-                merge_reschedule(self, pos, ticks->due_none, ticks->due);
-                return send;
-            }
-            send = PyIter_Next(gen);
-            if (send == NULL) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_RuntimeError, "Merge: a device's sends ended while it was due");
-                goto fail;
-            }
-        }
-        PyObject *due = PyObject_GetAttr(self->devices[pos], due_name);
-        if (due == NULL) {
-            Py_XDECREF(send);
-            goto fail;
-        }
-        long long t = 0;
-        if (due != Py_None) {
-            t = PyLong_AsLongLong(due);
-            if (t == -1 && PyErr_Occurred()) {
-                Py_DECREF(due);
-                Py_XDECREF(send);
-                goto fail;
-            }
-        }
-        merge_reschedule(self, pos, due == Py_None, t);
-        Py_DECREF(due);
-        if (send != NULL) return send;
-    }
-    return NULL;
-fail:
-    self->failed = 1;
-    return NULL;
-}
-
-PyDoc_STRVAR(Merge_doc,
-"Merge(times, start)\n\n"
-"An iterator over the sends of devices 0 .. len(times) - 1 merged by (due time, position), as\n"
-"bench.fleet.plan.Plan._merge_py yields them: device pos comes online at times[pos] (start(pos) returns\n"
-"(device, generator)); then each send is next(generator), after which device.due_ns is the time of its\n"
-"next send, or None when it has no more.");
-
-static PyTypeObject MergeType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._native.Merge",
-    .tp_basicsize = sizeof(MergeObject),
-    .tp_dealloc = (destructor)Merge_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = Merge_doc,
-    .tp_traverse = (traverseproc)Merge_traverse,
-    .tp_clear = (inquiry)Merge_clear,
-    .tp_iter = PyObject_SelfIter,
-    .tp_iternext = (iternextfunc)Merge_next,
-    .tp_new = Merge_new,
-};
-
-/* --- RunClock: the run's clock (bench.runner.engine.run_clock's closure) in C ---------------------------------
-   time.monotonic_ns() - origin: the hot path reads it several times per message, and a Python closure is a
-   frame each time. CLOCK_MONOTONIC is the clock time.monotonic_ns reads on Linux. */
-typedef struct {
-    PyObject_HEAD
-    long long origin;
-    vectorcallfunc vectorcall;
-} RunClockObject;
-
-static PyObject *RunClock_call(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
-    if (PyVectorcall_NARGS(nargsf) != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "RunClock() takes no arguments");
-        return NULL;
-    }
-    struct timespec ts;
-    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return PyErr_SetFromErrno(PyExc_OSError);
-    long long now = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-    return PyLong_FromLongLong(now - ((RunClockObject *)self)->origin);
-}
-
-static PyObject *RunClock_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    long long origin;
-    if (kwds != NULL && PyDict_GET_SIZE(kwds)) {
-        PyErr_SetString(PyExc_TypeError, "RunClock takes no keyword arguments");
-        return NULL;
-    }
-    if (!PyArg_ParseTuple(args, "L:RunClock", &origin)) return NULL;
-    RunClockObject *self = (RunClockObject *)type->tp_alloc(type, 0);
-    if (self == NULL) return NULL;
-    self->origin = origin;
-    self->vectorcall = RunClock_call;
-    return (PyObject *)self;
-}
-
-static PyMemberDef RunClock_members[] = {
-    {"origin", T_LONGLONG, offsetof(RunClockObject, origin), 0, "time.monotonic_ns() at the run's t=0"},
-    {NULL, 0, 0, 0, NULL},
-};
-
-PyDoc_STRVAR(RunClock_doc,
-"RunClock(origin)\n\n"
-"A callable: RunClock(origin)() is time.monotonic_ns() - origin (the run's clock, ns since its t=0);\n"
-"origin may be set later.");
-
-static PyTypeObject RunClockType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "bench._native.RunClock",
-    .tp_basicsize = sizeof(RunClockObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = RunClock_doc,
-    .tp_vectorcall_offset = offsetof(RunClockObject, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_members = RunClock_members,
-    .tp_new = RunClock_new,
-};
-
 static PyMethodDef methods[] = {
     {"recv_stamped", (PyCFunction)(void (*)(void))recv_stamped, METH_FASTCALL, recv_stamped_doc},
     {"poll_replies", (PyCFunction)(void (*)(void))poll_replies, METH_FASTCALL, poll_replies_doc},
-    {"pending_add", (PyCFunction)(void (*)(void))pending_add, METH_FASTCALL, pending_add_doc},
-    {"pop_acked", (PyCFunction)(void (*)(void))pop_acked, METH_FASTCALL, pop_acked_doc},
     {"read_frames", (PyCFunction)(void (*)(void))read_frames, METH_FASTCALL, read_frames_doc},
     {"parse_compact_ack", (PyCFunction)parse_compact_ack, METH_O, parse_compact_ack_doc},
     {"track_run", (PyCFunction)(void (*)(void))track_run, METH_FASTCALL, track_run_doc},
@@ -1561,26 +1214,13 @@ PyMODINIT_FUNC PyInit__native(void) {
     if (due_name == NULL || s_device_b == NULL || s_session_b == NULL || s_next_id == NULL || s_last_id == NULL ||
         s_random == NULL || s_index == NULL || s_init == NULL || s_events_after == NULL || s_beat_wire == NULL ||
         s_connect_ns == NULL ||
-        PyType_Ready(&MergeType) < 0 || PyType_Ready(&TicksType) < 0 ||
-        PyType_Ready(&RunClockType) < 0)
+        PyType_Ready(&TicksType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
-    Py_INCREF(&MergeType);
-    if (PyModule_AddObject(m, "Merge", (PyObject *)&MergeType) < 0) {
-        Py_DECREF(&MergeType);
-        Py_DECREF(m);
-        return NULL;
-    }
     Py_INCREF(&TicksType);
     if (PyModule_AddObject(m, "Ticks", (PyObject *)&TicksType) < 0) {
         Py_DECREF(&TicksType);
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&RunClockType);
-    if (PyModule_AddObject(m, "RunClock", (PyObject *)&RunClockType) < 0) {
-        Py_DECREF(&RunClockType);
         Py_DECREF(m);
         return NULL;
     }

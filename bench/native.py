@@ -1,10 +1,12 @@
 """Which twins run the hot path's per-event steps: the C ones (``bench._native``) or the Python ones.
 
-``bench/_native.c`` holds C twins of a few per-event steps (the plan's common event, a device's timeline,
-the merge of a shard's devices, framing, the fast frame reader, the compact reply's parse, the stamped
-socket read, the poller's pass, the frame-and-send, the tracker's per-id dict work, the run's clock);
-setup.py builds it where a C compiler is found. Each step's Python twin stays beside its caller and gives
-the same results; tests compare them.
+``bench/_native.c`` holds C twins of a few per-event steps (the plan's common event and a device's
+timeline: ``track_run``, ``Ticks``; framing, the fast frame reader and the compact reply's parse:
+``frame_masked``, ``read_frames``, ``parse_compact_ack``; the stamped socket read, the poller's pass and the
+frame-and-send: ``recv_stamped``, ``poll_replies``, ``send_frame``); setup.py builds it where a C compiler is
+found. Each step's Python twin stays beside its caller and gives the same results; tests compare them. Only
+steps whose C twin pays in whole runs have one (the tracker's per-id dict work, the run's clock and the
+merge of a shard's devices had twins that measured within the noise of whole runs: they are gone).
 
 ``twins`` is the one registry: chosen once per process, at import (``NUCLEUS_BENCH_PURE=1`` in the
 environment selects the Python twins even when the C ones are built: ``make perf`` uses it to measure what
@@ -48,8 +50,8 @@ def built() -> bool:
 class Twins:
     """The C twins in use, each None where its Python twin runs (all of them, or none: see ``use``)."""
 
-    __slots__ = ("Merge", "RunClock", "Ticks", "c", "frame_masked", "parse_compact_ack", "pending_add",
-                 "poll_replies", "pop_acked", "read_frames", "recv_stamped", "send_frame", "track_run")
+    __slots__ = ("Ticks", "c", "frame_masked", "parse_compact_ack", "poll_replies", "read_frames",
+                 "recv_stamped", "send_frame", "track_run")
 
     def __init__(self, kind: Kind | None = None) -> None:
         """``kind``: which twins; None: the C ones where built, unless ``NUCLEUS_BENCH_PURE`` says no."""
@@ -67,16 +69,12 @@ class Twins:
         self.c = c
         self.track_run = m.track_run if c else None
         self.Ticks = m.Ticks if c else None
-        self.Merge = m.Merge if c else None
         self.frame_masked = m.frame_masked if c else None
         self.read_frames = m.read_frames if c else None
         self.parse_compact_ack = m.parse_compact_ack if c else None
         self.recv_stamped = m.recv_stamped if c else None
         self.poll_replies = m.poll_replies if c else None
         self.send_frame = m.send_frame if c else None
-        self.pending_add = m.pending_add if c else None
-        self.pop_acked = m.pop_acked if c else None
-        self.RunClock = m.RunClock if c else None
 
     @property
     def kind(self) -> Kind:

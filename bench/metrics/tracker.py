@@ -68,7 +68,6 @@ import numpy.typing as npt
 from bench.metrics.accounting import Accounting
 from bench.metrics.histogram import DEFAULT_LAYOUT, Histogram, Layout
 from bench.metrics.result import TrackerResult
-from bench.native import twins
 from bench.protocol.events import EventId
 
 #: (token, ids, created_ns, intended_ns, actual_ns): one tracked message.
@@ -170,18 +169,14 @@ class AckTracker:
             else:
                 self.resent += 1
             return token
-        pending_add = twins.pending_add
-        if pending_add is not None:
-            added = pending_add(pending, ids_t, msg)  # the C twin of the lines below
+        before = len(pending)
+        if pending.keys().isdisjoint(ids_t):  # the usual case: all new, added at C speed
+            pending.update(zip(ids_t, repeat(msg)))
         else:
-            before = len(pending)
-            if pending.keys().isdisjoint(ids_t):  # the usual case: all new, added at C speed
-                pending.update(zip(ids_t, repeat(msg)))
-            else:
-                setdefault = pending.setdefault  # keeps the first send of an id already pending
-                for i in ids_t:
-                    setdefault(i, msg)
-            added = len(pending) - before  # an id twice in one message is one event, resent once
+            setdefault = pending.setdefault  # keeps the first send of an id already pending
+            for i in ids_t:
+                setdefault(i, msg)
+        added = len(pending) - before  # an id twice in one message is one event, resent once
         self.sent += added
         self.resent += n - added
         return token
@@ -222,21 +217,13 @@ class AckTracker:
         n = len(ids)
         if not n:
             return
-        pop_acked = twins.pop_acked
-        if pop_acked is not None:  # the C twin of the lines below
-            popped = pop_acked(self._pending, self._finished, msg, ids, _ACKED)
-            if popped is not None:
-                self._ack_each(msg, popped, now)
-                return
-        else:
-            firsts = list(map(self._pending.pop, ids, repeat(None, n)))
-            # The usual case: msg first sent every id (list.count compares identity first; tokens
-            # differ). An id twice in msg pops None the second time, so it takes the per-id path, as do
-            # retries.
-            if firsts.count(msg) != n:
-                self._ack_each(msg, firsts, now)
-                return
-            self._finished.update(zip(ids, repeat(_ACKED)))
+        firsts = list(map(self._pending.pop, ids, repeat(None, n)))
+        # The usual case: msg first sent every id (list.count compares identity first; tokens differ). An
+        # id twice in msg pops None the second time, so it takes the per-id path, as do retries.
+        if firsts.count(msg) != n:
+            self._ack_each(msg, firsts, now)
+            return
+        self._finished.update(zip(ids, repeat(_ACKED)))
         self._mcorr.append(now - intended)
         self._mraw.append(now - actual)
         self._w.append(n)

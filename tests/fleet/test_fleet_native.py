@@ -7,7 +7,6 @@ and kind mix, and running out of ids must fail alike.
 
 from __future__ import annotations
 
-import gc
 import random
 from dataclasses import replace
 from typing import Literal, cast
@@ -54,8 +53,9 @@ def plans(scenario: Scenario, transport: Transport, shards: int = 1) -> tuple[li
 def test_c_and_python_make_the_same_plan(seed: int, per_message: int, shares: tuple[float, float, float],
                                          payload: tuple[int, int], transport: Transport, devices: int,
                                          shards: int, ramp_s: float) -> None:
-    """Byte for byte, in the same order: the event writer and the merge (ties of time included: a ramp of
-    0 starts every device at once; a ramp past the run's end leaves devices that never come online)."""
+    """Byte for byte, in the same order: the event writer and the timeline, merged (ties of time
+    included: a ramp of 0 starts every device at once; a ramp past the run's end leaves devices that never
+    come online)."""
     error, userid, props = shares
     scenario = replace(BASE, seed=seed, events_per_message=per_message, error_share=error,
                        userid_share=userid, props_share=props, payload_bytes=payload, devices=devices,
@@ -140,36 +140,6 @@ def test_ticks_opens_a_session_after_thirty_minutes_of_silence_as_python(session
     assert inits > 2  # the silence rule (and the sessions) opened sessions after the first
 
 
-def test_merge_reads_the_time_of_ticks_it_alone_holds_and_keeps_the_device_in_step_otherwise() -> None:
-    """Under the C merge a device that only the merge and its ``Ticks`` hold is left as built (the merge reads
-    the time from the iterator); a device someone else holds still has ``due_ns`` and ``next_id`` kept, as the
-    Python generator keeps them."""
-    scenario = replace(BASE, devices=3, ramp_s=0.0, heartbeat_s=0.0, session_s=0.0, error_share=0.0,
-                       userid_share=0.0, props_share=0.0)
-    held: list[bench.fleet.device.Device] = []
-
-    def holding(device: bench.fleet.device.Device, make: bench.fleet.plan.Make) -> object:
-        held.append(device)
-        return bench.fleet.plan.ws_sends(device, make)
-
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setitem(bench.fleet.plan.TRANSPORTS, "ws", holding)
-        merged = Plan(scenario).wire_sends("ws")
-        sends = [next(merged) for _ in range(30)]
-    for device in held:
-        mine = [s for s in sends if s.device == device.index]
-        assert mine and device.next_id == int(mine[-1].ids[-1]) + 1  # kept in step after each message
-        assert device.due_ns is not None and device.due_ns > mine[-1].at_ns
-    merged = Plan(scenario).wire_sends("ws")
-    assert [next(merged) for _ in range(30)] == sends
-    alone = [d for d in gc.get_referents(merged) if isinstance(d, bench.fleet.device.Device)]
-    assert len(alone) == 3
-    for device in alone:  # behind its own messages: set before the init (Python) and not since
-        mine = [s for s in sends if s.device == device.index]
-        assert len(mine) > 2 and device.next_id <= int(mine[-1].ids[-1])
-        assert device.due_ns is not None and device.due_ns <= mine[-1].at_ns
-
-
 def test_ticks_refuses_wrong_arguments_with_an_error() -> None:
     """Wrong types or times out of range raise (never a crash)."""
     cfg = bench.fleet.device.FleetConfig.build(BASE)
@@ -222,28 +192,3 @@ def test_track_run_refuses_wrong_arguments_with_an_error() -> None:
     out: list[bytes] = []
     assert native.track_run(rnd, 5, 1.0, wire, (2.0,), b"", b"", 8, 9, out) == (10, -1.0)
     assert out == [b"A8a", b"A9a"]
-
-
-def test_merge_stops_for_good_after_a_device_fails() -> None:
-    """A device that raises ends the merge (as a Python generator ends): the error once, then nothing."""
-    def start(pos: int) -> tuple[object, object]:
-        class Dev:
-            due_ns: int | None = 5
-
-        dev = Dev()
-
-        def sends() -> object:
-            yield "a"
-            raise ValueError("boom")
-
-        return dev, sends()
-
-    merged = native.Merge([0], start)
-    assert next(merged) == "a"
-    with pytest.raises(ValueError, match="boom"):
-        next(merged)
-    assert list(merged) == []
-    with pytest.raises(TypeError):
-        native.Merge((0,), start)
-    with pytest.raises(TypeError, match="start must return"):
-        next(native.Merge([0], lambda pos: None))
