@@ -758,14 +758,14 @@ fail:
     return NULL;
 }
 
-static PyObject *due_name;  /* "due_ns", interned */
-
 /* --- Ticks: bench.fleet.device.Device._sends_py in C ------------------------------------------------------
    One device's messages in time order: the same timeline, the same draws in the same order, the same bytes,
-   and device.due_ns (and device.next_id) kept as the Python generator keeps them. What is rare stays Python
-   and is called: an init (device.init()), the events of a burst after a kind draw of another kind than
-   ``event`` (device._events_after), the heartbeat's bytes (device._beat_wire(), once) and make, unless make
-   is make_wire, whose WireSend is built here. */
+   and device.due_ns and device.next_id kept as the Python generator keeps them. The device's state comes in
+   as arguments, and goes back through the two slots (member descriptors) the Python passes: no attribute is
+   looked up by name here, so renaming a field of Device cannot leave this file reading a stale one. What is
+   rare stays Python and is called through the callables passed at construction, which take and return the
+   state they change: an init, the events of a burst after a kind draw of another kind than ``event``, the
+   heartbeat's bytes (once) and make, unless make is make_wire, whose WireSend is built here. */
 #define SILENCE_NS (30LL * 60 * 1000000000LL)
 /* Any span of time at or past this is past every run's end (Ticks refuses an end at or past 2**61). */
 #define FAR_NS (1LL << 62)
@@ -774,8 +774,10 @@ enum { P_MAIN, P_BEATS_MID, P_BEATS_END, P_DONE };
 
 typedef struct {
     PyObject_HEAD
-    PyObject *device, *make, *wire_type, *rnd, *wire, *bounds, *index, *session_b, *device_b;
-    PyObject *beat_parts, *beat_encoded;  /* the heartbeat's (parts, bytes), from device._beat_wire() */
+    PyObject *device, *due_slot, *next_id_slot;  /* where due_ns and next_id go back: device.<slot> = value */
+    PyObject *init, *events_after, *beat_wire, *make;  /* the Python of the rare steps, see Ticks_doc */
+    PyObject *wire_type, *rnd, *wire, *bounds, *index, *session_b, *device_b;
+    PyObject *beat_parts, *beat_encoded;  /* the heartbeat's (parts, bytes), from beat_wire() */
     long long next_id, last_id, end, session_ns, idle_ns, beat_ns, beat_at;
     double mean, track_limit;
     Py_ssize_t burst;
@@ -786,23 +788,24 @@ typedef struct {
     int b_then_none;
 } TicksObject;
 
-static PyObject *s_device_b, *s_session_b, *s_next_id, *s_last_id, *s_random, *s_index, *s_init,
-                *s_events_after, *s_beat_wire, *s_connect_ns;
-
 /* int(x) for a span x >= 0 drawn in Python: any span past FAR_NS lands past the end either way. */
 static inline long long span(double x) {
     return x < (double)FAR_NS ? (long long)x : FAR_NS;
 }
 
 static int Ticks_traverse(TicksObject *self, visitproc visit, void *arg) {
-    Py_VISIT(self->device); Py_VISIT(self->make); Py_VISIT(self->wire_type); Py_VISIT(self->rnd);
+    Py_VISIT(self->device); Py_VISIT(self->due_slot); Py_VISIT(self->next_id_slot); Py_VISIT(self->init);
+    Py_VISIT(self->events_after); Py_VISIT(self->beat_wire);
+    Py_VISIT(self->make); Py_VISIT(self->wire_type); Py_VISIT(self->rnd);
     Py_VISIT(self->wire); Py_VISIT(self->bounds); Py_VISIT(self->index); Py_VISIT(self->session_b);
     Py_VISIT(self->device_b); Py_VISIT(self->beat_parts); Py_VISIT(self->beat_encoded);
     return 0;
 }
 
 static int Ticks_clear(TicksObject *self) {
-    Py_CLEAR(self->device); Py_CLEAR(self->make); Py_CLEAR(self->wire_type); Py_CLEAR(self->rnd);
+    Py_CLEAR(self->device); Py_CLEAR(self->due_slot); Py_CLEAR(self->next_id_slot); Py_CLEAR(self->init);
+    Py_CLEAR(self->events_after); Py_CLEAR(self->beat_wire);
+    Py_CLEAR(self->make); Py_CLEAR(self->wire_type); Py_CLEAR(self->rnd);
     Py_CLEAR(self->wire); Py_CLEAR(self->bounds); Py_CLEAR(self->index); Py_CLEAR(self->session_b);
     Py_CLEAR(self->device_b); Py_CLEAR(self->beat_parts); Py_CLEAR(self->beat_encoded);
     self->phase = P_DONE;
@@ -815,39 +818,41 @@ static void Ticks_dealloc(TicksObject *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int get_ll(PyObject *obj, PyObject *name, long long *out) {
-    PyObject *v = PyObject_GetAttr(obj, name);
+/* device.<slot> = x (None when none), through the slot's descriptor: device.due_ns or device.next_id. */
+static int put_ll(TicksObject *self, PyObject *slot, int none, long long x) {
+    PyObject *v = none ? Py_NewRef(Py_None) : PyLong_FromLongLong(x);
     if (v == NULL) return -1;
-    long long x = PyLong_AsLongLong(v);
-    Py_DECREF(v);
-    if (x == -1 && PyErr_Occurred()) return -1;
-    *out = x;
-    return 0;
-}
-
-static int set_ll(PyObject *obj, PyObject *name, long long x) {
-    PyObject *v = PyLong_FromLongLong(x);
-    if (v == NULL) return -1;
-    int rc = PyObject_SetAttr(obj, name, v);
+    int rc = Py_TYPE(slot)->tp_descr_set(slot, self->device, v);
     Py_DECREF(v);
     return rc;
 }
 
-/* After Python ran on the device: its next id and the bytes its events carry may have changed. */
-static int reread(TicksObject *self) {
-    if (get_ll(self->device, s_next_id, &self->next_id) < 0) return -1;
-    PyObject *sb = PyObject_GetAttr(self->device, s_session_b);
-    if (sb == NULL) return -1;
-    Py_XSETREF(self->session_b, sb);
-    PyObject *db = PyObject_GetAttr(self->device, s_device_b);
-    if (db == NULL) return -1;
-    Py_XSETREF(self->device_b, db);
+/* What a callback of the rare steps returned, (value, next_id, b): *value gets value, the next id is taken
+   and b (the session's bytes after an init, the device's after events of other kinds) goes to *b_slot.
+   Steals res (NULL: the callback raised). */
+static int take_back(TicksObject *self, PyObject *res, const char *what, PyObject **value, PyObject **b_slot) {
+    if (res == NULL) return -1;
+    if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 3 || !PyBytes_Check(PyTuple_GET_ITEM(res, 2))) {
+        PyErr_Format(PyExc_TypeError, "Ticks: %s must return (value, next_id, bytes)", what);
+        Py_DECREF(res);
+        return -1;
+    }
+    long long next_id = PyLong_AsLongLong(PyTuple_GET_ITEM(res, 1));
+    if (next_id == -1 && PyErr_Occurred()) {
+        Py_DECREF(res);
+        return -1;
+    }
+    self->next_id = next_id;
+    Py_XSETREF(*b_slot, Py_NewRef(PyTuple_GET_ITEM(res, 2)));
+    *value = Py_NewRef(PyTuple_GET_ITEM(res, 0));
+    Py_DECREF(res);
     return 0;
 }
 
 static PyObject *Ticks_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    PyObject *device, *make, *wire_type, *wire, *bounds;
-    long long beat_ns, beat_at, end, session_ns, idle_ns;
+    PyObject *device, *due_slot, *next_id_slot, *rnd, *index, *session_b, *device_b;
+    PyObject *init, *events_after, *beat_wire, *make, *wire_type, *wire, *bounds;
+    long long connect, next_id, last_id, beat_ns, beat_at, end, session_ns, idle_ns;
     double mean, limit;
     Py_ssize_t burst;
     int poisson;
@@ -855,10 +860,23 @@ static PyObject *Ticks_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_TypeError, "Ticks takes no keyword arguments");
         return NULL;
     }
-    if (!PyArg_ParseTuple(args, "OOOLLLLLdpndO!O!:Ticks", &device, &make, &wire_type, &beat_ns, &beat_at, &end,
-                          &session_ns, &idle_ns, &mean, &poisson, &burst, &limit, &PyTuple_Type, &wire,
-                          &PyTuple_Type, &bounds))
+    if (!PyArg_ParseTuple(args, "(OOO)(OOLLLO!O!)(OOOO)OLLLLLdpndO!O!:Ticks",
+                          &device, &due_slot, &next_id_slot,
+                          &rnd, &index, &connect, &next_id, &last_id, &PyBytes_Type, &session_b, &PyBytes_Type,
+                          &device_b,
+                          &init, &events_after, &beat_wire, &make,
+                          &wire_type, &beat_ns, &beat_at, &end, &session_ns, &idle_ns, &mean, &poisson, &burst,
+                          &limit, &PyTuple_Type, &wire, &PyTuple_Type, &bounds))
         return NULL;
+    if (Py_TYPE(due_slot)->tp_descr_set == NULL || Py_TYPE(next_id_slot)->tp_descr_set == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Ticks: the slots must be data descriptors (a class's slots)");
+        return NULL;
+    }
+    if (!PyCallable_Check(init) || !PyCallable_Check(events_after) || !PyCallable_Check(beat_wire) ||
+        !PyCallable_Check(make)) {
+        PyErr_SetString(PyExc_TypeError, "Ticks: init, events_after, beat_wire and make must be callable");
+        return NULL;
+    }
     if (wire_type != Py_None && !(PyType_Check(wire_type) &&
                                   PyType_IsSubtype((PyTypeObject *)wire_type, &PyTuple_Type))) {
         PyErr_SetString(PyExc_TypeError, "Ticks: wire_type must be a tuple type or None");
@@ -872,7 +890,18 @@ static PyObject *Ticks_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     TicksObject *self = (TicksObject *)type->tp_alloc(type, 0);
     if (self == NULL) return NULL;
     self->device = Py_NewRef(device);
+    self->due_slot = Py_NewRef(due_slot);
+    self->next_id_slot = Py_NewRef(next_id_slot);
+    self->init = Py_NewRef(init);
+    self->events_after = Py_NewRef(events_after);
+    self->beat_wire = Py_NewRef(beat_wire);
     self->make = Py_NewRef(make);
+    self->rnd = Py_NewRef(rnd);
+    self->index = Py_NewRef(index);
+    self->session_b = Py_NewRef(session_b);
+    self->device_b = Py_NewRef(device_b);
+    self->next_id = next_id;
+    self->last_id = last_id;
     self->wire_type = wire_type == Py_None ? NULL : Py_NewRef(wire_type);
     self->wire = Py_NewRef(wire);
     self->bounds = Py_NewRef(bounds);
@@ -885,13 +914,6 @@ static PyObject *Ticks_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
     self->poisson = poisson;
     self->burst = burst;
     self->track_limit = limit;
-    long long connect;
-    if ((self->rnd = PyObject_GetAttr(device, s_random)) == NULL ||
-        (self->index = PyObject_GetAttr(device, s_index)) == NULL || reread(self) < 0 ||
-        get_ll(device, s_last_id, &self->last_id) < 0 || get_ll(device, s_connect_ns, &connect) < 0) {
-        Py_DECREF(self);
-        return NULL;
-    }
     self->t = self->stop = self->last = self->at = self->nxt = connect;
     self->kind = K_OPEN;
     self->has_nxt = connect < end;
@@ -951,18 +973,17 @@ fail:
 }
 
 static int set_due(TicksObject *self, int none, long long due) {
-    if (none) return PyObject_SetAttr(self->device, due_name, Py_None);
-    return set_ll(self->device, due_name, due);
+    return put_ll(self, self->due_slot, none, due);
 }
 
 /* Device._beats, one heartbeat: the one at b_at. */
 static PyObject *beat(TicksObject *self) {
     if (self->beat_parts == NULL) {
-        PyObject *pair = PyObject_CallMethodNoArgs(self->device, s_beat_wire);
+        PyObject *pair = PyObject_CallNoArgs(self->beat_wire);
         if (pair == NULL) return NULL;
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(pair, 0))) {
             Py_DECREF(pair);
-            PyErr_SetString(PyExc_TypeError, "Ticks: device._beat_wire() must return (parts, encoded)");
+            PyErr_SetString(PyExc_TypeError, "Ticks: beat_wire() must return (parts, encoded)");
             return NULL;
         }
         self->beat_parts = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
@@ -1022,18 +1043,16 @@ static PyObject *tick(TicksObject *self) {
         }
         if (message == NULL && !cut) {
             parts = PyList_AsTuple(made);
-        } else if (message == NULL) {
-            if (set_ll(self->device, s_next_id, self->next_id) < 0) {
-                Py_DECREF(made);
-                return NULL;
-            }
-            PyObject *u_o = PyFloat_FromDouble(cut_u), *n_o = PyLong_FromSsize_t(self->burst);
-            parts = u_o == NULL || n_o == NULL ? NULL
-                : PyObject_CallMethodObjArgs(self->device, s_events_after, made, u_o, n_o, NULL);
+        } else if (message == NULL) {  /* events_after(made, u, n, next_id) -> (parts, next_id, device_b) */
+            PyObject *u_o = PyFloat_FromDouble(cut_u), *n_o = PyLong_FromSsize_t(self->burst),
+                     *id_o = PyLong_FromLongLong(self->next_id);
+            PyObject *res = u_o == NULL || n_o == NULL || id_o == NULL ? NULL
+                : PyObject_CallFunctionObjArgs(self->events_after, made, u_o, n_o, id_o, NULL);
             Py_XDECREF(u_o);
             Py_XDECREF(n_o);
-            if (parts != NULL && (reread(self) < 0 || !PyTuple_Check(parts))) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Ticks: _events_after must return a tuple");
+            Py_XDECREF(id_o);
+            if (take_back(self, res, "events_after", &parts, &self->device_b) == 0 && !PyTuple_Check(parts)) {
+                PyErr_SetString(PyExc_TypeError, "Ticks: events_after must return a tuple of parts");
                 Py_CLEAR(parts);
             }
         }
@@ -1048,9 +1067,11 @@ static PyObject *tick(TicksObject *self) {
             self->at += span(self->mean);
         }
     } else {
-        if (set_ll(self->device, s_next_id, self->next_id) < 0) return NULL;
-        PyObject *part = PyObject_CallMethodNoArgs(self->device, s_init);
-        if (part == NULL) return NULL;
+        /* init(next_id) -> (part, next_id, session_b) */
+        PyObject *part, *id_o = PyLong_FromLongLong(self->next_id);
+        PyObject *res = id_o == NULL ? NULL : PyObject_CallOneArg(self->init, id_o);
+        Py_XDECREF(id_o);
+        if (take_back(self, res, "init", &part, &self->session_b) < 0) return NULL;
         parts = PyTuple_New(1);
         if (parts == NULL) {
             Py_DECREF(part);
@@ -1058,7 +1079,6 @@ static PyObject *tick(TicksObject *self) {
         }
         PyTuple_SET_ITEM(parts, 0, part);
         n_events = 1;
-        if (reread(self) < 0) goto fail;
         if (self->kind == K_OPEN) {
             long long t = self->t = self->last = self->at;
             if (!self->session_ns) {
@@ -1093,7 +1113,7 @@ static PyObject *tick(TicksObject *self) {
     }
     int rc = self->has_nxt ? set_due(self, 0, self->nxt <= self->beat_at ? self->nxt : self->beat_at)
                            : set_due(self, self->beat_at >= self->end, self->beat_at);
-    if (rc < 0 || set_ll(self->device, s_next_id, self->next_id) < 0) goto fail;
+    if (rc < 0 || put_ll(self, self->next_id_slot, 0, self->next_id) < 0) goto fail;
     long long taken = self->next_id - first;
     PyObject *ids = PyTuple_New((Py_ssize_t)taken);
     if (ids == NULL) goto fail;
@@ -1160,13 +1180,19 @@ static PyObject *Ticks_next(TicksObject *self) {
 }
 
 PyDoc_STRVAR(Ticks_doc,
-"Ticks(device, make, wire_type, beat_ns, beat_at, end, session_ns, idle_ns, mean, poisson, burst, limit,\n"
-"      wire, bounds)\n\n"
+"Ticks((device, due_slot, next_id_slot), (rnd, index, connect_ns, next_id, last_id, session_b, device_b),\n"
+"      (init, events_after, beat_wire, make), wire_type, beat_ns, beat_at, end, session_ns, idle_ns, mean,\n"
+"      poisson, burst, limit, wire, bounds)\n\n"
 "An iterator over a device's messages, as bench.fleet.device.Device._sends_py(make, beat_ns) yields them\n"
-"(its twin): beat_at is the first heartbeat's time (end: none), the others the device's FleetConfig\n"
-"(end_ns, session_ns, idle_ns, burst_gap_ns, poisson, burst, limits[0], track_wire, track_bounds).\n"
-"With wire_type (WireSend), messages are built here as make_wire builds them; else make is called.\n"
-"device.due_ns and device.next_id are kept as the generator keeps them.");
+"(its twin); bench.fleet.device.Device.sends_made builds it. The device's state comes in as the second\n"
+"tuple; after each message device.due_ns and device.next_id are set, as the generator sets them, through\n"
+"the data descriptors due_slot and next_id_slot (Device.due_ns, Device.next_id). The rare steps are\n"
+"Python: init(next_id) -> (part, next_id, session_b) opens a session; events_after(made, u, n, next_id)\n"
+"-> (parts, next_id, device_b) ends a burst cut at a kind draw u of another kind; beat_wire() -> (parts,\n"
+"encoded) is the heartbeat (called once); make builds a message unless wire_type (WireSend) is given, in\n"
+"which case it is built here as make_wire builds it. beat_at is the first heartbeat's time (end: none),\n"
+"the others the device's FleetConfig (end_ns, session_ns, idle_ns, burst_gap_ns, poisson, burst,\n"
+"limits[0], track_wire, track_bounds).");
 
 static PyTypeObject TicksType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -1200,21 +1226,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    due_name = PyUnicode_InternFromString("due_ns");
-    s_device_b = PyUnicode_InternFromString("_device_b");
-    s_session_b = PyUnicode_InternFromString("_session_b");
-    s_next_id = PyUnicode_InternFromString("next_id");
-    s_last_id = PyUnicode_InternFromString("last_id");
-    s_random = PyUnicode_InternFromString("random");
-    s_index = PyUnicode_InternFromString("index");
-    s_init = PyUnicode_InternFromString("init");
-    s_events_after = PyUnicode_InternFromString("_events_after");
-    s_beat_wire = PyUnicode_InternFromString("_beat_wire");
-    s_connect_ns = PyUnicode_InternFromString("connect_ns");
-    if (due_name == NULL || s_device_b == NULL || s_session_b == NULL || s_next_id == NULL || s_last_id == NULL ||
-        s_random == NULL || s_index == NULL || s_init == NULL || s_events_after == NULL || s_beat_wire == NULL ||
-        s_connect_ns == NULL ||
-        PyType_Ready(&TicksType) < 0)
+    if (PyType_Ready(&TicksType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;

@@ -17,8 +17,13 @@ def poll_replies(epfd: int, fast: dict[int, Callable[[tuple[int, ...], int], Non
 def send_frame(fd: int, payload: bytes) -> int | bytes: ...
 
 class Ticks:
-    def __init__(self, device: Any, make: Any, wire_type: type | None, beat_ns: int, beat_at: int, end: int,
-                 session_ns: int, idle_ns: int, mean: float, poisson: bool, burst: int, limit: float,
+    def __init__(self, back: tuple[object, object, object],
+                 state: tuple[Callable[[], float], int, int, int, int, bytes, bytes],
+                 calls: tuple[Callable[[int], tuple[bytes, int, bytes]],
+                              Callable[[list[bytes], float, int, int], tuple[tuple[bytes, ...], int, bytes]],
+                              Callable[[], tuple[tuple[bytes, ...], bytes]], Callable[..., Any]],
+                 wire_type: type | None, beat_ns: int, beat_at: int, end: int, session_ns: int, idle_ns: int,
+                 mean: float, poisson: bool, burst: int, limit: float,
                  wire: tuple[tuple[bytes, tuple[bytes, ...]], ...], bounds: tuple[float, ...]) -> None: ...
     def __iter__(self) -> Ticks: ...
     def __next__(self) -> Any: ...

@@ -41,7 +41,8 @@ attributes share one ``Extra``, and a device's heartbeat is built and encoded on
 ``bench._native`` is built (``bench.native``), runs of the common ``event`` are written by its ``track_run``
 in C: the same draws in the same order and the same bytes as ``Device._events_py``, which stays as its twin;
 and its ``Ticks`` walks the timeline (``Device._sends_py``'s twin: the same messages, draws and ``due_ns``;
-inits, the rarer kinds and the heartbeat's bytes are still made by the Python methods here, which it calls).
+inits, the rarer kinds and the heartbeat's bytes are still made by the Python methods here, which
+``sends_made`` hands it with the device's state: the C side spells no field name of ``Device``).
 """
 
 from __future__ import annotations
@@ -312,10 +313,31 @@ class Device:
         if c_ticks is None or cfg.end_ns >= 1 << 61 or cfg.session_ns >= 1 << 61 or cfg.idle_ns >= 1 << 61:
             return self._sends_py(make, beat_ns)
         beat_at = self.connect_ns + self.phase_ns(beat_ns, "heartbeat") if beat_ns else cfg.end_ns
-        ticks: Iterator[_S] = c_ticks(self, make, WireSend if make is make_wire else None, beat_ns, beat_at,
-                                      cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns, cfg.poisson,
-                                      cfg.burst, cfg.limits[0], cfg.track_wire, cfg.track_bounds)
+        # Everything the C side reads or writes of the device is named here, not in C: its state, the two
+        # slots it writes back after each message, and the Python of the rare steps.
+        ticks: Iterator[_S] = c_ticks(
+            (self, _DUE_SLOT, _NEXT_ID_SLOT),
+            (self.random, self.index, self.connect_ns, self.next_id, self.last_id, self._session_b,
+             self._device_b),
+            (self._init_for_c, self._events_after_for_c, self._beat_wire, make),
+            WireSend if make is make_wire else None, beat_ns, beat_at, cfg.end_ns, cfg.session_ns,
+            cfg.idle_ns, cfg.burst_gap_ns, cfg.poisson, cfg.burst, cfg.limits[0], cfg.track_wire,
+            cfg.track_bounds)
         return ticks
+
+    def _init_for_c(self, next_id: int) -> tuple[bytes, int, bytes]:
+        """``init`` for ``bench._native.Ticks``: the id to start from in, the state it changed out."""
+        self.next_id = next_id
+        part = self.init()
+        return part, self.next_id, self._session_b
+
+    def _events_after_for_c(self, made: list[bytes], u: float, n: int,
+                            next_id: int) -> tuple[tuple[bytes, ...], int, bytes]:
+        """``_events_after`` for ``bench._native.Ticks``: the id to start from in, the state it changed out
+        (a ``userid`` event changes the device's bytes)."""
+        self.next_id = next_id
+        parts = self._events_after(made, u, n)
+        return parts, self.next_id, self._device_b
 
     def _sends_py(self, make: Callable[..., _S], beat_ns: int = 0) -> Iterator[_S]:
         """``sends_made`` in Python, the twin of ``bench._native.Ticks``.
@@ -533,6 +555,10 @@ class Device:
                                  pool[int(self.random() * len(pool))], None))
 
 
+#: Where ``bench._native.Ticks`` writes ``due_ns`` and ``next_id`` back after each message: the slots'
+#: descriptors, handed to it, so that no field name is spelled in C.
+_DUE_SLOT: object = Device.due_ns  # type: ignore[misc]  # the descriptor, not a value
+_NEXT_ID_SLOT: object = Device.next_id  # type: ignore[misc]
 #: The kinds of pending tick in ``Device.sends``: an init that opens a session, a burst, an init that a
 #: silence of 30 minutes forces before a burst.
 _OPEN, _BURST, _SILENCE = "open", "burst", "silence"

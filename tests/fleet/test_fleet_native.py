@@ -144,17 +144,24 @@ def test_ticks_refuses_wrong_arguments_with_an_error() -> None:
     """Wrong types or times out of range raise (never a crash)."""
     cfg = bench.fleet.device.FleetConfig.build(BASE)
     device = bench.fleet.device.Device(cfg, 0)
-    args = (device, bench.fleet.send.make_wire, WireSend, 0, cfg.end_ns, cfg.end_ns, 0, 0, 1e9, True, 1, 1.0,
+    back = (device, bench.fleet.device._DUE_SLOT, bench.fleet.device._NEXT_ID_SLOT)
+    state = (device.random, 0, 0, device.next_id, device.last_id, b"", device._device_b)
+    calls = (device._init_for_c, device._events_after_for_c, device._beat_wire, bench.fleet.send.make_wire)
+    args = (back, state, calls, WireSend, 0, cfg.end_ns, cfg.end_ns, 0, 0, 1e9, True, 1, 1.0,
             cfg.track_wire, cfg.track_bounds)
     assert next(native.Ticks(*args)) is not None
     with pytest.raises(TypeError):
         native.Ticks(*args[:5])
     with pytest.raises(TypeError, match="wire_type"):
-        native.Ticks(*args[:2], int, *args[3:])
+        native.Ticks(*args[:3], int, *args[4:])
     with pytest.raises(ValueError, match="out of range"):
-        native.Ticks(*args[:5], 1 << 62, *args[6:])
-    with pytest.raises(AttributeError):
-        native.Ticks(object(), *args[1:])
+        native.Ticks(*args[:6], 1 << 62, *args[7:])
+    with pytest.raises(TypeError, match="data descriptors"):
+        native.Ticks((device, object(), back[2]), *args[1:])
+    with pytest.raises(TypeError):  # the slots are Device's: another object is refused at the first write
+        next(native.Ticks((object(), *back[1:]), *args[1:]))
+    with pytest.raises(TypeError, match="init must return"):
+        next(native.Ticks(back, state, (lambda next_id: b"x", *calls[1:]), *args[3:]))
 
 
 def test_track_run_draws_and_writes_as_the_python_loop() -> None:
