@@ -1,4 +1,6 @@
-"""Types of bench._native (bench/_native.c): the C twins of the hot path's per-event steps."""
+"""Types of bench._native (bench/_native/*.c): the C twins of the hot path's per-event steps.
+
+bench.native.twins takes its types from here alone."""
 
 from collections.abc import Callable
 from typing import Any

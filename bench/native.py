@@ -1,10 +1,10 @@
 """Which twins run the hot path's per-event steps: the C ones (``bench._native``) or the Python ones.
 
-``bench/_native.c`` holds C twins of a few per-event steps (the plan's common event and a device's
+``bench/_native/*.c`` hold C twins of a few per-event steps (the plan's common event and a device's
 timeline: ``track_run``, ``Ticks``; framing, the fast frame reader and the compact reply's parse:
 ``frame_masked``, ``read_frames``, ``parse_compact_ack``; the stamped socket read, the poller's pass and the
-frame-and-send: ``recv_stamped``, ``poll_replies``, ``send_frame``); setup.py builds it where a C compiler is
-found. Each step's Python twin stays beside its caller and gives the same results; tests compare them. Only
+frame-and-send: ``recv_stamped``, ``poll_replies``, ``send_frame``); setup.py builds them where a C compiler
+is found. Each step's Python twin stays beside its caller and gives the same results; tests compare them. Only
 steps whose C twin pays in whole runs have one (the tracker's per-id dict work, the run's clock and the
 merge of a shard's devices had twins that measured within the noise of whole runs: they are gone).
 

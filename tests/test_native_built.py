@@ -11,6 +11,7 @@ import importlib
 import os
 import shutil
 import sysconfig
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,15 @@ def test_pure_env_turns_the_c_twins_off(monkeypatch: pytest.MonkeyPatch) -> None
     assert not chosen.c and chosen.track_run is None and chosen.Ticks is None
     monkeypatch.delenv(native.PURE_ENV)
     assert native.Twins().c == native.built()
+
+
+def test_the_c_side_names_no_python_attribute() -> None:
+    """bench/_native/ gets the state it needs as arguments: no attribute of a Python object is read, written
+    or called by name in C, so renaming a Python field cannot leave the C twin reading a stale one."""
+    sources = sorted((Path(__file__).resolve().parents[1] / "bench" / "_native").glob("*.[ch]"))
+    assert sources
+    for path in sources:
+        text = path.read_text()
+        assert text.startswith("/* bench._native"), f"{path.name}: no header comment naming its twins"
+        for call in ("PyObject_GetAttr", "PyObject_SetAttr", "PyObject_CallMethod", "InternFromString"):
+            assert call not in text, f"{path.name} uses {call}"
