@@ -127,13 +127,9 @@ class Recorder:
         self.owner = SimpleNamespace(stats=TransportStats())
         self.calls: list[tuple[str, Any]] = []
 
-    def on_reply(self, data: bytes) -> None:
-        self.calls.append(("reply", orjson_ids(bytes(data))))
-
-    def on_ids(self, ids: tuple[int, ...]) -> None:
-        self.calls.append(("reply", ids))
-
-    _on_reported = on_ids
+    def on_reply(self, reply: bytes | tuple[int, ...], rx_ns: int | None) -> None:
+        assert rx_ns == self.rx_ns  # every reply of a read carries the read's receive time
+        self.calls.append(("reply", reply if isinstance(reply, tuple) else orjson_ids(bytes(reply))))
 
     def _read_protocol(self, data: bytes) -> None:
         self.calls.append(("protocol", bytes(data)))

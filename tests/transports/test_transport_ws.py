@@ -19,7 +19,7 @@ from bench.protocol.message import encode_events
 from bench.runner.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
 from bench.transports.common import TransportOptions
-from bench.transports.ws import WsTransport, frame_text, ws_url
+from bench.transports.ws import WsTransport, _WsConn, frame_text, ws_url
 
 APP = "0123456789abcdef01234567"
 TargetFactory = Callable[..., EmbeddedTarget]
@@ -274,3 +274,37 @@ def test_devices_bind_their_source_addresses(target: EmbeddedTarget, app_id: str
 
     _run(main)
     assert local == {0: "127.0.0.2", 1: "127.0.0.3", 2: "127.0.0.2", 3: "127.0.0.3"}
+
+
+def test_every_message_leaves_and_every_reply_enters_through_the_connections_one_door(
+        target: EmbeddedTarget, app_id: str, io: IoMode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever way a message is written (framed and sent in one C step, or framed, then written) it
+    leaves through ``_WsConn.write``; whichever reader takes a reply (the poller's C pass, a fast reader,
+    the protocol) it enters through ``_WsConn.on_reply``."""
+    texts: list[int] = []
+    replies: list[object] = []
+    real_write, real_reply = _WsConn.write, _WsConn.on_reply
+
+    def write(self: _WsConn, data: bytes, text: bool = False) -> None:
+        if text:
+            texts.append(len(data))
+        real_write(self, data, text)
+
+    def on_reply(self: _WsConn, reply: bytes | tuple[int, ...], rx_ns: int | None) -> None:
+        replies.append(reply)
+        real_reply(self, reply, rx_ns)
+
+    monkeypatch.setattr(_WsConn, "write", write)
+    monkeypatch.setattr(_WsConn, "on_reply", on_reply)
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        ws = WsTransport(ws_url(target.url, app_id), tracker, make_clock(), TransportOptions(ws_io=io))
+        for k in range(12):
+            payload, ids = _message(0, 2000 + k, init=k == 0)
+            ws.send(0, payload, ids, 0, (0,))
+        await tracker.until(lambda: tracker.acked == 12)
+        await ws.close()
+
+    _run(main)
+    assert len(texts) == 12 and len(replies) == 12
