@@ -353,8 +353,7 @@ class Device:
         cfg, rnd, index = self.cfg, self.random, self.index
         end, session_ns, idle_ns, mean = cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns
         poisson, log = cfg.poisson, math.log
-        one, limits, track = cfg.burst == 1, cfg.limits, self._track
-        track_limit, wire, bounds, native = limits[0], cfg.track_wire, cfg.track_bounds, twins.track_run
+        burst = self.burst
         t = stop = last = at = self.connect_ns  # session start and end, previous tick, pending tick
         kind = _OPEN  # of the pending tick at `at`: an init that opens a session, a burst, or an init first
         beat_at = t + self.phase_ns(beat_ns, "heartbeat") if beat_ns else end
@@ -368,16 +367,7 @@ class Device:
                 beat_at = yield from self._beats(make, beat_at, at, beat_ns, at)
             first = self.next_id  # every event takes the next id: a tick's ids are a range
             if kind is _BURST:
-                if native is not None:  # Device._events, inline
-                    made: list[bytes] = []
-                    self.next_id, cut = native(rnd, cfg.burst, track_limit, wire, bounds, self._session_b,
-                                               self._device_b, self.next_id, self.last_id, made)
-                    box.append(tuple(made) if cut is None else self._events_after(made, cut, cfg.burst))
-                elif one:  # Device.burst, the common case inline
-                    u = rnd()
-                    box.append((track() if u < track_limit else _KIND_MAKERS[bisect_right(limits, u)](self),))
-                else:
-                    box.append(self.burst())
+                box.append(burst())  # one call per burst: the C twin (Ticks) is the fast path
                 last = at
                 at += int(-log(1.0 - rnd()) * mean) if poisson else int(mean)
             else:
@@ -443,8 +433,14 @@ class Device:
         limits = cfg.limits
         if cfg.burst == 1:
             u = rnd()
-            return (self._track() if u < limits[0] else _KIND_MAKERS[bisect_right(limits, u)](self),)
+            return (self._track() if u < limits[0] else self._kind(u),)
         return self._events(cfg.burst)
+
+    def _kind(self, u: float) -> bytes:
+        """The event of the kind that the kind draw ``u`` picks (table dispatch over the cumulative shares):
+        the one dispatch of ``burst``, ``_events_after`` and ``_events_py``; ``burst`` and ``_events_py``
+        test the common kind first (a compare, no call), so this runs for the rarer kinds."""
+        return _KIND_MAKERS[bisect_right(self.cfg.limits, u)](self)
 
     def _events(self, n: int) -> tuple[bytes, ...]:
         """``n`` events of drawn kinds: runs of the common kind by ``bench._native.track_run`` (C) when it
@@ -466,7 +462,7 @@ class Device:
         while True:
             if u < 0.0:
                 raise _too_many(self.index)
-            out.append(_KIND_MAKERS[bisect_right(limits, u)](self))
+            out.append(self._kind(u))
             if len(out) == n:
                 return tuple(out)
             # the same draws and bytes as _events_py's loop, up to the next event of another kind
@@ -500,7 +496,7 @@ class Device:
                 event_id += 1
             else:
                 self.next_id = event_id
-                out.append(_KIND_MAKERS[bisect_right(limits, u)](self))
+                out.append(self._kind(u))
                 event_id = self.next_id
                 device_b = self._device_b  # a userid event changes it for the events after it
         self.next_id = event_id
