@@ -3,9 +3,10 @@
 ``python -m bench.perf.plan_cost [--rounds N] [--quick]``, in one process, drains ``Plan.wire_sends("ws")``
 (what the hot path's scheduler pulls) of three plans: 10,000 paced devices with 1-event messages, 100 devices
 with 10-event messages and 100 with 1-event messages. Each round drains each plan twice, with
-``bench._native.Ticks`` walking the devices' timelines and with ``Device._sends_py`` (the merge and the event
-writer are C both times), timed by the process's CPU clock; it prints the medians of the rounds in CPU-µs per
-send and their ratio. Run it from two checkouts in turn (``PYTHONPATH=...``) to compare builds of the C file.
+``bench._native.Ticks`` walking the devices' timelines and with ``Device._sends_py`` (the event writer is C
+and the merge Python both times), timed by the process's CPU clock; it prints the medians of the rounds in
+CPU-µs per send and their ratio. Run it from two checkouts in turn (``PYTHONPATH=...``) to compare builds of
+the C file.
 """
 
 from __future__ import annotations

@@ -24,8 +24,9 @@ TCP only: TLS connections keep the event loop's own transport.
 Two shortcuts for the WebSocket transport's common case, where ``bench._native`` is built: a tick's pass
 over the ready sockets runs in C (``poll_replies``), and a socket whose protocol has set a *route* (its fast
 reader is on with nothing buffered) is read there: a read that holds only complete compact replies
-``{"reportedIds":[...]}`` goes to the route, one call per reply with its ids and receive time, instead of
-through ``data_received`` and the protocol's reader (every other read still goes there, whole); and
+``{"reportedIds":[...]}`` goes to the route (the protocol's own reply method: ``_WsConn.on_reply``), one
+call per reply with its ids and receive time, instead of through ``data_received`` and the protocol's
+reader (every other read still goes there, whole); and
 ``write_text`` frames and writes a message in one C step (``send_frame``). Both do exactly what the
 Python they skip would do (tests/transports run every behaviour both ways); what they save is the Python
 calls between the C steps, several per message, which are most of a paced fleet's client CPU after the
