@@ -12,6 +12,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,6 +28,25 @@ from bench.transports import polled, ws
 from bench.transports.common import TransportStats
 
 native = pytest.importorskip("bench._native", reason="bench._native is not built (no C compiler at install)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_stamps() -> Iterator[None]:
+    """The kernel stamps receives only while some socket asks for it, and turns that on a moment after the
+    first one does (socket(7)), and off a moment after the last one closes: a socket that asks for the whole
+    module, and a first stamped read, so that the tests' reads are stamped whatever ran before them."""
+    ours, peer = loopback_pair()
+    with ours, peer:
+        ours.setsockopt(socket.SOL_SOCKET, polled.SO_TIMESTAMPNS, 1)
+        deadline = time.monotonic() + 10.0
+        stamp = -1
+        while stamp < 0 and time.monotonic() < deadline:
+            peer.sendall(b"x")
+            wait_readable(ours)
+            stamp = native.recv_stamped(ours.fileno(), 100)[1]
+            time.sleep(0.005)
+        assert stamp >= 0, "the kernel gave no receive time in 10 s"
+        yield
 
 
 def orjson_ids(data: bytes) -> tuple[Any, ...] | str:
