@@ -7,10 +7,10 @@ STAMP  := $(VENV)/.installed
 .PHONY: setup bench test lint perf perf-target clean
 
 # Idempotent: re-installs only when the build's inputs changed since the last install (setup.py compiles
-# bench/_native.c, the C twins of the plan's per-event steps, into bench/ where a C compiler is found).
+# bench/_native/*.c, the C twins of the hot path's per-event steps, into bench/ where a C compiler is found).
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py bench/_native.c
+$(STAMP): pyproject.toml setup.py $(wildcard bench/_native/*.c bench/_native/*.h)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

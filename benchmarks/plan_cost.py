@@ -3,10 +3,10 @@
 ``python -m benchmarks.plan_cost [--rounds N] [--quick]``, in one process, drains ``Plan.wire_sends("ws")``
 (what the hot path's scheduler pulls) of three plans: 10,000 paced devices with 1-event messages, 100 devices
 with 10-event messages and 100 with 1-event messages. Each round drains each plan twice, with
-``bench._native.Ticks`` walking the devices' timelines and with ``Device._sends_py`` (the merge and the event
-writer are C both times), timed by the process's CPU clock; it prints the medians of the rounds in CPU-µs per
-send and their ratio. Run it from two checkouts in turn (from each one's root, its C file built) to compare
-builds of the C file.
+``bench._native.Ticks`` walking the devices' timelines and with ``Device._sends_py`` (the event writer is C
+and the merge Python both times), timed by the process's CPU clock; it prints the medians of the rounds in
+CPU-µs per send and their ratio. Run it from two checkouts in turn (from each one's root, its C file built) to
+compare builds of the C file.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import sys
 import time
 from dataclasses import dataclass
 
-from bench.fleet import Plan, device
+from bench.fleet import Plan
+from bench.native import twins
 from bench.scenario import Scenario
 
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error(f"--rounds: at least 1, not {args.rounds}")
-    ticks = device._Ticks
+    ticks = twins.Ticks
     if ticks is None:
         print("benchmarks.plan_cost: bench._native is not built (or NUCLEUS_BENCH_PURE is set): "
               "there is no C timeline to compare", file=sys.stderr)
@@ -75,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
             py: list[float] = []
             for _ in range(args.rounds):
                 for twin, out in ((ticks, c), (None, py)):
-                    device._Ticks = twin
+                    twins.Ticks = twin
                     sends, us = drain_us(scenario)
                     out.append(us)
             mc, mp = statistics.median(c), statistics.median(py)
             print(f"{case.label:34s} {sends:9,d} {mc:8.2f} {mp:8.2f} {mc / mp:6.2f}")
     finally:
-        device._Ticks = ticks
+        twins.Ticks = ticks
     return 0
 
 

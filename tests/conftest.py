@@ -17,6 +17,9 @@ Fixtures:
         ``name=value`` becomes ``--name-with-dashes value`` (``True`` gives the bare flag, ``None`` or
         ``False`` leaves it out).
     app_id: a fresh random appId for this test (24 lowercase hex characters, like real ones).
+    twins / module_twins: the test (every test of the module) runs twice, with the C twins of
+        ``bench.native`` (skipped where ``bench._native`` is not built) and with the Python twins; the value
+        is "c" or "python". ``module_twins`` is for modules whose Hypothesis tests use it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from bench import native
 from bench.target.embedded import EmbeddedTarget
 
 TargetFactory = Callable[..., EmbeddedTarget]
@@ -67,6 +71,26 @@ def target_factory() -> Iterator[TargetFactory]:
     yield start
     for t in started:
         t.stop()
+
+
+def _switch_twins(request: pytest.FixtureRequest) -> Iterator[native.Kind]:
+    kind: native.Kind = request.param
+    if kind == "c" and not native.built():
+        pytest.skip("bench._native is not built (no C compiler at install)")
+    with native.switched(kind):
+        yield kind
+
+
+@pytest.fixture(params=native.KINDS)
+def twins(request: pytest.FixtureRequest) -> Iterator[native.Kind]:
+    """The test with the C twins, then with the Python twins (see the module docstring)."""
+    yield from _switch_twins(request)
+
+
+@pytest.fixture(scope="module", params=native.KINDS)
+def module_twins(request: pytest.FixtureRequest) -> Iterator[native.Kind]:
+    """``twins`` for every test of a module at once (Hypothesis tests may use it)."""
+    yield from _switch_twins(request)
 
 
 @pytest.fixture

@@ -41,7 +41,8 @@ attributes share one ``Extra``, and a device's heartbeat is built and encoded on
 ``bench._native`` is built (``bench.native``), runs of the common ``event`` are written by its ``track_run``
 in C: the same draws in the same order and the same bytes as ``Device._events_py``, which stays as its twin;
 and its ``Ticks`` walks the timeline (``Device._sends_py``'s twin: the same messages, draws and ``due_ns``;
-inits, the rarer kinds and the heartbeat's bytes are still made by the Python methods here, which it calls).
+inits, the rarer kinds and the heartbeat's bytes are still made by the Python methods here, which
+``sends_made`` hands it with the device's state: the C side spells no field name of ``Device``).
 """
 
 from __future__ import annotations
@@ -54,17 +55,12 @@ from typing import Any, TypeVar, cast
 
 import orjson
 
-from bench import native
 from bench.fleet.content import Content, Seeds
 from bench.fleet.send import Send, WireSend, encode_parts, event_part, make_send, make_wire
+from bench.native import twins
 from bench.protocol.errors import UsageError
 from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
 from bench.scenario import Scenario
-
-#: The C twin of the common event's draws and bytes (``bench.native``); None: ``_events_py`` runs.
-_track_run: Callable[..., tuple[int, float | None]] | None = getattr(native.load(), "track_run", None)
-#: The C twin of a device's timeline (``Device._sends_py``); None: the Python generator runs.
-_Ticks: Callable[..., Iterator[Any]] | None = getattr(native.load(), "Ticks", None)
 
 #: contract.md, "Sessions": the silence after which the next event needs a new init and sessionId.
 SILENCE_NS = 30 * 60 * 1_000_000_000
@@ -313,13 +309,35 @@ class Device:
         messages, draws and ``due_ns``; see ``_sends_py``.
         """
         cfg = self.cfg
-        if _Ticks is None or cfg.end_ns >= 1 << 61 or cfg.session_ns >= 1 << 61 or cfg.idle_ns >= 1 << 61:
+        c_ticks = twins.Ticks
+        if c_ticks is None or cfg.end_ns >= 1 << 61 or cfg.session_ns >= 1 << 61 or cfg.idle_ns >= 1 << 61:
             return self._sends_py(make, beat_ns)
         beat_at = self.connect_ns + self.phase_ns(beat_ns, "heartbeat") if beat_ns else cfg.end_ns
-        ticks: Iterator[_S] = _Ticks(self, make, WireSend if make is make_wire else None, beat_ns, beat_at,
-                                     cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns, cfg.poisson,
-                                     cfg.burst, cfg.limits[0], cfg.track_wire, cfg.track_bounds)
+        # Everything the C side reads or writes of the device is named here, not in C: its state, the two
+        # slots it writes back after each message, and the Python of the rare steps.
+        ticks: Iterator[_S] = c_ticks(
+            (self, _DUE_SLOT, _NEXT_ID_SLOT),
+            (self.random, self.index, self.connect_ns, self.next_id, self.last_id, self._session_b,
+             self._device_b),
+            (self._init_for_c, self._events_after_for_c, self._beat_wire, make),
+            WireSend if make is make_wire else None, beat_ns, beat_at, cfg.end_ns, cfg.session_ns,
+            cfg.idle_ns, cfg.burst_gap_ns, cfg.poisson, cfg.burst, cfg.limits[0], cfg.track_wire,
+            cfg.track_bounds)
         return ticks
+
+    def _init_for_c(self, next_id: int) -> tuple[bytes, int, bytes]:
+        """``init`` for ``bench._native.Ticks``: the id to start from in, the state it changed out."""
+        self.next_id = next_id
+        part = self.init()
+        return part, self.next_id, self._session_b
+
+    def _events_after_for_c(self, made: list[bytes], u: float, n: int,
+                            next_id: int) -> tuple[tuple[bytes, ...], int, bytes]:
+        """``_events_after`` for ``bench._native.Ticks``: the id to start from in, the state it changed out
+        (a ``userid`` event changes the device's bytes)."""
+        self.next_id = next_id
+        parts = self._events_after(made, u, n)
+        return parts, self.next_id, self._device_b
 
     def _sends_py(self, make: Callable[..., _S], beat_ns: int = 0) -> Iterator[_S]:
         """``sends_made`` in Python, the twin of ``bench._native.Ticks``.
@@ -335,8 +353,7 @@ class Device:
         cfg, rnd, index = self.cfg, self.random, self.index
         end, session_ns, idle_ns, mean = cfg.end_ns, cfg.session_ns, cfg.idle_ns, cfg.burst_gap_ns
         poisson, log = cfg.poisson, math.log
-        one, limits, track = cfg.burst == 1, cfg.limits, self._track
-        track_limit, wire, bounds, native = limits[0], cfg.track_wire, cfg.track_bounds, _track_run
+        burst = self.burst
         t = stop = last = at = self.connect_ns  # session start and end, previous tick, pending tick
         kind = _OPEN  # of the pending tick at `at`: an init that opens a session, a burst, or an init first
         beat_at = t + self.phase_ns(beat_ns, "heartbeat") if beat_ns else end
@@ -350,16 +367,7 @@ class Device:
                 beat_at = yield from self._beats(make, beat_at, at, beat_ns, at)
             first = self.next_id  # every event takes the next id: a tick's ids are a range
             if kind is _BURST:
-                if native is not None:  # Device._events, inline
-                    made: list[bytes] = []
-                    self.next_id, cut = native(rnd, cfg.burst, track_limit, wire, bounds, self._session_b,
-                                               self._device_b, self.next_id, self.last_id, made)
-                    box.append(tuple(made) if cut is None else self._events_after(made, cut, cfg.burst))
-                elif one:  # Device.burst, the common case inline
-                    u = rnd()
-                    box.append((track() if u < track_limit else _KIND_MAKERS[bisect_right(limits, u)](self),))
-                else:
-                    box.append(self.burst())
+                box.append(burst())  # one call per burst: the C twin (Ticks) is the fast path
                 last = at
                 at += int(-log(1.0 - rnd()) * mean) if poisson else int(mean)
             else:
@@ -425,17 +433,24 @@ class Device:
         limits = cfg.limits
         if cfg.burst == 1:
             u = rnd()
-            return (self._track() if u < limits[0] else _KIND_MAKERS[bisect_right(limits, u)](self),)
+            return (self._track() if u < limits[0] else self._kind(u),)
         return self._events(cfg.burst)
+
+    def _kind(self, u: float) -> bytes:
+        """The event of the kind that the kind draw ``u`` picks (table dispatch over the cumulative shares):
+        the one dispatch of ``burst``, ``_events_after`` and ``_events_py``; ``burst`` and ``_events_py``
+        test the common kind first (a compare, no call), so this runs for the rarer kinds."""
+        return _KIND_MAKERS[bisect_right(self.cfg.limits, u)](self)
 
     def _events(self, n: int) -> tuple[bytes, ...]:
         """``n`` events of drawn kinds: runs of the common kind by ``bench._native.track_run`` (C) when it
         is built, else by ``_events_py``; the other kinds by the table, in Python."""
-        if _track_run is None:
+        track_run = twins.track_run
+        if track_run is None:
             return self._events_py(n)
         cfg = self.cfg
         out: list[bytes] = []
-        self.next_id, u = _track_run(self.random, n, cfg.limits[0], cfg.track_wire, cfg.track_bounds,
+        self.next_id, u = track_run(self.random, n, cfg.limits[0], cfg.track_wire, cfg.track_bounds,
                                      self._session_b, self._device_b, self.next_id, self.last_id, out)
         return tuple(out) if u is None else self._events_after(out, u, n)
 
@@ -447,12 +462,13 @@ class Device:
         while True:
             if u < 0.0:
                 raise _too_many(self.index)
-            out.append(_KIND_MAKERS[bisect_right(limits, u)](self))
+            out.append(self._kind(u))
             if len(out) == n:
                 return tuple(out)
             # the same draws and bytes as _events_py's loop, up to the next event of another kind
-            assert _track_run is not None  # only reached from _events, with it
-            self.next_id, cut = _track_run(self.random, n - len(out), limits[0], cfg.track_wire,
+            track_run = twins.track_run
+            assert track_run is not None  # only reached from _events, with it
+            self.next_id, cut = track_run(self.random, n - len(out), limits[0], cfg.track_wire,
                                            cfg.track_bounds, self._session_b, self._device_b, self.next_id,
                                            self.last_id, out)
             if cut is None:
@@ -480,7 +496,7 @@ class Device:
                 event_id += 1
             else:
                 self.next_id = event_id
-                out.append(_KIND_MAKERS[bisect_right(limits, u)](self))
+                out.append(self._kind(u))
                 event_id = self.next_id
                 device_b = self._device_b  # a userid event changes it for the events after it
         self.next_id = event_id
@@ -535,6 +551,10 @@ class Device:
                                  pool[int(self.random() * len(pool))], None))
 
 
+#: Where ``bench._native.Ticks`` writes ``due_ns`` and ``next_id`` back after each message: the slots'
+#: descriptors, handed to it, so that no field name is spelled in C.
+_DUE_SLOT: object = Device.due_ns  # type: ignore[misc]  # the descriptor, not a value
+_NEXT_ID_SLOT: object = Device.next_id  # type: ignore[misc]
 #: The kinds of pending tick in ``Device.sends``: an init that opens a session, a burst, an init that a
 #: silence of 30 minutes forces before a burst.
 _OPEN, _BURST, _SILENCE = "open", "burst", "silence"

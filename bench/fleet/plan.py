@@ -20,8 +20,7 @@ clock and measures latency from these *intended* times, so a stalled server cann
 3. ``sends()`` merges the devices of a shard through a heap keyed by (at_ns, device): non-decreasing at_ns,
    ties in device order, and within a device in its own order. Each device enters the heap as a placeholder at
    its connect time and is built only then, so a long ramp costs nothing up front. Shard k of n owns devices
-   d with d % n == k; the union of the shards, merged by the same key, is the unsharded plan. Where
-   ``bench._native`` is built, its ``Merge`` runs the heap and the loop in C (``Plan._merge_py`` is its twin).
+   d with d % n == k; the union of the shards, merged by the same key, is the unsharded plan.
 4. Just in time: a device's Send (and its events) is built when it comes up in the merge, never earlier.
    Each shaper keeps ``device.due_ns``, the time of the device's next Send, which the heap orders by; a
    device that waits holds no event and no Send. So memory stays flat whatever the fleet, and the cyclic
@@ -40,7 +39,6 @@ from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heapreplace
 from typing import Any, Literal
 
-from bench import native
 from bench.fleet.device import Device, FleetConfig, count_events
 from bench.fleet.send import Send, WireSend, make_send, make_wire
 from bench.protocol.errors import UsageError
@@ -48,9 +46,6 @@ from bench.protocol.events import EventId
 from bench.scenario import Scenario
 
 Transport = Literal["ws", "http"]
-#: The C twin of the merge (``bench.native``); None: ``Plan._merge_py``.
-_Merge: Callable[[list[int], Callable[[int], tuple[Device, Iterator[Any]]]], Iterator[Any]] | None = getattr(
-    native.load(), "Merge", None)
 #: HTTP: what no periodic flush has carried by the end of the run goes within this long after it, each device
 #: at its own phase (see ``http_sends``).
 FINAL_FLUSH_NS = 1_000_000_000
@@ -187,20 +182,7 @@ class Plan:
         return self._merge(_transport(transport), make_wire)
 
     def _merge(self, shape: Callable[[Device, Make], Iterator[Any]], make: Make) -> Iterator[Any]:
-        """The shard's devices' sends merged by (due time, position in the shard): ``bench._native.Merge``
-        (C: the heap and the loop; the devices stay Python) when it is built, else ``_merge_py``."""
-        if _Merge is None:
-            return self._merge_py(shape, make)
-        cfg, devices = self._cfg, self.devices
-
-        def start(pos: int) -> tuple[Device, Iterator[Any]]:
-            device = Device(cfg, devices[pos])
-            return device, shape(device, make)
-
-        merged: Iterator[Any] = _Merge([cfg.connect_ns(d) for d in devices], start)
-        return merged
-
-    def _merge_py(self, shape: Callable[[Device, Make], Iterator[Any]], make: Make) -> Iterator[Any]:
+        """The shard's devices' sends merged by (due time, position in the shard)."""
         cfg, devices = self._cfg, self.devices
         # One int per device in the heap: (due_ns << shift) | position in the shard, so the heap orders by
         # time, then device, and holds nothing the garbage collector walks. A device enters as a placeholder

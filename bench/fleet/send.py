@@ -122,7 +122,7 @@ def make_send(at: int, device: int, parts: tuple[bytes, ...], ids: tuple[EventId
         created: creation times parallel to ``parts``; None: every event was created at ``at`` (WebSocket).
         encoded: the message's bytes when already known (a device's heartbeats share one).
     """
-    send = _Send.__new__(_Send)
+    send = Send.__new__(Send)
     _init(send, at, device, parts, ids, (at,) * len(parts) if created is None else created, encoded, None)
     return send
 
@@ -150,27 +150,14 @@ def make_wire(at: int, device: int, parts: tuple[bytes, ...], ids: tuple[EventId
                                     (at,) * len(parts) if created is None else created))
 
 
-class _Send(Send):
-    """A Send under construction: plain slot stores (a Send refuses them), then ``__class__ = Send``."""
-
-    __slots__ = ()
-    __setattr__ = object.__setattr__  # type: ignore[assignment]
-    __delattr__ = object.__delattr__  # type: ignore[assignment]
-
-
 def _init(send: Send, at: int, device: int, parts: tuple[bytes, ...], ids: tuple[EventId, ...],
           created: tuple[int, ...], encoded: bytes | None, events: tuple[Event, ...] | None) -> None:
-    this: Any = send if type(send) is _Send else _as_building(send)
-    this.at_ns = at
-    this.device = device
-    this.parts = parts
-    this.ids = ids
-    this.created_ns = created
-    this._encoded = encoded
-    this._events = events
-    this.__class__ = Send
-
-
-def _as_building(send: Send) -> _Send:
-    object.__setattr__(send, "__class__", _Send)
-    return send  # type: ignore[return-value]  # it is a _Send now, until _init ends
+    """Set every field of a new Send, once: ``object.__setattr__`` past the read-only ``__setattr__``."""
+    build = object.__setattr__
+    build(send, "at_ns", at)
+    build(send, "device", device)
+    build(send, "parts", parts)
+    build(send, "ids", ids)
+    build(send, "created_ns", created)
+    build(send, "_encoded", encoded)
+    build(send, "_events", events)

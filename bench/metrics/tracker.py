@@ -58,14 +58,13 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import repeat
 from operator import sub
 
 import numpy as np
 import numpy.typing as npt
 
-from bench import native
 from bench.metrics.accounting import Accounting
 from bench.metrics.histogram import DEFAULT_LAYOUT, Histogram, Layout
 from bench.metrics.result import TrackerResult
@@ -73,12 +72,6 @@ from bench.protocol.events import EventId
 
 #: (token, ids, created_ns, intended_ns, actual_ns): one tracked message.
 Msg = tuple[int, tuple[EventId, ...], tuple[int, ...], int, int]
-
-# The C twins of the per-id dict work of a multi-event message (``bench.native``); None: the Python runs.
-_pending_add: Callable[[dict[EventId, Msg], tuple[EventId, ...], Msg], int] | None = getattr(
-    native.load(), "pending_add", None)
-_pop_acked: Callable[[dict[EventId, Msg], dict[EventId, int], Msg, tuple[EventId, ...], int],
-                     list[Msg | None] | None] | None = getattr(native.load(), "pop_acked", None)
 
 # How a finished id ended, remembered for remember_ns to classify later acks.
 _ACKED, _REJECTED, _LOST = 1, 2, 3
@@ -176,17 +169,14 @@ class AckTracker:
             else:
                 self.resent += 1
             return token
-        if _pending_add is not None:
-            added = _pending_add(pending, ids_t, msg)  # the C twin of the lines below
+        before = len(pending)
+        if pending.keys().isdisjoint(ids_t):  # the usual case: all new, added at C speed
+            pending.update(zip(ids_t, repeat(msg)))
         else:
-            before = len(pending)
-            if pending.keys().isdisjoint(ids_t):  # the usual case: all new, added at C speed
-                pending.update(zip(ids_t, repeat(msg)))
-            else:
-                setdefault = pending.setdefault  # keeps the first send of an id already pending
-                for i in ids_t:
-                    setdefault(i, msg)
-            added = len(pending) - before  # an id twice in one message is one event, resent once
+            setdefault = pending.setdefault  # keeps the first send of an id already pending
+            for i in ids_t:
+                setdefault(i, msg)
+        added = len(pending) - before  # an id twice in one message is one event, resent once
         self.sent += added
         self.resent += n - added
         return token
@@ -227,20 +217,13 @@ class AckTracker:
         n = len(ids)
         if not n:
             return
-        if _pop_acked is not None:  # the C twin of the lines below
-            popped = _pop_acked(self._pending, self._finished, msg, ids, _ACKED)
-            if popped is not None:
-                self._ack_each(msg, popped, now)
-                return
-        else:
-            firsts = list(map(self._pending.pop, ids, repeat(None, n)))
-            # The usual case: msg first sent every id (list.count compares identity first; tokens
-            # differ). An id twice in msg pops None the second time, so it takes the per-id path, as do
-            # retries.
-            if firsts.count(msg) != n:
-                self._ack_each(msg, firsts, now)
-                return
-            self._finished.update(zip(ids, repeat(_ACKED)))
+        firsts = list(map(self._pending.pop, ids, repeat(None, n)))
+        # The usual case: msg first sent every id (list.count compares identity first; tokens differ). An
+        # id twice in msg pops None the second time, so it takes the per-id path, as do retries.
+        if firsts.count(msg) != n:
+            self._ack_each(msg, firsts, now)
+            return
+        self._finished.update(zip(ids, repeat(_ACKED)))
         self._mcorr.append(now - intended)
         self._mraw.append(now - actual)
         self._w.append(n)

@@ -7,19 +7,15 @@ decodes strictly). orjson is used here and nowhere else in the core.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from bench import native
+from bench.native import twins
 from bench.protocol.errors import InvalidEvent, MalformedAck, MalformedMessage, MessageTooLarge, Reason
 from bench.protocol.events import Event, EventId, parse_event
-
-#: The C twin of the compact reply's parse (``bench.native``); None: orjson parses every reply, alike.
-_compact: Callable[[bytes], tuple[EventId, ...] | None] | None = getattr(native.load(), "parse_compact_ack",
-                                                                        None)
 
 #: Defaults of the reference target (contract.md, "Limits"); every one is a flag there.
 DEFAULT_MAX_BYTES = 1 << 20
@@ -138,8 +134,9 @@ def parse_ack_ids(data: bytes | bytearray | memoryview | str) -> tuple[EventId, 
     Raises:
         MalformedAck: not JSON, another key beside ``reportedIds``, or an id that is not a string or integer.
     """
-    if _compact is not None and type(data) is bytes:
-        ids = _compact(data)
+    compact = twins.parse_compact_ack
+    if compact is not None and type(data) is bytes:
+        ids = compact(data)
         if ids is not None:
             return ids
     try:

@@ -147,11 +147,9 @@ class Scheduler:
         thing is due (-1: at once, a full batch went out; None: nothing is left)."""
         clock = self._clock
         transport = self._transport
-        send = transport.send
         connects = self._connects
         lags = self.lags_ns
         staged = self._staged
-        wire = WireSend
         nxt = self._nxt
         ci = self._ci
         now = clock()
@@ -171,15 +169,7 @@ class Scheduler:
                 lags.append(lag)
                 if lag > self.behind_ns:
                     self.behind_ns = lag
-                # dispatch(transport, nxt), inline: this runs once per send
-                if type(nxt) is wire:  # the hot path's WireSend: its fields in one unpacking
-                    _, device, encoded, ids, created_ns = nxt
-                else:
-                    device, encoded, ids, created_ns = nxt.device, nxt.encoded, nxt.ids, nxt.created_ns
-                if ids:
-                    send(device, encoded, ids, at_ns, created_ns)
-                else:
-                    transport.send_untracked(device, encoded)
+                dispatch(transport, nxt)
                 last = nxt
                 nxt = staged.popleft() if staged else self._pull()
                 n += 1
@@ -206,13 +196,18 @@ class Scheduler:
 
 
 def dispatch(transport: TransportLike, send: SendLike) -> None:
-    """Hand one send over, encoded once by the plan; a heartbeat (no id) goes untracked."""
-    ids = send.ids
+    """Hand one send over, encoded once by the plan; a heartbeat (no id) goes untracked. The one way a send
+    reaches a transport (the scheduler's loop calls it per send: ~40 ns over the copy it used to inline)."""
+    if type(send) is WireSend:  # the hot path's WireSend: its fields in one unpacking
+        at_ns, device, encoded, ids, created_ns = send
+    else:
+        at_ns, device, encoded = send.at_ns, send.device, send.encoded
+        ids, created_ns = send.ids, send.created_ns
     if ids:
         # created_ns is parallel to the events, and every event of a tracked send carries an id
-        transport.send(send.device, send.encoded, ids, send.at_ns, send.created_ns)
+        transport.send(device, encoded, ids, at_ns, created_ns)
     else:
-        transport.send_untracked(send.device, send.encoded)
+        transport.send_untracked(device, encoded)
 
 
 class Monitor:

@@ -24,8 +24,9 @@ TCP only: TLS connections keep the event loop's own transport.
 Two shortcuts for the WebSocket transport's common case, where ``bench._native`` is built: a tick's pass
 over the ready sockets runs in C (``poll_replies``), and a socket whose protocol has set a *route* (its fast
 reader is on with nothing buffered) is read there: a read that holds only complete compact replies
-``{"reportedIds":[...]}`` goes to the route, one call per reply with its ids and receive time, instead of
-through ``data_received`` and the protocol's reader (every other read still goes there, whole); and
+``{"reportedIds":[...]}`` goes to the route (the protocol's own reply method: ``_WsConn.on_reply``), one
+call per reply with its ids and receive time, instead of through ``data_received`` and the protocol's
+reader (every other read still goes there, whole); and
 ``write_text`` frames and writes a message in one C step (``send_frame``). Both do exactly what the
 Python they skip would do (tests/transports run every behaviour both ways); what they save is the Python
 calls between the C steps, several per message, which are most of a paced fleet's client CPU after the
@@ -43,7 +44,7 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from bench import native
+from bench.native import twins
 from bench.transports.common import TransportStats
 
 #: SO_TIMESTAMPNS (and its control message SCM_TIMESTAMPNS), asm-generic/socket.h; the socket module does
@@ -67,17 +68,11 @@ _IN = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _OUT = select.EPOLLOUT
 
 
-#: The C twin of one stamped read (``bench.native``); None: ``socket.recvmsg`` and the control message
-#: parsed in Python.
-_recv_stamped: Callable[[int, int], tuple[bytes, int]] | None = getattr(native.load(), "recv_stamped", None)
-#: The C pass over the ready sockets that hands routed replies straight to their callbacks (``bench.native``);
-#: None: ``Poller.poll``'s loop in Python, through each protocol's ``data_received``.
+# The C twins used here (``bench.native.twins``): ``recv_stamped`` (else ``socket.recvmsg`` and the control
+# message parsed in Python), ``poll_replies`` (else ``Poller.poll``'s loop in Python, through each protocol's
+# ``data_received``), ``send_frame`` (else ``PolledSocket.write`` of the framed bytes).
+#: The reads a poll hands to the Python: (fd, events, data, stamp_ns), see ``Poller._handle``.
 _Slow = list[tuple[int, int, bytes | int | None, int]]
-_poll_replies: Callable[..., tuple[int, _Slow, int, int, int, int]] | None = getattr(
-    native.load(), "poll_replies", None)
-#: The C frame-and-send of a WebSocket text frame (``bench.native``); None: ``PolledSocket.write``.
-_send_frame: Callable[[int, bytes], int | bytes] | None = getattr(native.load(), "send_frame", None)
-_frame_masked: Callable[[bytes], bytes] | None = getattr(native.load(), "frame_masked", None)
 #: Sockets one C pass takes at most (then the loop's next turn takes the rest; see ``BUDGET_EVERY``).
 PASS_EVENTS = 256
 
@@ -116,7 +111,7 @@ class PolledSocket:
     def routes(self) -> bool:
         """Whether ``route`` takes effect: the poller's pass is the C one (else every read goes through
         ``data_received``)."""
-        return _poll_replies is not None
+        return twins.poll_replies is not None
 
     def __init__(self, poller: Poller, sock: socket.socket, protocol: asyncio.Protocol) -> None:
         self._poller = poller
@@ -152,7 +147,7 @@ class PolledSocket:
     @property
     def writes_text(self) -> bool:
         """Whether ``write_text`` may be used: ``bench._native`` frames and sends in one step."""
-        return _send_frame is not None
+        return twins.send_frame is not None
 
     def write_text(self, payload: bytes) -> int:
         """``write(frame_text(payload))``, with the frame built and sent by ``bench._native.send_frame``
@@ -164,11 +159,11 @@ class PolledSocket:
             return 0
         # both are built where writes_text holds (no assert: this runs once per message)
         if self._out:  # earlier bytes wait: this frame queues behind them
-            frame = _frame_masked(payload)  # type: ignore[misc]
+            frame = twins.frame_masked(payload)  # type: ignore[misc]
             self.write(frame)
             return len(frame)
         try:
-            rest = _send_frame(self.fd, payload)  # type: ignore[misc]
+            rest = twins.send_frame(self.fd, payload)  # type: ignore[misc]
         except OSError as exc:
             self._lost(exc)
             return frame_length(len(payload))
@@ -232,7 +227,7 @@ class PolledSocket:
         the socket's ``recvmsg`` and the control message parsed here. ``first``, when given, is the result
         of a read the poller's C pass already made (bytes and ``first_stamp``, or a failed read's errno)."""
         sock, protocol, fd = self._sock, self._protocol, self.fd
-        recv, recvmsg, unpack = _recv_stamped, sock.recvmsg, _TIMESPEC.unpack_from
+        recv, recvmsg, unpack = twins.recv_stamped, sock.recvmsg, _TIMESPEC.unpack_from
         for _ in range(MAX_READS):
             try:
                 if first is not None:
@@ -355,8 +350,9 @@ class Poller:
         comes back here in epoll's order; without it, this reads them all.
         """
         self.behind = False
-        if _poll_replies is not None:
-            seen, ready, offset, now, routed_bytes, coalesced = _poll_replies(
+        poll_replies = twins.poll_replies
+        if poll_replies is not None:
+            seen, ready, offset, now, routed_bytes, coalesced = poll_replies(
                 self._epoll.fileno(), self._routes, self.clock, PASS_EVENTS, READ_BYTES, MAX_READS)
             if routed_bytes:
                 stats = self.stats

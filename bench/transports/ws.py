@@ -2,13 +2,17 @@
 
 Theory of operation: each device owns at most one live connection, an ``asyncio.Protocol`` that drives
 the sans-I/O ``websockets.client.ClientProtocol`` for the opening handshake, control frames (automatic
-pongs), the closing handshake and any frame out of the ordinary. No task and no queue per connection:
-bytes in are parsed in ``data_received`` (complete data frames by a fast path, everything else by the
-protocol) and every ``reportedIds`` goes straight to the ack sink; bytes out leave through
-``_WsConn._write``, the only caller of ``transport.write``, which counts them. A message is framed once
-(``frame_text``: RFC 6455, 5.2, masked with a fresh key as 5.3 requires) and written without awaiting.
-That keeps the per-message cost to one frame build, one write and one ack parse, and an idle device to
-a few kilobytes.
+pongs), the closing handshake and any frame out of the ordinary. No task and no queue per connection.
+
+One way out and one way in per connection. Every byte a connection sends leaves through ``_WsConn.write``,
+the only caller of the transport's ``write`` and ``write_text``, which counts them: a message is framed
+once (``frame_text``: RFC 6455, 5.2, masked with a fresh key as 5.3 requires; on a polled socket framed and
+sent in one C step) and written without awaiting. Every server message enters through ``_WsConn.on_reply``,
+whichever reader took it: the protocol, the fast readers in ``data_received`` (complete data frames), or
+the poller's C pass, which hands a routed compact reply's ids and receive time to the connection's
+``on_reply`` (see ``bench.transports.polled``); ``on_reply`` applies the reply rules and hands the ids to the
+ack sink. That keeps the per-message cost to one frame build, one write and one ack parse, and an idle
+device to a few kilobytes.
 
 A message for a device whose connection is not open waits in the device's backlog and is written when
 the connection opens, keeping its intended time (so the corrected latency includes the wait). A closed
@@ -28,7 +32,6 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import cast
 
 from websockets.client import ClientProtocol
@@ -44,7 +47,7 @@ try:
 except ImportError:  # pragma: no cover - a source install without a compiler
     from websockets.utils import apply_mask
 
-from bench import native
+from bench.native import twins
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.transports.common import (
@@ -61,10 +64,8 @@ from bench.transports.common import (
 )
 from bench.transports.polled import PolledSocket, Poller, Route, timestamps_supported
 
-# The C twins of framing and the fast reader (``bench.native``); None: frame_text_py and _read_fast_py.
-_frame_masked: Callable[..., bytes] | None = getattr(native.load(), "frame_masked", None)
-_read_frames: Callable[[bytes, int], tuple[list[tuple[int, ...] | bytes], int, bool]] | None = getattr(
-    native.load(), "read_frames", None)
+# The C twins used here (``bench.native.twins``): ``frame_masked`` (else frame_text_py) and ``read_frames``
+# (else _read_fast_py).
 
 #: Largest server message accepted; replies are small, a runaway one closes the connection (1009).
 MAX_REPLY_BYTES = 16 << 20
@@ -114,8 +115,9 @@ def frame_text(payload: bytes) -> bytes:
 
     ``bench._native.frame_masked`` builds it in one allocation, with a key from its own pool, when it is
     built; ``frame_text_py`` is its twin."""
-    if _frame_masked is not None and type(payload) is bytes:
-        return _frame_masked(payload)
+    frame_masked = twins.frame_masked
+    if frame_masked is not None and type(payload) is bytes:
+        return frame_masked(payload)
     return frame_text_py(payload)
 
 
@@ -146,7 +148,7 @@ class _WsConn(asyncio.Protocol):
     (servers never mask, RFC 6455, 5.1) and hands anything else back to the protocol at a frame boundary.
     """
 
-    __slots__ = ("_route", "_routed", "_write_text", "conn_id", "device", "established", "fast", "fragments",
+    __slots__ = ("_route", "_write_text", "conn_id", "device", "established", "fast", "fragments",
                  "heartbeats_out", "inbuf", "opened", "owner", "phase", "proto", "rx_ns", "transport")
 
     def __init__(self, owner: WsTransport, device: _Device, conn_id: int) -> None:
@@ -165,17 +167,30 @@ class _WsConn(asyncio.Protocol):
         # kernel timestamp); None: the bytes are read as they arrive, and the time is read from the clock.
         self.rx_ns: int | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        # A polled socket's ``route`` when its poller can take compact replies itself (see
-        # ``data_received``), and what it hands them to.
+        # A polled socket's ``route`` when its poller can take compact replies itself and hand them to
+        # ``on_reply`` (see ``data_received``).
         self._route: Callable[[Route | None], None] | None = None
-        self._routed: Route | None = None
         # A polled socket's ``write_text`` when ``bench._native`` frames and sends in one step.
         self._write_text: Callable[[bytes], int] | None = None
 
     # -- the write choke point ---------------------------------------------------------------------
-    def _write(self, data: bytes) -> None:
-        """The only caller of ``transport.write``: every byte this connection sends is counted here (or, for
-        a message on a polled socket, where ``write_message`` hands it to ``write_text``)."""
+    def write(self, data: bytes, text: bool = False) -> None:
+        """The one way out: every byte this connection sends leaves here, and is counted here.
+
+        ``text``: ``data`` is a message's payload, sent as one masked, final text frame (RFC 6455, 5.2-5.3):
+        framed and sent in one C step by a polled socket's ``write_text`` when it has one (which takes
+        nothing while closing), else framed here and written. Otherwise ``data`` is the protocol's own bytes
+        (handshake, pongs, close frames). Nothing is written once the transport is closing.
+        """
+        if text:
+            write_text = self._write_text
+            if write_text is not None and type(data) is bytes:
+                self.owner.stats.bytes_sent += write_text(data)
+                return
+            # frame_text, inline: this runs once per message
+            frame_masked = twins.frame_masked
+            data = (frame_masked(data) if frame_masked is not None and type(data) is bytes
+                    else frame_text_py(data))
         transport = self.transport
         if transport is None or transport.is_closing():
             return
@@ -186,34 +201,12 @@ class _WsConn(asyncio.Protocol):
         """Write what the protocol has queued (handshake, pongs, close frames)."""
         for data in self.proto.data_to_send():
             if data:
-                self._write(data)
+                self.write(data)
             elif self.transport is not None:  # SEND_EOF: the protocol is done with the stream
                 if self.transport.can_write_eof():
                     self.transport.write_eof()
                 else:
                     self.transport.close()
-
-    def write_message(self, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
-                      created_ns: tuple[int, ...]) -> None:
-        """Frame and write one message, stamp its actual send time, report it to the sink."""
-        owner = self.owner
-        write_text = self._write_text
-        if write_text is not None and type(payload) is bytes:
-            # frame and write in one C step (a polled socket): the time is read just before the write
-            actual_ns = owner.clock()
-            owner.stats.bytes_sent += write_text(payload)  # the write choke point's count (see _write)
-        else:
-            # frame_text, inline: this runs once per message
-            frame = (_frame_masked(payload) if _frame_masked is not None and type(payload) is bytes
-                     else frame_text_py(payload))
-            actual_ns = owner.clock()
-            self._write(frame)  # the write choke point, which counts the bytes
-        if ids:
-            owner.stats.messages_sent += 1
-            owner.sink.on_send(self.conn_id, ids, intended_ns, actual_ns, created_ns)
-        else:
-            owner.stats.heartbeats_sent += 1
-            self.heartbeats_out += 1
 
     # -- asyncio.Protocol callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -221,10 +214,6 @@ class _WsConn(asyncio.Protocol):
         if isinstance(transport, PolledSocket):
             if transport.routes:
                 self._route = transport.route
-                owner = self.owner
-                # the sink's ack, the connection bound in (one call per reply); with the ids recorded too
-                self._routed = (partial(owner.sink.on_ws_ack, self.conn_id) if owner.reported is None
-                                else self._on_routed)
             if transport.writes_text:
                 self._write_text = transport.write_text
         self.owner.live.add(self)
@@ -239,16 +228,11 @@ class _WsConn(asyncio.Protocol):
             self._read_protocol(data)
         route = self._route
         if route is not None:
-            # The poller hands this connection's compact replies straight to the sink exactly while the fast
-            # reader is on with nothing buffered: what _read_fast would then do with a read of only such
-            # replies (_on_reported; their ids are never empty, so the heartbeat rule does not apply). It
-            # counts their bytes in the transport's stats and leaves every other read to data_received.
-            route(self._routed if self.fast and not self.inbuf and self.phase == _OPEN else None)
-
-    def _on_routed(self, reported: tuple[EventId, ...], rx_ns: int) -> None:
-        """A routed reply (see ``data_received``) while the transport records every reported id."""
-        self.rx_ns = rx_ns
-        self._on_reported(reported)
+            # The poller's C pass hands this connection's compact replies (ids and receive time) straight to
+            # on_reply exactly while the fast reader is on with nothing buffered: what _read_fast would then
+            # do with a read of only such replies. It counts their bytes in the transport's stats and leaves
+            # every other read to data_received.
+            route(self.on_reply if self.fast and not self.inbuf and self.phase == _OPEN else None)
 
     def _read_fast(self, data: bytes) -> None:
         """Take complete final data frames; hand the rest to the protocol from the first other frame.
@@ -256,17 +240,14 @@ class _WsConn(asyncio.Protocol):
         ``bench._native.read_frames`` reads the frames, and parses the compact replies, when it is built;
         ``_read_fast_py`` is its twin."""
         buf = self.inbuf + data if self.inbuf else data
-        if _read_frames is None or type(buf) is not bytes:
+        read_frames = twins.read_frames
+        if read_frames is None or type(buf) is not bytes:
             self._read_fast_py(buf)
             return
-        items, pos, other = _read_frames(buf, MAX_REPLY_BYTES)
-        for item in items:
-            if not isinstance(item, tuple):
-                self.on_reply(item)
-            elif item or not self.heartbeats_out:  # on_ids without its heartbeat rule, inline
-                self._on_reported(item)
-            else:
-                self.on_ids(item)
+        items, pos, other = read_frames(buf, MAX_REPLY_BYTES)
+        on_reply, rx_ns = self.on_reply, self.rx_ns
+        for item in items:  # a compact reply's ids, or another reply's bytes
+            on_reply(item, rx_ns)
         if other:
             self.fast, self.inbuf = False, b""
             self._read_protocol(buf[pos:])
@@ -279,6 +260,7 @@ class _WsConn(asyncio.Protocol):
         """``_read_fast`` in Python."""
         pos, end = 0, len(buf)
         replies = 0
+        rx_ns = self.rx_ns
         while end - pos >= 2:
             length = buf[pos + 1]
             if buf[pos] not in _FAST_FIRST or length & 0x80:
@@ -300,7 +282,7 @@ class _WsConn(asyncio.Protocol):
                 break
             start = pos + head
             pos = start + length
-            self.on_reply(buf[start:pos])
+            self.on_reply(buf[start:pos], rx_ns)
             replies += 1
         self.inbuf = buf[pos:] if pos < end else b""
         if replies > 1 and self.rx_ns is not None:
@@ -349,7 +331,7 @@ class _WsConn(asyncio.Protocol):
         if not frame.fin:
             self.fragments = [frame.data]
             return
-        self.on_reply(frame.data)
+        self.on_reply(frame.data, self.rx_ns)
 
     def on_continuation(self, frame: Frame) -> None:
         if self.fragments is None:
@@ -357,29 +339,33 @@ class _WsConn(asyncio.Protocol):
         self.fragments.append(frame.data)
         if frame.fin:
             data, self.fragments = b"".join(self.fragments), None
-            self.on_reply(data)
+            self.on_reply(data, self.rx_ns)
 
-    def on_reply(self, data: BytesLike) -> None:
-        """One complete server message: an ack, or a measurement of a broken server."""
+    def on_reply(self, reply: BytesLike | tuple[EventId, ...], rx_ns: int | None) -> None:
+        """The one way in: every complete server message of this connection, whichever reader took it.
+
+        ``reply`` is the message's bytes, or the ids of a compact ``{"reportedIds":[...]}`` a C reader
+        parsed already; ``rx_ns`` is when its bytes reached the socket (run clock), None when unknown (the
+        clock is read now). The rules of ``read_ws_reply``: a reply that is not ``{"reportedIds": [...]}``
+        is a measurement of the server, counted; an empty one while heartbeats are unanswered is theirs.
+        The ids of any other go to the ack sink.
+        """
         owner = self.owner
-        reported = read_ws_reply(self, data, owner.stats)
-        if reported is not None:
-            self._on_reported(reported)
-
-    def on_ids(self, reported: tuple[EventId, ...]) -> None:
-        """One server message already parsed as ``{"reportedIds": reported}`` (``read_ws_reply``'s rule for
-        an empty reply while heartbeats are unanswered applies)."""
-        if ws_reply_ids(self, reported, self.owner.stats) is not None:
-            self._on_reported(reported)
-
-    def _on_reported(self, reported: tuple[EventId, ...]) -> None:
-        owner = self.owner
-        now = self.rx_ns
-        if now is None:
-            now = owner.clock()
+        if isinstance(reply, tuple):
+            if not reply and self.heartbeats_out:
+                ws_reply_ids(self, reply, owner.stats)  # the heartbeat's answer, counted
+                return
+            reported = reply
+        else:
+            found = read_ws_reply(self, reply, owner.stats)
+            if found is None:
+                return
+            reported = found
+        if rx_ns is None:
+            rx_ns = owner.clock()
             if owner.polled:
                 owner.stats.untimed_replies += 1  # the kernel gave no receive time: read time instead
-        owner.sink.on_ws_ack(self.conn_id, reported, now)
+        owner.sink.on_ws_ack(self.conn_id, reported, rx_ns)
         if owner.reported is not None:
             owner.reported.extend(reported)
 
@@ -453,7 +439,15 @@ class WsTransport:
         dev = self._devices.get(device) or self._device(device)
         conn = dev.conn
         if conn is not None and conn.phase == _OPEN:
-            conn.write_message(payload, ids, intended_ns, created_ns)
+            # the actual send time, read just before the connection's one way out frames and writes it
+            actual_ns = self.clock()
+            conn.write(payload, True)
+            if ids:
+                self.stats.messages_sent += 1
+                self.sink.on_send(conn.conn_id, ids, intended_ns, actual_ns, created_ns)
+            else:
+                self.stats.heartbeats_sent += 1
+                conn.heartbeats_out += 1
             return
         dev.backlog.append((payload, ids, intended_ns, created_ns))
         self._backlogged += 1
@@ -596,7 +590,7 @@ class WsTransport:
         backlog, dev.backlog = dev.backlog, []
         self._backlogged -= len(backlog)
         for payload, ids, intended_ns, created_ns in backlog:
-            conn.write_message(payload, ids, intended_ns, created_ns)
+            self.send(dev.index, payload, ids, intended_ns, created_ns)  # the connection is open: written now
 
     def on_lost(self, conn: _WsConn) -> None:
         """The TCP connection is gone. Its pending events stay pending; the ack timeout decides."""

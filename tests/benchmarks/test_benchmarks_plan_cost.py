@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.fleet import device
+from bench.native import twins
 from benchmarks import plan_cost
 
 pytest.importorskip("bench._native", reason="bench._native is not built (no C compiler at install)")
@@ -12,9 +12,9 @@ pytest.importorskip("bench._native", reason="bench._native is not built (no C co
 
 def test_it_prints_each_plan_with_both_twins_and_restores_the_c_one(
         capsys: pytest.CaptureFixture[str]) -> None:
-    before = device._Ticks
+    before = twins.Ticks
     assert plan_cost.main(["--quick", "--rounds", "1"]) == 0
-    assert device._Ticks is before
+    assert twins.Ticks is before
     rows = capsys.readouterr().out.splitlines()[2:]
     assert [r[:34].strip() for r in rows] == [c.label for c in plan_cost.CASES]
     for row in rows:
@@ -30,6 +30,6 @@ def test_a_bad_round_count_is_one_line(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_without_the_c_timeline_it_says_so(monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(device, "_Ticks", None)
+    monkeypatch.setattr(twins, "Ticks", None)
     assert plan_cost.main(["--quick"]) == 1
     assert "bench._native is not built" in capsys.readouterr().err

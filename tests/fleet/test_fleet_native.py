@@ -7,7 +7,6 @@ and kind mix, and running out of ids must fail alike.
 
 from __future__ import annotations
 
-import gc
 import random
 from dataclasses import replace
 from typing import Literal, cast
@@ -21,6 +20,7 @@ import bench.fleet.plan
 import bench.fleet.send
 from bench.fleet import Plan, Transport
 from bench.fleet.send import WireSend
+from bench.native import KINDS, switched, twins
 from bench.protocol.errors import UsageError
 from bench.scenario import Scenario
 
@@ -31,21 +31,16 @@ BASE = Scenario(name="native", duration_s=3.0, devices=5, ramp_s=1.0, per_device
                 props_share=0.05, stack_bytes=(50, 300), http_max_events=6)
 
 
-def plans(scenario: Scenario, transport: Transport, monkeypatch: pytest.MonkeyPatch,
-          shards: int = 1) -> tuple[list[WireSend], list[WireSend]]:
+def plans(scenario: Scenario, transport: Transport, shards: int = 1) -> tuple[list[WireSend], list[WireSend]]:
     """The wire sends of ``scenario`` (each shard's in turn) with the C twins, then without them."""
     def sends() -> list[WireSend]:
         return [s for k in range(shards)
                 for s in Plan(scenario, shard=k, shards=shards).wire_sends(transport)]
 
-    with_c = sends()
-    monkeypatch.setattr(bench.fleet.device, "_track_run", None)
-    monkeypatch.setattr(bench.fleet.device, "_Ticks", None)
-    monkeypatch.setattr(bench.fleet.plan, "_Merge", None)
-    without = sends()
-    monkeypatch.setattr(bench.fleet.device, "_track_run", native.track_run)
-    monkeypatch.setattr(bench.fleet.device, "_Ticks", native.Ticks)
-    monkeypatch.setattr(bench.fleet.plan, "_Merge", native.Merge)
+    with switched("c"):
+        with_c = sends()
+    with switched("python"):
+        without = sends()
     return with_c, without
 
 
@@ -58,14 +53,14 @@ def plans(scenario: Scenario, transport: Transport, monkeypatch: pytest.MonkeyPa
 def test_c_and_python_make_the_same_plan(seed: int, per_message: int, shares: tuple[float, float, float],
                                          payload: tuple[int, int], transport: Transport, devices: int,
                                          shards: int, ramp_s: float) -> None:
-    """Byte for byte, in the same order: the event writer and the merge (ties of time included: a ramp of
-    0 starts every device at once; a ramp past the run's end leaves devices that never come online)."""
+    """Byte for byte, in the same order: the event writer and the timeline, merged (ties of time
+    included: a ramp of 0 starts every device at once; a ramp past the run's end leaves devices that never
+    come online)."""
     error, userid, props = shares
     scenario = replace(BASE, seed=seed, events_per_message=per_message, error_share=error,
                        userid_share=userid, props_share=props, payload_bytes=payload, devices=devices,
                        ramp_s=ramp_s)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        with_c, without = plans(scenario, transport, monkeypatch, shards)
+    with_c, without = plans(scenario, transport, shards)
     assert with_c == without
     assert sum(len(s.ids) for s in with_c) == Plan(scenario).expected_events()
 
@@ -76,12 +71,9 @@ def test_running_out_of_ids_fails_alike(monkeypatch: pytest.MonkeyPatch, per_mes
     monkeypatch.setattr(bench.fleet.device, "ID_STRIDE", 60)
     scenario = replace(BASE, per_device_rate=200.0, events_per_message=per_message)
     outcomes = []
-    for twin, ticks, merge in ((native.track_run, native.Ticks, native.Merge), (None, None, None)):
-        monkeypatch.setattr(bench.fleet.device, "_track_run", twin)
-        monkeypatch.setattr(bench.fleet.device, "_Ticks", ticks)
-        monkeypatch.setattr(bench.fleet.plan, "_Merge", merge)
+    for kind in KINDS:
         made: list[object] = []
-        with pytest.raises(UsageError, match="would send more than 59 events") as info:
+        with switched(kind), pytest.raises(UsageError, match="would send more than 59 events") as info:
             for send in Plan(scenario).wire_sends("ws"):
                 made.append(tuple(send))
         outcomes.append((made, str(info.value)))
@@ -102,7 +94,7 @@ def _walk(scenario: Scenario, index: int, make: object, ticks: object,
         device.random = lambda: stream()
     seen: list[tuple[object, ...]] = []
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(bench.fleet.device, "_Ticks", ticks)
+        monkeypatch.setattr(twins, "Ticks", ticks)  # the timeline alone: track_run stays as it is
         it = device.sends_made(make, cfg.heartbeat_ns)  # type: ignore[arg-type]
         assert (type(it) is native.Ticks) == (ticks is not None)
         try:
@@ -148,51 +140,28 @@ def test_ticks_opens_a_session_after_thirty_minutes_of_silence_as_python(session
     assert inits > 2  # the silence rule (and the sessions) opened sessions after the first
 
 
-def test_merge_reads_the_time_of_ticks_it_alone_holds_and_keeps_the_device_in_step_otherwise() -> None:
-    """Under the C merge a device that only the merge and its ``Ticks`` hold is left as built (the merge reads
-    the time from the iterator); a device someone else holds still has ``due_ns`` and ``next_id`` kept, as the
-    Python generator keeps them."""
-    scenario = replace(BASE, devices=3, ramp_s=0.0, heartbeat_s=0.0, session_s=0.0, error_share=0.0,
-                       userid_share=0.0, props_share=0.0)
-    held: list[bench.fleet.device.Device] = []
-
-    def holding(device: bench.fleet.device.Device, make: bench.fleet.plan.Make) -> object:
-        held.append(device)
-        return bench.fleet.plan.ws_sends(device, make)
-
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setitem(bench.fleet.plan.TRANSPORTS, "ws", holding)
-        merged = Plan(scenario).wire_sends("ws")
-        sends = [next(merged) for _ in range(30)]
-    for device in held:
-        mine = [s for s in sends if s.device == device.index]
-        assert mine and device.next_id == int(mine[-1].ids[-1]) + 1  # kept in step after each message
-        assert device.due_ns is not None and device.due_ns > mine[-1].at_ns
-    merged = Plan(scenario).wire_sends("ws")
-    assert [next(merged) for _ in range(30)] == sends
-    alone = [d for d in gc.get_referents(merged) if isinstance(d, bench.fleet.device.Device)]
-    assert len(alone) == 3
-    for device in alone:  # behind its own messages: set before the init (Python) and not since
-        mine = [s for s in sends if s.device == device.index]
-        assert len(mine) > 2 and device.next_id <= int(mine[-1].ids[-1])
-        assert device.due_ns is not None and device.due_ns <= mine[-1].at_ns
-
-
 def test_ticks_refuses_wrong_arguments_with_an_error() -> None:
     """Wrong types or times out of range raise (never a crash)."""
     cfg = bench.fleet.device.FleetConfig.build(BASE)
     device = bench.fleet.device.Device(cfg, 0)
-    args = (device, bench.fleet.send.make_wire, WireSend, 0, cfg.end_ns, cfg.end_ns, 0, 0, 1e9, True, 1, 1.0,
+    back = (device, bench.fleet.device._DUE_SLOT, bench.fleet.device._NEXT_ID_SLOT)
+    state = (device.random, 0, 0, device.next_id, device.last_id, b"", device._device_b)
+    calls = (device._init_for_c, device._events_after_for_c, device._beat_wire, bench.fleet.send.make_wire)
+    args = (back, state, calls, WireSend, 0, cfg.end_ns, cfg.end_ns, 0, 0, 1e9, True, 1, 1.0,
             cfg.track_wire, cfg.track_bounds)
     assert next(native.Ticks(*args)) is not None
     with pytest.raises(TypeError):
         native.Ticks(*args[:5])
     with pytest.raises(TypeError, match="wire_type"):
-        native.Ticks(*args[:2], int, *args[3:])
+        native.Ticks(*args[:3], int, *args[4:])
     with pytest.raises(ValueError, match="out of range"):
-        native.Ticks(*args[:5], 1 << 62, *args[6:])
-    with pytest.raises(AttributeError):
-        native.Ticks(object(), *args[1:])
+        native.Ticks(*args[:6], 1 << 62, *args[7:])
+    with pytest.raises(TypeError, match="data descriptors"):
+        native.Ticks((device, object(), back[2]), *args[1:])
+    with pytest.raises(TypeError):  # the slots are Device's: another object is refused at the first write
+        next(native.Ticks((object(), *back[1:]), *args[1:]))
+    with pytest.raises(TypeError, match="init must return"):
+        next(native.Ticks(back, state, (lambda next_id: b"x", *calls[1:]), *args[3:]))
 
 
 def test_track_run_draws_and_writes_as_the_python_loop() -> None:
@@ -230,28 +199,3 @@ def test_track_run_refuses_wrong_arguments_with_an_error() -> None:
     out: list[bytes] = []
     assert native.track_run(rnd, 5, 1.0, wire, (2.0,), b"", b"", 8, 9, out) == (10, -1.0)
     assert out == [b"A8a", b"A9a"]
-
-
-def test_merge_stops_for_good_after_a_device_fails() -> None:
-    """A device that raises ends the merge (as a Python generator ends): the error once, then nothing."""
-    def start(pos: int) -> tuple[object, object]:
-        class Dev:
-            due_ns: int | None = 5
-
-        dev = Dev()
-
-        def sends() -> object:
-            yield "a"
-            raise ValueError("boom")
-
-        return dev, sends()
-
-    merged = native.Merge([0], start)
-    assert next(merged) == "a"
-    with pytest.raises(ValueError, match="boom"):
-        next(merged)
-    assert list(merged) == []
-    with pytest.raises(TypeError):
-        native.Merge((0,), start)
-    with pytest.raises(TypeError, match="start must return"):
-        next(native.Merge([0], lambda pos: None))

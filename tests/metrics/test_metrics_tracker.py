@@ -7,9 +7,6 @@ import pytest
 from bench.metrics import AckTracker, TrackerResult
 from bench.metrics.tracker import GENERATION_NS
 
-#: Each test runs with the tracker's C twins and with its Python (tests/metrics/conftest.py).
-pytestmark = pytest.mark.usefixtures("tracker_twins")
-
 US = 1_000
 MS = 1_000_000
 TIMEOUT = 1_000 * MS

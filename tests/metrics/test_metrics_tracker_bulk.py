@@ -21,9 +21,6 @@ from hypothesis import strategies as st
 from bench.metrics import HOUR_US, AckTracker, Histogram, Layout, TrackerResult
 from bench.protocol.events import EventId
 
-#: Each test runs with the tracker's C twins and with its Python (tests/metrics/conftest.py).
-pytestmark = pytest.mark.usefixtures("tracker_twins")
-
 FAST = settings(max_examples=200, deadline=None)
 MS = 1_000_000
 HOUR_NS = HOUR_US * 1_000

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -18,9 +17,6 @@ from hypothesis.stateful import (
 
 from bench.metrics import AckTracker, TrackerResult
 from bench.protocol.events import EventId
-
-#: Each test runs with the tracker's C twins and with its Python (tests/metrics/conftest.py).
-pytestmark = pytest.mark.usefixtures("tracker_twins")
 
 MS = 1_000_000
 TIMEOUT = 50 * MS

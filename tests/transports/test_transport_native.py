@@ -12,6 +12,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from transport_helpers import loopback_pair, read_frame
 
-import bench.protocol.message as ws_message
+from bench.native import switched
 from bench.protocol.errors import MalformedAck
 from bench.protocol.message import parse_ack_ids
 from bench.transports import polled, ws
@@ -29,16 +30,32 @@ from bench.transports.common import TransportStats
 native = pytest.importorskip("bench._native", reason="bench._native is not built (no C compiler at install)")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def kernel_stamps() -> Iterator[None]:
+    """The kernel stamps receives only while some socket asks for it, and turns that on a moment after the
+    first one does (socket(7)), and off a moment after the last one closes: a socket that asks for the whole
+    module, and a first stamped read, so that the tests' reads are stamped whatever ran before them."""
+    ours, peer = loopback_pair()
+    with ours, peer:
+        ours.setsockopt(socket.SOL_SOCKET, polled.SO_TIMESTAMPNS, 1)
+        deadline = time.monotonic() + 10.0
+        stamp = -1
+        while stamp < 0 and time.monotonic() < deadline:
+            peer.sendall(b"x")
+            wait_readable(ours)
+            stamp = native.recv_stamped(ours.fileno(), 100)[1]
+            time.sleep(0.005)
+        assert stamp >= 0, "the kernel gave no receive time in 10 s"
+        yield
+
+
 def orjson_ids(data: bytes) -> tuple[Any, ...] | str:
     """parse_ack_ids with the C twin off: the ids, or "malformed"."""
-    saved = ws_message._compact
-    ws_message._compact = None
-    try:
-        return parse_ack_ids(data)
-    except MalformedAck:
-        return "malformed"
-    finally:
-        ws_message._compact = saved
+    with switched("python"):
+        try:
+            return parse_ack_ids(data)
+        except MalformedAck:
+            return "malformed"
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 125, 126, 127, 65535, 65536, 70001])
@@ -130,13 +147,9 @@ class Recorder:
         self.owner = SimpleNamespace(stats=TransportStats())
         self.calls: list[tuple[str, Any]] = []
 
-    def on_reply(self, data: bytes) -> None:
-        self.calls.append(("reply", orjson_ids(bytes(data))))
-
-    def on_ids(self, ids: tuple[int, ...]) -> None:
-        self.calls.append(("reply", ids))
-
-    _on_reported = on_ids
+    def on_reply(self, reply: bytes | tuple[int, ...], rx_ns: int | None) -> None:
+        assert rx_ns == self.rx_ns  # every reply of a read carries the read's receive time
+        self.calls.append(("reply", reply if isinstance(reply, tuple) else orjson_ids(bytes(reply))))
 
     def _read_protocol(self, data: bytes) -> None:
         self.calls.append(("protocol", bytes(data)))

@@ -19,8 +19,8 @@ from bench.transports.common import TransportOptions
 from bench.transports.polled import BUDGET_EVERY, PolledSocket, Poller, frame_length
 from bench.transports.ws import WsTransport, frame_text_py
 
-#: Each test runs with the C and the Python read (tests/transports/conftest.py).
-pytestmark = pytest.mark.usefixtures("recv_twins")
+#: Each test runs with the C twins and with the Python ones (tests/conftest.py, module_twins).
+pytestmark = pytest.mark.usefixtures("module_twins")
 
 APP = "0123456789abcdef01234567"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Literal
 
 import orjson
@@ -14,13 +14,13 @@ from timeouts import TIMEOUT_S
 from transport_helpers import WaitingTracker, make_clock
 from websockets.asyncio.server import ServerConnection, serve
 
+from bench import native
 from bench.protocol.events import Extra, Heartbeat, Init, Track
 from bench.protocol.message import encode_events
 from bench.results.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
-from bench.transports import polled
 from bench.transports.common import TransportOptions
-from bench.transports.ws import WsTransport, frame_text, ws_url
+from bench.transports.ws import WsTransport, _WsConn, frame_text, ws_url
 
 APP = "0123456789abcdef01234567"
 TargetFactory = Callable[..., EmbeddedTarget]
@@ -28,17 +28,16 @@ IoMode = Literal["polled", "stream"]
 
 
 @pytest.fixture(params=["polled", "polled-python", "stream"])
-def io(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> IoMode:
+def io(request: pytest.FixtureRequest) -> Iterator[IoMode]:
     """Both ways of reading replies (TransportOptions.ws_io): every behaviour here holds for each. Polled
     runs twice: with bench._native's pass, which hands compact replies to the connection itself, and with
-    its Python twin (every reply through data_received)."""
+    the Python twins (every reply through data_received)."""
     if request.param == "polled-python":
-        monkeypatch.setattr(polled, "_poll_replies", None)
-        monkeypatch.setattr(polled, "_recv_stamped", None)
-        monkeypatch.setattr(polled, "_send_frame", None)
-        return "polled"
+        with native.switched("python"):
+            yield "polled"
+        return
     mode: IoMode = request.param
-    return mode
+    yield mode
 
 
 def _message(device: int, event_id: int, *, init: bool = False) -> tuple[bytes, tuple[int, ...]]:
@@ -82,12 +81,12 @@ def test_every_message_is_written_once_and_every_ack_reaches_the_tracker(target:
 
 
 def test_routed_replies_reach_the_tracker_and_count_as_the_protocols_reader_counts_them(
-        target: EmbeddedTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+        target: EmbeddedTarget) -> None:
     """With bench._native, the poller reads a connection's compact replies itself and hands their ids
     straight to the tracker (the route): the same acks, and the same bytes received, as when every reply goes
     through the protocol's reader (the Python twin of the pass)."""
-    if polled._poll_replies is None:
-        pytest.skip("bench._native is not built (no C compiler at install)")
+    if not native.in_use():
+        pytest.skip("bench._native is not built (no C compiler at install), or NUCLEUS_BENCH_PURE is set")
 
     async def main(app: str, out: dict[str, int]) -> None:
         tracker = WaitingTracker()
@@ -107,9 +106,9 @@ def test_routed_replies_reach_the_tracker_and_count_as_the_protocols_reader_coun
 
     routed: dict[str, int] = {}
     _run(lambda: main(secrets.token_hex(12), routed))
-    monkeypatch.setattr(polled, "_poll_replies", None)
     twin: dict[str, int] = {}
-    _run(lambda: main(secrets.token_hex(12), twin))
+    with native.switched("python"):
+        _run(lambda: main(secrets.token_hex(12), twin))
     assert routed.pop("routes") == 2 and twin.pop("routes") == 0  # both connections routed, only with C
     assert routed == twin
     assert routed["acked"] == routed["sent"] == 40
@@ -276,3 +275,37 @@ def test_devices_bind_their_source_addresses(target: EmbeddedTarget, app_id: str
 
     _run(main)
     assert local == {0: "127.0.0.2", 1: "127.0.0.3", 2: "127.0.0.2", 3: "127.0.0.3"}
+
+
+def test_every_message_leaves_and_every_reply_enters_through_the_connections_one_door(
+        target: EmbeddedTarget, app_id: str, io: IoMode, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever way a message is written (framed and sent in one C step, or framed, then written) it
+    leaves through ``_WsConn.write``; whichever reader takes a reply (the poller's C pass, a fast reader,
+    the protocol) it enters through ``_WsConn.on_reply``."""
+    texts: list[int] = []
+    replies: list[object] = []
+    real_write, real_reply = _WsConn.write, _WsConn.on_reply
+
+    def write(self: _WsConn, data: bytes, text: bool = False) -> None:
+        if text:
+            texts.append(len(data))
+        real_write(self, data, text)
+
+    def on_reply(self: _WsConn, reply: bytes | tuple[int, ...], rx_ns: int | None) -> None:
+        replies.append(reply)
+        real_reply(self, reply, rx_ns)
+
+    monkeypatch.setattr(_WsConn, "write", write)
+    monkeypatch.setattr(_WsConn, "on_reply", on_reply)
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        ws = WsTransport(ws_url(target.url, app_id), tracker, make_clock(), TransportOptions(ws_io=io))
+        for k in range(12):
+            payload, ids = _message(0, 2000 + k, init=k == 0)
+            ws.send(0, payload, ids, 0, (0,))
+        await tracker.until(lambda: tracker.acked == 12)
+        await ws.close()
+
+    _run(main)
+    assert len(texts) == 12 and len(replies) == 12
