@@ -6,7 +6,6 @@ locust_glue and locustfiles may load locust or gevent (``import locust`` monkey-
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -63,51 +62,3 @@ def test_probe_detects_a_forbidden_import() -> None:
     if result["missing"]:
         pytest.skip("aiohttp is not installed")
     assert "aiohttp" in result["loaded"]  # type: ignore[operator]
-
-
-#: DESIGN.md, "Floors", for the lower floors: a module imports only from floors below its own (and its own
-#: package). ``bench`` (the version) and ``bench.native`` (which twins run) are the bottom floor.
-FLOORS = {"bench": 0, "native": 0, "_native": 0, "protocol": 1, "scenario": 2, "fleet": 3, "metrics": 3,
-          "transports": 4}
-
-
-def _floor_of(module: str) -> tuple[str, int] | None:
-    """(package, floor) of ``bench.<package>...`` when it is one of ``FLOORS``, else None."""
-    parts = module.split(".")
-    if parts[0] != "bench":
-        return None
-    name = parts[1] if len(parts) > 1 else "bench"
-    return (name, FLOORS[name]) if name in FLOORS else None
-
-
-def _imports(path: Path) -> list[str]:
-    """Every ``bench`` module a file imports, at its top or inside a function."""
-    tree = ast.parse(path.read_text(), str(path))
-    found: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [a.name for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
-            found += [f"{node.module}.{a.name}" for a in node.names]
-    return [m for m in found if m.split(".")[0] == "bench"]
-
-
-@pytest.mark.parametrize("package", [p for p in FLOORS if p not in ("bench", "_native")])
-def test_lower_floors_import_only_from_below(package: str) -> None:
-    """No module of a lower floor imports one of its own floor's other packages or of a floor above (no
-    cycle through ``bench.native``: it imports nothing of the package)."""
-    root = ROOT / "bench"
-    single = root / f"{package}.py"
-    files = [single] if single.exists() else sorted((root / package).rglob("*.py"))
-    floor = FLOORS[package]
-    bad = []
-    for path in files:
-        for module in _imports(path):
-            target = _floor_of(module)
-            if target is not None and target[0] != package and target[1] >= floor and target[1] > 0:
-                bad.append(f"{path.relative_to(ROOT)} imports {module}")
-            elif target is None and module.split(".")[1:2] and module.split(".")[1] not in FLOORS:
-                name = module.split(".")[1]
-                if (root / name).is_dir() or (root / f"{name}.py").exists():
-                    bad.append(f"{path.relative_to(ROOT)} imports {module} (a higher floor)")
-    assert bad == []
