@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from bench.protocol.message import Transport
+
 Kind = Literal["bare", "hot", "naive", "plain", "wrk", "locust"]
 Metric = Literal["us_per_msg_max", "ratio_max", "events_per_cpu_min", "msgs_per_cpu_min"]
 
@@ -50,7 +52,7 @@ class Case:
     key: str
     label: str
     kind: Kind
-    transport: Literal["ws", "http"]
+    transport: Transport
     epm: int
     devices: int
     rate: float

@@ -31,8 +31,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import bench
-from bench.fleet import Plan, Transport
+from bench.fleet import Plan
 from bench.protocol import encode_events
+from bench.protocol.message import Transport
 from bench.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]

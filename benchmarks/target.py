@@ -36,9 +36,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from bench.protocol.message import Transport
 from bench.target.embedded import EmbeddedTarget
-
-Transport = Literal["ws", "http"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ See ``bench.fleet.plan`` for the theory of operation and ``bench.fleet.device`` 
 """
 
 from bench.fleet.device import ID_STRIDE, MAX_SESSION_ID, SILENCE_NS
-from bench.fleet.plan import TRANSPORTS, Plan, Transport
+from bench.fleet.plan import TRANSPORTS, Plan
 from bench.fleet.send import Send
 
-__all__ = ["ID_STRIDE", "MAX_SESSION_ID", "SILENCE_NS", "TRANSPORTS", "Plan", "Send", "Transport"]
+__all__ = ["ID_STRIDE", "MAX_SESSION_ID", "SILENCE_NS", "TRANSPORTS", "Plan", "Send"]

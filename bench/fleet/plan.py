@@ -37,15 +37,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from heapq import heapify, heappop, heapreplace
-from typing import Any, Literal
+from typing import Any
 
 from bench.fleet.device import Device, FleetConfig, count_events
 from bench.fleet.send import Send, WireSend, make_send, make_wire
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
+from bench.protocol.message import Transport
 from bench.scenario import Scenario
 
-Transport = Literal["ws", "http"]
 #: HTTP: what no periodic flush has carried by the end of the run goes within this long after it, each device
 #: at its own phase (see ``http_sends``).
 FINAL_FLUSH_NS = 1_000_000_000

@@ -47,8 +47,9 @@ from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, MasterRunn
 from bench.locust_glue import collect, messages
 from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments
-from bench.locust_glue.runstate import TRANSPORTS, RunSpec, RunState, plan_duration
+from bench.locust_glue.runstate import RunSpec, RunState, plan_duration
 from bench.protocol.errors import EventLost, UsageError
+from bench.protocol.message import TRANSPORT_NAMES
 from bench.results.files import make_run_dir, run_meta, write_results
 from bench.results.ids import new_app_id
 from bench.results.reconcile import Reconciliation, not_done, reconcile_reference
@@ -196,7 +197,7 @@ class Glue:
         scenario = parse_scenario(text, opts.scenario)
         given = opts.app_id or scenario.app_id
         spec = RunSpec(run_id=secrets.token_hex(6), scenario_path=opts.scenario, scenario_text=text,
-                       app_ids=tuple((t, given or new_app_id()) for t in TRANSPORTS),
+                       app_ids=tuple((t, given or new_app_id()) for t in TRANSPORT_NAMES),
                        duration_s=plan_duration(scenario, getattr(parsed, "run_time", None)),
                        endpoint=opts.endpoint, insecure=opts.insecure)
         if parsed is not None:

@@ -51,7 +51,6 @@ PER_WORKER_DEVICES = 1 << 19
 MAX_WORKERS = MAX_DEVICES // PER_WORKER_DEVICES
 #: Plan duration when Locust has no --run-time (the web UI, or until Ctrl-C): long enough for any session.
 OPEN_DURATION_S = 24 * 3600.0
-TRANSPORTS = ("ws", "http")
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -18,6 +18,11 @@ from bench.protocol.errors import InvalidEvent, MalformedAck, MalformedMessage, 
 from bench.protocol.events import Event, EventId, parse_event
 
 #: Defaults of the reference target (contract.md, "Limits"); every one is a flag there.
+#: The two ways a message travels to the tracking API (tracking-api.md): a WebSocket, or an HTTP POST batch.
+Transport = Literal["ws", "http"]
+#: Both, in the order runs, summaries and Locust's user classes list them.
+TRANSPORT_NAMES: tuple[Transport, ...] = ("ws", "http")
+
 DEFAULT_MAX_BYTES = 1 << 20
 DEFAULT_MAX_EVENTS = 10_000
 

@@ -25,12 +25,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from bench.fleet import Plan
 from bench.metrics import AckTracker, Histogram, SecondSeries, SeriesRows
+from bench.protocol.message import Transport
 from bench.results.saturation import process_reasons
 from bench.results.transport import TransportResult
 from bench.runner.scheduler import Monitor, Scheduler
@@ -39,7 +40,6 @@ from bench.transports.common import TransportOptions, TransportStats
 from bench.transports.http import HttpTransport, http_url
 from bench.transports.ws import WsTransport, ws_url
 
-Transport = Literal["ws", "http"]
 #: Poll period of the drain (nothing in flight yet?). Bounded by the ack timeout.
 DRAIN_POLL_S = 0.01
 #: How long before time zero a process gets to set up (connect pools, warm imports).

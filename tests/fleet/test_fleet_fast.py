@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bench.fleet.device
-from bench.fleet import Plan, Send, Transport
+from bench.fleet import Plan, Send
 from bench.fleet.content import Seeds, derive, device_id, device_rng, unit
 from bench.protocol import EVENT_CLASSES, Event, Heartbeat, encode_events
 from bench.protocol.errors import UsageError
+from bench.protocol.message import Transport
 from bench.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

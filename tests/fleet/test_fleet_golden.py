@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.fleet import Plan, Transport
+from bench.fleet import Plan
 from bench.protocol import encode_events
+from bench.protocol.message import Transport
 from bench.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

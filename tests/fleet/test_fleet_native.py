@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 import bench.fleet.device
 import bench.fleet.plan
 import bench.fleet.send
-from bench.fleet import Plan, Transport
+from bench.fleet import Plan
 from bench.fleet.send import WireSend
 from bench.native import KINDS, switched, twins
 from bench.protocol.errors import UsageError
+from bench.protocol.message import Transport
 from bench.scenario import Scenario
 
 native = pytest.importorskip("bench._native", reason="bench._native is not built (no C compiler at install)")

@@ -14,10 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.fleet import ID_STRIDE, Plan, Send, Transport
+from bench.fleet import ID_STRIDE, Plan, Send
 from bench.fleet.plan import FINAL_FLUSH_NS
 from bench.protocol import encode_events
 from bench.protocol.errors import UsageError
+from bench.protocol.message import Transport
 from bench.scenario import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]

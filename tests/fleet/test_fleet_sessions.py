@@ -8,8 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from bench.fleet import MAX_SESSION_ID, SILENCE_NS, Plan, Transport
+from bench.fleet import MAX_SESSION_ID, SILENCE_NS, Plan
 from bench.protocol import Event, Init, encode_events, parse_envelope
+from bench.protocol.message import Transport
 from bench.scenario import Mix, Scenario
 
 NS = 1_000_000_000
