@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
 
 from bench.protocol.errors import MalformedMessage, MessageTooLarge
@@ -69,6 +71,8 @@ class TargetState:
         self.conns: set[_Conn] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.sweeper: asyncio.Task[None] | None = None
+        #: Requests aiohttp refused before any route saw them (a bad request line, header or chunk).
+        self.bad_requests = 0
 
     async def stall(self, st: AppStats | None) -> None:
         """Wait out a ``--stall-ms`` window, if one is open now; count it against ``st`` if given."""
@@ -341,6 +345,9 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         st.oversized_messages += 1
         return _error(413, f"body is over the limit of {limits.max_bytes} bytes")
+    except (web.RequestPayloadError, ConnectionError) as exc:  # undecodable, or cut off mid-body
+        st.malformed_messages += 1
+        return _unreadable_body(request, exc)
     if state.faults.stalls:
         await state.stall(st)
     try:
@@ -358,6 +365,28 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     if decision is not NO_FAULT:
         _count_decision(st, decision, outcome.ack_ids)
     return await _http_reply(request, state, st, waiter, outcome.ack_ids, decision)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: aiohttp's parser errors span several (the bad bytes and a caret)."""
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return " ".join(text.splitlines()[0].split()).rstrip(":") if text else type(exc).__name__
+
+
+def _unreadable_body(request: web.Request, exc: Exception) -> web.Response:
+    """A body aiohttp cannot read (a Content-Encoding it cannot decode, a broken chunk): 400, one line.
+
+    The connection is closed after the reply: what is left of the body cannot be read either. The body
+    stream is marked finished, or aiohttp would try to drain it after the reply and log that failure
+    with a traceback ("Unhandled exception").
+    """
+    detail = _one_line(exc.__cause__ or exc)
+    print(f"nucleus-bench target: unreadable body from {request.remote}: {detail}", file=sys.stderr,
+          flush=True)
+    request.content.feed_eof()
+    response = _error(400, f"unreadable body: {detail}")
+    response.force_close()
+    return response
 
 
 async def _http_reply(request: web.Request, state: TargetState, st: AppStats,
@@ -412,7 +441,9 @@ async def all_stats(request: web.Request) -> web.Response:
     refused = _stats_refused(request)
     if refused is not None:
         return refused
-    return _json(200, stats_json(request.app[STATE].ingest.apps.values()))
+    state = request.app[STATE]
+    # bad_requests: an addition to api.md's shape, for requests no route saw (no appId to count them on).
+    return _json(200, {**stats_json(state.ingest.apps.values()), "bad_requests": state.bad_requests})
 
 
 async def app_stats(request: web.Request) -> web.Response:
@@ -448,6 +479,45 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
 
 
 # ------------------------------------------------------------------------------------------ life cycle
+
+
+class RequestErrorLog(logging.Handler):
+    """aiohttp's server log (``aiohttp.server``): a malformed request is one counted line, not a traceback.
+
+    aiohttp answers a request its parser refuses (a bad request line, header or chunk) with 400 itself, and
+    logs it with a traceback. Here that is a client's fault: one line, counted in ``GET /stats`` as
+    ``bad_requests``. Anything else logged there is an error of the target and keeps its traceback.
+    """
+
+    def __init__(self, state: TargetState) -> None:
+        super().__init__(logging.ERROR)
+        self.state = state
+        self.setFormatter(logging.Formatter("nucleus-bench target: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError | ConnectionError):
+            self.state.bad_requests += 1
+            line = f"nucleus-bench target: {record.getMessage()}: {_one_line(exc)}"
+        else:
+            line = self.format(record)
+        print(line, file=sys.stderr, flush=True)
+
+
+def install_request_log(state: TargetState) -> Callable[[], None]:
+    """Route aiohttp's server log through ``RequestErrorLog``; returns the function that undoes it."""
+    logger = logging.getLogger("aiohttp.server")
+    handler = RequestErrorLog(state)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+    return undo
+
+
 
 
 async def _sweep_idle(state: TargetState) -> None:
