@@ -32,7 +32,7 @@ from bench.protocol.events import EventId
 from bench.protocol.message import Envelope, encode_ack, parse_envelope
 from bench.target.config import TargetConfig
 from bench.target.faults import NO_FAULT, Decision, Faults
-from bench.target.ingest import AppStats, Ingest, stats_json
+from bench.target.ingest import AppStats, Ingest, Outcome, stats_json
 from bench.target.limits import Limits, TokenBuckets, retry_after_header
 from bench.target.store import Store
 
@@ -120,6 +120,48 @@ def _parse(data: bytes, limits: Limits) -> Envelope:
         raise MalformedMessage(f"unreadable value: {exc}") from None
 
 
+def _write(state: TargetState, outcome: Outcome) -> None:
+    """Hand ``outcome.rows`` to the store and settle its keys when the write is done (or now, if it is).
+
+    The settling is a callback of the store's future, not of the connection waiting for the ack: it
+    happens once per write even when the client has gone (contract.md, "Acknowledgements": keys enter the
+    duplicate index when their write commits, not before).
+    """
+    ingest = state.ingest
+    waiter = state.store.write(outcome.rows)
+    outcome.waiter = waiter
+    if waiter is None:
+        ingest.settle(outcome, None)
+    else:
+        waiter.add_done_callback(lambda done: ingest.settle(
+            outcome, asyncio.CancelledError() if done.cancelled() else done.exception()))
+
+
+async def _durable_ids(outcome: Outcome) -> list[EventId]:
+    """The ids to ack once stored: ``outcome``'s own write, then the originals its duplicates wait for.
+
+    Raises:
+        Exception: the message's own write failed (nothing of it is durable; no ack may go out).
+    """
+    waiter = outcome.waiter
+    if waiter is not None:
+        await waiter
+    if not outcome.waits:
+        return outcome.ack_ids
+    failed: set[int] = set()
+    for index, original in outcome.waits:
+        other = original.waiter
+        if other is None:
+            continue
+        if not other.done():
+            await asyncio.wait([other])
+        if other.cancelled() or other.exception() is not None:
+            failed.add(index)  # its original was not stored: neither is it; the client keeps it queued
+    if not failed:
+        return outcome.ack_ids
+    return [eid for index, eid in enumerate(outcome.ack_ids) if index not in failed]
+
+
 def _count_decision(st: AppStats, decision: Decision, ids: list[EventId]) -> None:
     faults = st.faults
     if decision.delay_ns > 0:
@@ -133,12 +175,10 @@ def _count_decision(st: AppStats, decision: Decision, ids: list[EventId]) -> Non
 
 
 class _Ack:
-    __slots__ = ("deadline_ns", "drop", "ids", "waiter")
+    __slots__ = ("deadline_ns", "drop", "outcome")
 
-    def __init__(self, waiter: asyncio.Future[None] | None, ids: list[EventId], deadline_ns: int,
-                 drop: bool) -> None:
-        self.waiter = waiter
-        self.ids = ids
+    def __init__(self, outcome: Outcome, deadline_ns: int, drop: bool) -> None:
+        self.outcome = outcome
         self.deadline_ns = deadline_ns
         self.drop = drop
 
@@ -218,13 +258,13 @@ class _Conn:
         decision = state.faults.decide()
         outcome = state.ingest.accept(self.app_id, envelope, received_ms=_now_ms(), now_ns=now_ns,
                                       store=not decision.lie)
-        waiter = state.store.write(outcome.rows)
-        if decision is NO_FAULT and waiter is None and not self.pending:
+        _write(state, outcome)
+        if decision is NO_FAULT and outcome.waiter is None and not outcome.waits and not self.pending:
             await self._send_ack(outcome.ack_ids, False)  # the memory store's fast path: nothing to wait for
             return True
         _count_decision(st, decision, outcome.ack_ids)
         deadline = now_ns + decision.delay_ns if decision.delay_ns else 0
-        self.pending.append(_Ack(waiter, outcome.ack_ids, deadline, decision.drop_ack))
+        self.pending.append(_Ack(outcome, deadline, decision.drop_ack))
         if self.sender is None:
             self.sender = asyncio.ensure_future(self._drain())
         if decision.close:
@@ -242,10 +282,7 @@ class _Conn:
         try:
             while pending:
                 item = pending[0]
-                if item.waiter is not None and not item.waiter.done():
-                    await item.waiter
-                elif item.waiter is not None:
-                    item.waiter.result()  # raises if the commit failed
+                ids = await _durable_ids(item.outcome)  # raises if the commit failed
                 if item.deadline_ns:
                     wait_ns = item.deadline_ns - time.monotonic_ns()
                     if wait_ns > 0:
@@ -253,7 +290,7 @@ class _Conn:
                 if state.faults.stalls:
                     await state.stall(None)  # acks wait too; the message was counted when it came in
                 pending.popleft()
-                await self._send_ack(item.ids, item.drop)
+                await self._send_ack(ids, item.drop)
                 if len(pending) < MAX_PENDING:
                     self.room.set()
         except ConnectionError:
@@ -361,10 +398,10 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     decision = state.faults.decide()
     outcome = state.ingest.accept(app_id, envelope, received_ms=_now_ms(), now_ns=time.monotonic_ns(),
                                   store=not decision.lie)
-    waiter = state.store.write(outcome.rows)
+    _write(state, outcome)
     if decision is not NO_FAULT:
         _count_decision(st, decision, outcome.ack_ids)
-    return await _http_reply(request, state, st, waiter, outcome.ack_ids, decision)
+    return await _http_reply(request, state, st, outcome, decision)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -389,14 +426,12 @@ def _unreadable_body(request: web.Request, exc: Exception) -> web.Response:
     return response
 
 
-async def _http_reply(request: web.Request, state: TargetState, st: AppStats,
-                      waiter: asyncio.Future[None] | None, ids: list[EventId],
+async def _http_reply(request: web.Request, state: TargetState, st: AppStats, outcome: Outcome,
                       decision: Decision) -> web.StreamResponse:
-    if waiter is not None:
-        try:
-            await waiter
-        except Exception as exc:  # the store failed: nothing is durable, say so
-            return _error(503, f"store error: {exc}")
+    try:
+        ids = await _durable_ids(outcome)
+    except Exception as exc:  # the store failed: nothing is durable, say so
+        return _error(503, f"store error: {exc}")
     if decision.delay_ns:
         await asyncio.sleep(decision.delay_ns / _NS)
     if state.faults.stalls:
@@ -516,8 +551,6 @@ def install_request_log(state: TargetState) -> Callable[[], None]:
         logger.propagate = propagate
 
     return undo
-
-
 
 
 async def _sweep_idle(state: TargetState) -> None:

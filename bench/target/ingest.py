@@ -7,8 +7,11 @@ The transport parses a message with ``bench.protocol.parse_envelope`` and hands 
 (for the duplicate window). ``accept`` decides, event by event:
 
 - heartbeat: counted, its device noted; never stored, never acknowledged (an ack means "stored").
-- duplicate (same appId, device, sessionId and id seen within the window): acknowledged again, stored
-  once (contract.md, "Acknowledgements").
+- duplicate (the same event seen within the window): acknowledged again, stored once (contract.md,
+  "Acknowledgements").
+- not storable (a payload or extra nested deeper than the store's JSON encoder goes, 254 levels for
+  orjson though its parser reads 1,024): refused as ``bad_field``, like any invalid event, before anything
+  about it is counted or acknowledged.
 - otherwise stored: counted by type; an ``init`` starts a session, any other event whose session never had
   an ``init`` (or fell silent for the session timeout, 30 min by default) is an orphan (contract.md,
   "Sessions"); events missing fields the document requires are counted in ``missing_fields``.
@@ -16,9 +19,18 @@ The transport parses a message with ``bench.protocol.parse_envelope`` and hands 
 Silence is measured on the events' own times (``date``, or the receive time when absent), so a device that
 flushes an hour-old backlog keeps its sessions as they were on the device.
 
-The duplicate window keeps two generations of keys, each ``window`` long, so a key is remembered for at
-least ``window`` and at most twice that. Keys are 64-bit hashes of (appId, device, sessionId, id): memory
-stays near 70 bytes an event and a false match needs a hash collision (about n^2 / 2^65 for n keys).
+The duplicate key is the event itself (contract.md, "Acknowledgements"): (appId, device, sessionId, id,
+type, name, date), the date as epoch ms (None when the event had none). Real modules draw ids at random
+(1..10,000 in the Python module), so two different events of a session may share an id; a re-send is
+identical in all of these. The key is kept as that tuple, never as ``hash()`` of it: a set compares keys
+by equality, so two events whose hashes collide stay two events.
+
+A key is *pending* from ``accept`` until the transport reports its write with ``settle``: only then does
+it enter the duplicate window (an id in an ack means stored, so a key must not outlive a failed write).
+A re-send that arrives while its original is pending is a duplicate that waits on the original's
+``Outcome`` (``waits``): its id is acked once the original is durable, and left out if the original's
+write failed (the client keeps it queued and sends it again). The window keeps two generations of keys,
+each ``window`` long, so a key is remembered for at least ``window`` and at most twice that.
 
 Nothing here does I/O or reads a clock. The transport applies the result: it writes ``rows`` to the store
 and sends ``ack_ids`` once the store says they are durable.
@@ -28,22 +40,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
 
 from bench.protocol.errors import Reason
-from bench.protocol.events import EVENT_CLASSES, Event, EventId, Extra, Heartbeat, Init, date_ms
+from bench.protocol.events import EVENT_CLASSES, Event, EventId, Heartbeat, Init, date_ms
 from bench.protocol.message import Envelope
+
+if TYPE_CHECKING:
+    import asyncio
 
 DEFAULT_SESSION_TIMEOUT_S = 30 * 60.0
 DEFAULT_DEDUP_WINDOW_S = 600.0
 
 #: A stored row, in the store's column order: (app, type, orphan, missing, event_ms, received_ms, device,
-#: session, id, name, userId, anonId, payload, extra). ``payload`` is the event's JSON object and ``extra``
-#: the ``Extra`` of init and error events; the store serializes them. Keys the contract does not name are
-#: not kept.
-Row = tuple[str, str, int, int, float, float, str, int | None, EventId | None, str | None, str | None,
-            str | None, dict[str, Any] | None, Extra | None]
+#: session, id, name, userId, anonId, payload, extra, dated). ``payload`` is the event's payload as JSON and
+#: ``extra`` the ``Extra`` of init and error events as JSON, encoded here so that what cannot be encoded is
+#: refused before it is acknowledged. ``name``, ``userId`` and ``anonId`` are a string, or the JSON of any
+#: other value (bytes: a BLOB in their column). ``dated`` is 1 when the event had its own date (the
+#: duplicate key's date is then ``event_ms``), 0 when ``event_ms`` is the receive time. Keys the contract
+#: does not name are not kept.
+Row = tuple[str, str, int, int, float, float, str, int | None, EventId | None, str | bytes | None,
+            str | bytes | None, str | bytes | None, bytes | None, bytes | None, int]
 ROW_ID: Final = 8
+
+#: The duplicate key: (app, device, session, id, type, name, date ms or None), see the module docstring.
+Key = tuple[str, str, int | None, EventId, str, str | bytes | None, float | None]
 
 #: Names of the fault counters in ``stats["faults"]`` (an addition to api.md's stats shape).
 FAULT_COUNTERS = ("delayed_messages", "dropped_ack_messages", "dropped_ack_ids", "lied_messages",
@@ -121,12 +144,29 @@ def stats_json(stats: Iterable[AppStats]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
 class Outcome:
-    """What to do with one message: store ``rows``, then acknowledge ``ack_ids`` (in the events' order)."""
+    """What to do with one message: store ``rows``, then acknowledge ``ack_ids`` (in the events' order).
 
-    rows: list[Row]
-    ack_ids: list[EventId]
+    Attributes:
+        app: the appId of the message.
+        rows: to store.
+        ack_ids: to acknowledge once ``rows`` are durable.
+        keys: the duplicate keys of ``rows``, pending until ``Ingest.settle``.
+        waits: (index in ``ack_ids``, the original's ``Outcome``) of duplicates whose original is pending:
+            such an id may be sent only once the original's ``waiter`` succeeded.
+        waiter: set by the transport: the store's future for ``rows`` (None: durable already).
+    """
+
+    __slots__ = ("ack_ids", "app", "keys", "rows", "waiter", "waits")
+
+    def __init__(self, app: str, rows: list[Row], ack_ids: list[EventId], keys: list[Key] | None = None,
+                 waits: list[tuple[int, Outcome]] | None = None) -> None:
+        self.app = app
+        self.rows = rows
+        self.ack_ids = ack_ids
+        self.keys: list[Key] = keys if keys is not None else []
+        self.waits: list[tuple[int, Outcome]] = waits if waits is not None else []
+        self.waiter: asyncio.Future[None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,29 +177,38 @@ class Snapshot:
         counts: (app, type, stored, orphans, missing_fields) per app and type.
         sessions: (app, device, session, last event ms) of every session that had an ``init``.
         devices: (app, device) of every device with a stored event.
-        recent: (app, device, session, id) of events received within the duplicate window.
+        recent: the duplicate keys (``Key``) of events received within the duplicate window.
     """
 
     counts: tuple[tuple[str, str, int, int, int], ...] = ()
     sessions: tuple[tuple[str, str, int, float], ...] = ()
     devices: tuple[tuple[str, str], ...] = ()
-    recent: tuple[tuple[str, str, int | None, EventId], ...] = ()
+    recent: tuple[Key, ...] = ()
 
 
-def _ack_only(envelope: Envelope) -> Outcome:
+def _ack_only(app: str, envelope: Envelope) -> Outcome:
     """The lie fault: every id that would be acked, and nothing stored, counted or remembered."""
-    return Outcome([], [e.id for e in envelope.events if e.id is not None and type(e) is not Heartbeat])
+    return Outcome(app, [], [e.id for e in envelope.events if e.id is not None and type(e) is not Heartbeat])
+
+
+_dumps = orjson.dumps
+
+
+_BAD_FIELD = Reason.BAD_FIELD.value
 
 
 class Ingest:
     """Duplicate detection, session tracking and the per-app counters. One per target; not thread-safe."""
 
-    __slots__ = ("_gen_ns", "_gen_start_ns", "_keys", "_old_keys", "_sessions", "_timeout_ms", "apps")
+    __slots__ = ("_gen_ns", "_gen_start_ns", "_keys", "_old_keys", "_pending", "_sessions", "_timeout_ms",
+                 "apps")
 
     def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int) -> None:
         self.apps: dict[str, AppStats] = {}
-        self._keys: set[int] = set()
-        self._old_keys: set[int] = set()
+        self._keys: set[Key] = set()
+        self._old_keys: set[Key] = set()
+        # Keys of rows written but not yet durable -> the Outcome that carries them (see settle).
+        self._pending: dict[Key, Outcome] = {}
         self._gen_ns = max(1, dedup_window_ns)
         self._gen_start_ns = now_ns
         self._timeout_ms = session_timeout_ms
@@ -180,17 +229,24 @@ class Ingest:
 
     def accept(self, app: str, envelope: Envelope, *, received_ms: float, now_ns: int,
                store: bool = True) -> Outcome:
-        """Account for one message of ``app``. ``store=False`` (the lie fault) acks without storing."""
+        """Account for one message of ``app``. ``store=False`` (the lie fault) acks without storing.
+
+        The caller writes ``rows`` and then calls ``settle`` exactly once with the write's result.
+        """
         st = self.stats(app)
+        rejected = st.rejected
         for rejection in envelope.rejected:
-            st.rejected[rejection.reason.value] += 1
+            rejected[rejection.reason.value] += 1
         if not store:
-            return _ack_only(envelope)
+            return _ack_only(app, envelope)
         self._rotate(now_ns)
-        keys, old_keys, sessions, timeout = self._keys, self._old_keys, self._sessions, self._timeout_ms
+        keys, old_keys, pending = self._keys, self._old_keys, self._pending
+        sessions, timeout = self._sessions, self._timeout_ms
         by_type, devices = st.by_type, st.devices
         rows: list[Row] = []
         ack: list[EventId] = []
+        out = Outcome(app, rows, ack)
+        new_keys, waits = out.keys, out.waits
         seen_device = None
         for ev in envelope.events:
             cls = type(ev)
@@ -201,20 +257,46 @@ class Ingest:
             if cls is Heartbeat:
                 st.heartbeats += 1
                 continue
-            eid = ev.id
-            session = ev.session_id
-            if eid is not None:
-                key = hash((app, device, session, eid))
-                if key in keys or key in old_keys:
-                    st.duplicates += 1
-                    ack.append(eid)
-                    continue
-                keys.add(key)
-            date = ev.date
+            eid, session, date = ev.id, ev.session_id, ev.date
             if date is None:
                 at = received_ms
             else:
                 at = float(date) if type(date) is int else date_ms(ev, received_ms)
+            kind = _KINDS[cls]
+            try:
+                name: str | bytes | None = ev.name
+                if name is not None and type(name) is not str:
+                    name = _dumps(name)
+                key: Key | None = None
+                if eid is not None:
+                    key = (app, device, session, eid, kind, name, None if date is None else at)
+                    if key in keys or key in old_keys:
+                        st.duplicates += 1
+                        ack.append(eid)
+                        continue
+                    original = pending.get(key)
+                    if original is not None:  # its first send is not durable yet: its ack waits for it
+                        if original is not out:
+                            waits.append((len(ack), original))
+                        st.duplicates += 1
+                        ack.append(eid)
+                        continue
+                payload: bytes | None = None if ev.payload is None else _dumps(ev.payload)
+                extra: bytes | None = None if ev.extra is None else _dumps(ev.extra)
+                user: str | bytes | None = ev.user_id
+                if user is not None and type(user) is not str:
+                    user = _dumps(user)
+                anon: str | bytes | None = ev.anon_id
+                if anon is not None and type(anon) is not str:
+                    anon = _dumps(anon)
+            except TypeError:
+                # orjson's encoder refuses what its parser read (nesting past 254 levels): an event that
+                # cannot be stored is refused before anything about it is counted, remembered or acked.
+                rejected[_BAD_FIELD] += 1
+                continue
+            if key is not None:
+                pending[key] = out
+                new_keys.append(key)
             skey = (app, device, session)
             last = sessions.get(skey)
             if last is not None and at - last <= timeout:  # a live session: init again or not, no orphan
@@ -232,17 +314,34 @@ class Ingest:
             missing = 1 if cls.HAS_EXTRA and ev.missing_required() else 0
             if missing:
                 st.missing_fields += 1
-            kind = _KINDS[cls]
             by_type[kind] = by_type.get(kind, 0) + 1
-            rows.append((app, kind, orphan, missing, at, received_ms, device, session, eid, ev.name,
-                         ev.user_id, ev.anon_id, ev.payload, ev.extra))
+            rows.append((app, kind, orphan, missing, at, received_ms, device, session, eid, name, user, anon,
+                         payload, extra, 0 if date is None else 1))
             if eid is not None:
                 ack.append(eid)
         st.stored += len(rows)
-        return Outcome(rows, ack)
+        return out
+
+    def settle(self, outcome: Outcome, error: BaseException | None) -> None:
+        """The write of ``outcome.rows`` is durable (``error`` None) or failed: its keys leave the pending
+        set, into the duplicate window or, after a failure, forgotten (so the client's re-send is stored),
+        and a failed write's rows leave the counts of stored events."""
+        pending = self._pending
+        for key in outcome.keys:
+            pending.pop(key, None)
+        if error is None:
+            self._keys.update(outcome.keys)
+            return
+        st = self.stats(outcome.app)
+        by_type = st.by_type
+        for row in outcome.rows:
+            by_type[row[1]] -= 1
+            st.orphans -= row[2]
+            st.missing_fields -= row[3]
+        st.stored -= len(outcome.rows)
 
     def restore(self, snapshot: Snapshot) -> None:
-        """Start from what a store already holds: counts, live sessions, devices and recent ids."""
+        """Start from what a store already holds: counts, live sessions, devices and recent keys."""
         for app, kind, stored, orphans, missing in snapshot.counts:
             st = self.stats(app)
             st.stored += stored
@@ -254,5 +353,4 @@ class Ingest:
             self.stats(app).sessions += 1
         for app, device in snapshot.devices:
             self.stats(app).devices.add(device)
-        for key in snapshot.recent:
-            self._keys.add(hash(key))  # the same tuple accept() hashes: (app, device, session, id)
+        self._keys.update(snapshot.recent)  # the very tuples accept() builds (Key)
