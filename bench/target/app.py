@@ -32,7 +32,7 @@ from bench.protocol.events import EventId
 from bench.protocol.message import Envelope, encode_ack, parse_envelope
 from bench.target.config import TargetConfig
 from bench.target.faults import NO_FAULT, Decision, Faults
-from bench.target.ingest import AppStats, Ingest, Outcome, stats_json
+from bench.target.ingest import FAILED, AppStats, Ingest, Outcome, stats_json
 from bench.target.limits import Limits, TokenBuckets, retry_after_header
 from bench.target.store import Store
 
@@ -64,7 +64,8 @@ class TargetState:
         self.limits = config.limits
         self.store = store
         self.ingest = Ingest(dedup_window_ns=round(config.dedup_window_s * _NS),
-                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns)
+                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns,
+                             encode=store.keeps_fields)
         self.faults = Faults(config.faults, start_ns)
         rate = config.limits.http_rate
         self.buckets = TokenBuckets(rate, config.limits.http_burst) if rate > 0 else None
@@ -129,7 +130,7 @@ def _write(state: TargetState, outcome: Outcome) -> None:
     """
     ingest = state.ingest
     waiter = state.store.write(outcome.rows)
-    outcome.waiter = waiter
+    outcome.hold.waiter = waiter
     if waiter is None:
         ingest.settle(outcome, None)
     else:
@@ -143,19 +144,21 @@ async def _durable_ids(outcome: Outcome) -> list[EventId]:
     Raises:
         Exception: the message's own write failed (nothing of it is durable; no ack may go out).
     """
-    waiter = outcome.waiter
+    waiter = outcome.hold.waiter
     if waiter is not None:
         await waiter
     if not outcome.waits:
         return outcome.ack_ids
     failed: set[int] = set()
-    for index, original in outcome.waits:
-        other = original.waiter
+    for index, hold in outcome.waits:
+        other = hold.waiter
         if other is None:
-            continue
-        if not other.done():
-            await asyncio.wait([other])
-        if other.cancelled() or other.exception() is not None:
+            lost = hold.state == FAILED
+        else:  # the future itself: its settle callback may not have run yet
+            if not other.done():
+                await asyncio.wait([other])
+            lost = other.cancelled() or other.exception() is not None
+        if lost:
             failed.add(index)  # its original was not stored: neither is it; the client keeps it queued
     if not failed:
         return outcome.ack_ids
@@ -259,7 +262,7 @@ class _Conn:
         outcome = state.ingest.accept(self.app_id, envelope, received_ms=_now_ms(), now_ns=now_ns,
                                       store=not decision.lie)
         _write(state, outcome)
-        if decision is NO_FAULT and outcome.waiter is None and not outcome.waits and not self.pending:
+        if decision is NO_FAULT and outcome.hold.waiter is None and not outcome.waits and not self.pending:
             await self._send_ack(outcome.ack_ids, False)  # the memory store's fast path: nothing to wait for
             return True
         _count_decision(st, decision, outcome.ack_ids)

@@ -9,9 +9,10 @@ The transport parses a message with ``bench.protocol.parse_envelope`` and hands 
 - heartbeat: counted, its device noted; never stored, never acknowledged (an ack means "stored").
 - duplicate (the same event seen within the window): acknowledged again, stored once (contract.md,
   "Acknowledgements").
-- not storable (a payload or extra nested deeper than the store's JSON encoder goes, 254 levels for
-  orjson though its parser reads 1,024): refused as ``bad_field``, like any invalid event, before anything
-  about it is counted or acknowledged.
+- not storable (a payload, extra, name, userId or anonId nested deeper than the store's JSON encoder goes,
+  254 levels for orjson though its parser reads 1,024): refused as ``bad_field``, like any invalid event,
+  before anything about it is counted or acknowledged. Only what the store keeps is encoded: the ids-only
+  memory store (``encode=False``) keeps no payload, so it refuses only a name it cannot key.
 - otherwise stored: counted by type; an ``init`` starts a session, any other event whose session never had
   an ``init`` (or fell silent for the session timeout, 30 min by default) is an orphan (contract.md,
   "Sessions"); events missing fields the document requires are counted in ``missing_fields``.
@@ -25,12 +26,14 @@ type, name, date), the date as epoch ms (None when the event had none). Real mod
 identical in all of these. The key is kept as that tuple, never as ``hash()`` of it: a set compares keys
 by equality, so two events whose hashes collide stay two events.
 
-A key is *pending* from ``accept`` until the transport reports its write with ``settle``: only then does
-it enter the duplicate window (an id in an ack means stored, so a key must not outlive a failed write).
-A re-send that arrives while its original is pending is a duplicate that waits on the original's
-``Outcome`` (``waits``): its id is acked once the original is durable, and left out if the original's
-write failed (the client keeps it queued and sends it again). The window keeps two generations of keys,
-each ``window`` long, so a key is remembered for at least ``window`` and at most twice that.
+Each key maps to the ``Hold`` of the write that carries its event, and a key counts as seen only once
+that write is durable (an id in an ack means stored): the transport reports each write with ``settle``,
+which marks its hold durable or failed, in O(1) per message. A re-send that arrives while its original's
+write is pending is a duplicate that waits for that hold (``Outcome.waits``): its id is acked once the
+original is durable, and left out if the original's write failed (the client keeps it queued). A key
+whose write failed is not a duplicate of anything: the client's re-send is stored. The window keeps two
+generations of keys, each ``window`` long, so a key is remembered for at least ``window`` and at most twice
+that; a key costs about 170 bytes (the tuple, its float date and a dict slot).
 
 Nothing here does I/O or reads a clock. The transport applies the result: it writes ``rows`` to the store
 and sends ``ack_ids`` once the store says they are durable.
@@ -58,9 +61,9 @@ DEFAULT_DEDUP_WINDOW_S = 600.0
 #: session, id, name, userId, anonId, payload, extra, dated). ``payload`` is the event's payload as JSON and
 #: ``extra`` the ``Extra`` of init and error events as JSON, encoded here so that what cannot be encoded is
 #: refused before it is acknowledged. ``name``, ``userId`` and ``anonId`` are a string, or the JSON of any
-#: other value (bytes: a BLOB in their column). ``dated`` is 1 when the event had its own date (the
-#: duplicate key's date is then ``event_ms``), 0 when ``event_ms`` is the receive time. Keys the contract
-#: does not name are not kept.
+#: other value (bytes: a BLOB in their column). With ``encode=False`` userId, anonId, payload and extra are
+#: None. ``dated`` is 1 when the event had its own date (the duplicate key's date is then ``event_ms``), 0
+#: when ``event_ms`` is the receive time. Keys the contract does not name are not kept.
 Row = tuple[str, str, int, int, float, float, str, int | None, EventId | None, str | bytes | None,
             str | bytes | None, str | bytes | None, bytes | None, bytes | None, int]
 ROW_ID: Final = 8
@@ -144,6 +147,28 @@ def stats_json(stats: Iterable[AppStats]) -> dict[str, Any]:
     }
 
 
+PENDING: Final = 0
+DURABLE: Final = 1
+FAILED: Final = 2
+
+
+class Hold:
+    """The state of one message's write, shared by the keys of its events: PENDING, DURABLE or FAILED.
+
+    ``waiter`` is set by the transport: the store's future for the write (None: durable already).
+    """
+
+    __slots__ = ("state", "waiter")
+
+    def __init__(self, state: int = PENDING) -> None:
+        self.state = state
+        self.waiter: asyncio.Future[None] | None = None
+
+
+#: The hold of keys restored from a store: durable.
+_RESTORED = Hold(DURABLE)
+
+
 class Outcome:
     """What to do with one message: store ``rows``, then acknowledge ``ack_ids`` (in the events' order).
 
@@ -151,22 +176,19 @@ class Outcome:
         app: the appId of the message.
         rows: to store.
         ack_ids: to acknowledge once ``rows`` are durable.
-        keys: the duplicate keys of ``rows``, pending until ``Ingest.settle``.
-        waits: (index in ``ack_ids``, the original's ``Outcome``) of duplicates whose original is pending:
-            such an id may be sent only once the original's ``waiter`` succeeded.
-        waiter: set by the transport: the store's future for ``rows`` (None: durable already).
+        hold: the state of this message's write (the transport sets ``hold.waiter``).
+        waits: (index in ``ack_ids``, the original's ``Hold``) of duplicates whose original's write was
+            pending when they came: such an id may be sent only once that hold is durable.
     """
 
-    __slots__ = ("ack_ids", "app", "keys", "rows", "waiter", "waits")
+    __slots__ = ("ack_ids", "app", "hold", "rows", "waits")
 
-    def __init__(self, app: str, rows: list[Row], ack_ids: list[EventId], keys: list[Key] | None = None,
-                 waits: list[tuple[int, Outcome]] | None = None) -> None:
+    def __init__(self, app: str, rows: list[Row], ack_ids: list[EventId]) -> None:
         self.app = app
         self.rows = rows
         self.ack_ids = ack_ids
-        self.keys: list[Key] = keys if keys is not None else []
-        self.waits: list[tuple[int, Outcome]] = waits if waits is not None else []
-        self.waiter: asyncio.Future[None] | None = None
+        self.hold = Hold()
+        self.waits: list[tuple[int, Hold]] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,15 +222,18 @@ _BAD_FIELD = Reason.BAD_FIELD.value
 class Ingest:
     """Duplicate detection, session tracking and the per-app counters. One per target; not thread-safe."""
 
-    __slots__ = ("_gen_ns", "_gen_start_ns", "_keys", "_old_keys", "_pending", "_sessions", "_timeout_ms",
+    __slots__ = ("_encode", "_gen_ns", "_gen_start_ns", "_keys", "_old_keys", "_sessions", "_timeout_ms",
                  "apps")
 
-    def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int) -> None:
+    def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int,
+                 encode: bool = True) -> None:
+        """``encode=False``: the store keeps ids only (``MemoryStore``), rows carry no payload, extra,
+        userId or anonId, and nothing is encoded that no store will read."""
         self.apps: dict[str, AppStats] = {}
-        self._keys: set[Key] = set()
-        self._old_keys: set[Key] = set()
-        # Keys of rows written but not yet durable -> the Outcome that carries them (see settle).
-        self._pending: dict[Key, Outcome] = {}
+        self._encode = encode
+        # The two generations of the window: key -> the hold of the write that carries its event.
+        self._keys: dict[Key, Hold] = {}
+        self._old_keys: dict[Key, Hold] = {}
         self._gen_ns = max(1, dedup_window_ns)
         self._gen_start_ns = now_ns
         self._timeout_ms = session_timeout_ms
@@ -224,7 +249,7 @@ class Ingest:
     def _rotate(self, now_ns: int) -> None:
         if now_ns - self._gen_start_ns >= self._gen_ns:
             self._old_keys = self._keys
-            self._keys = set()
+            self._keys = {}
             self._gen_start_ns = now_ns
 
     def accept(self, app: str, envelope: Envelope, *, received_ms: float, now_ns: int,
@@ -240,13 +265,13 @@ class Ingest:
         if not store:
             return _ack_only(app, envelope)
         self._rotate(now_ns)
-        keys, old_keys, pending = self._keys, self._old_keys, self._pending
+        keys, old_keys, encode = self._keys, self._old_keys, self._encode
         sessions, timeout = self._sessions, self._timeout_ms
         by_type, devices = st.by_type, st.devices
         rows: list[Row] = []
         ack: list[EventId] = []
         out = Outcome(app, rows, ack)
-        new_keys, waits = out.keys, out.waits
+        hold, waits = out.hold, out.waits
         seen_device = None
         for ev in envelope.events:
             cls = type(ev)
@@ -270,33 +295,35 @@ class Ingest:
                 key: Key | None = None
                 if eid is not None:
                     key = (app, device, session, eid, kind, name, None if date is None else at)
-                    if key in keys or key in old_keys:
+                    seen = keys.get(key) or old_keys.get(key)
+                    if seen is not None and seen.state != FAILED:
+                        if seen.state == PENDING and seen is not hold:  # the first send is not durable yet
+                            waits.append((len(ack), seen))
                         st.duplicates += 1
                         ack.append(eid)
                         continue
-                    original = pending.get(key)
-                    if original is not None:  # its first send is not durable yet: its ack waits for it
-                        if original is not out:
-                            waits.append((len(ack), original))
-                        st.duplicates += 1
-                        ack.append(eid)
-                        continue
-                payload: bytes | None = None if ev.payload is None else _dumps(ev.payload)
-                extra: bytes | None = None if ev.extra is None else _dumps(ev.extra)
-                user: str | bytes | None = ev.user_id
-                if user is not None and type(user) is not str:
-                    user = _dumps(user)
-                anon: str | bytes | None = ev.anon_id
-                if anon is not None and type(anon) is not str:
-                    anon = _dumps(anon)
+                payload: bytes | None = None
+                extra: bytes | None = None
+                user: str | bytes | None = None
+                anon: str | bytes | None = None
+                if encode:  # the store keeps the fields (not the ids-only memory store): encode them now
+                    if ev.payload is not None:
+                        payload = _dumps(ev.payload)
+                    if ev.extra is not None:
+                        extra = _dumps(ev.extra)
+                    user = ev.user_id
+                    if user is not None and type(user) is not str:
+                        user = _dumps(user)
+                    anon = ev.anon_id
+                    if anon is not None and type(anon) is not str:
+                        anon = _dumps(anon)
             except TypeError:
                 # orjson's encoder refuses what its parser read (nesting past 254 levels): an event that
                 # cannot be stored is refused before anything about it is counted, remembered or acked.
                 rejected[_BAD_FIELD] += 1
                 continue
             if key is not None:
-                pending[key] = out
-                new_keys.append(key)
+                keys[key] = hold
             skey = (app, device, session)
             last = sessions.get(skey)
             if last is not None and at - last <= timeout:  # a live session: init again or not, no orphan
@@ -323,15 +350,13 @@ class Ingest:
         return out
 
     def settle(self, outcome: Outcome, error: BaseException | None) -> None:
-        """The write of ``outcome.rows`` is durable (``error`` None) or failed: its keys leave the pending
-        set, into the duplicate window or, after a failure, forgotten (so the client's re-send is stored),
-        and a failed write's rows leave the counts of stored events."""
-        pending = self._pending
-        for key in outcome.keys:
-            pending.pop(key, None)
+        """The write of ``outcome.rows`` is durable (``error`` None) or failed. Its keys count as seen from
+        now on, or, after a failure, not at all (so the client's re-send is stored), and a failed write's
+        rows leave the counts of stored events."""
         if error is None:
-            self._keys.update(outcome.keys)
+            outcome.hold.state = DURABLE
             return
+        outcome.hold.state = FAILED
         st = self.stats(outcome.app)
         by_type = st.by_type
         for row in outcome.rows:
@@ -353,4 +378,4 @@ class Ingest:
             self.stats(app).sessions += 1
         for app, device in snapshot.devices:
             self.stats(app).devices.add(device)
-        self._keys.update(snapshot.recent)  # the very tuples accept() builds (Key)
+        self._keys.update(dict.fromkeys(snapshot.recent, _RESTORED))  # the very tuples accept() builds
