@@ -23,17 +23,18 @@ flushes an hour-old backlog keeps its sessions as they were on the device.
 The duplicate key is the event itself (contract.md, "Acknowledgements"): (appId, device, sessionId, id,
 type, name, date), the date as epoch ms (None when the event had none). Real modules draw ids at random
 (1..10,000 in the Python module), so two different events of a session may share an id; a re-send is
-identical in all of these. The key is kept as that tuple, never as ``hash()`` of it: a set compares keys
+identical in all of these. The key is kept as that tuple, never as ``hash()`` of it: a dict compares keys
 by equality, so two events whose hashes collide stay two events.
 
-Each key maps to the ``Hold`` of the write that carries its event, and a key counts as seen only once
-that write is durable (an id in an ack means stored): the transport reports each write with ``settle``,
-which marks its hold durable or failed, in O(1) per message. A re-send that arrives while its original's
-write is pending is a duplicate that waits for that hold (``Outcome.waits``): its id is acked once the
-original is durable, and left out if the original's write failed (the client keeps it queued). A key
-whose write failed is not a duplicate of anything: the client's re-send is stored. The window keeps two
-generations of keys, each ``window`` long, so a key is remembered for at least ``window`` and at most twice
-that; a key costs about 170 bytes (the tuple, its float date and a dict slot).
+Each key maps to the ``Hold`` of the write that carries its event; the transport reports each write with
+``settle``, which marks its hold durable or failed (O(1) per message). A re-send whose original is durable
+is a plain duplicate. One that arrives while the original's write is pending is a duplicate too (never
+stored twice) whose ack waits for that hold (``Outcome.waits``): its id is acked once the original is
+durable, and left out if the original's write failed (the client keeps it queued). A key whose write
+failed is no duplicate of anything, so the client's re-send is stored (contract.md: "keys enter the dedup
+index when its write commits, not before"). The window keeps two generations of keys, each ``window``
+long, so a key is remembered for at least ``window`` and at most twice that; a key costs about 170 bytes
+(the tuple, its float date and a dict slot).
 
 Nothing here does I/O or reads a clock. The transport applies the result: it writes ``rows`` to the store
 and sends ``ack_ids`` once the store says they are durable.
@@ -217,6 +218,15 @@ _dumps = orjson.dumps
 
 
 _BAD_FIELD = Reason.BAD_FIELD.value
+_NO_FIELDS: tuple[None, None, None, None] = (None, None, None, None)
+
+
+def _encode_fields(ev: Event) -> tuple[str | bytes | None, str | bytes | None, bytes | None, bytes | None]:
+    """userId, anonId, payload and extra as the store keeps them. Raises TypeError if orjson cannot."""
+    user, anon, payload, extra = ev.user_id, ev.anon_id, ev.payload, ev.extra
+    return (user if user is None or type(user) is str else _dumps(user),
+            anon if anon is None or type(anon) is str else _dumps(anon),
+            None if payload is None else _dumps(payload), None if extra is None else _dumps(extra))
 
 
 class Ingest:
@@ -302,21 +312,8 @@ class Ingest:
                         st.duplicates += 1
                         ack.append(eid)
                         continue
-                payload: bytes | None = None
-                extra: bytes | None = None
-                user: str | bytes | None = None
-                anon: str | bytes | None = None
-                if encode:  # the store keeps the fields (not the ids-only memory store): encode them now
-                    if ev.payload is not None:
-                        payload = _dumps(ev.payload)
-                    if ev.extra is not None:
-                        extra = _dumps(ev.extra)
-                    user = ev.user_id
-                    if user is not None and type(user) is not str:
-                        user = _dumps(user)
-                    anon = ev.anon_id
-                    if anon is not None and type(anon) is not str:
-                        anon = _dumps(anon)
+                # The store keeps the fields (not the ids-only memory store): encode them now.
+                user, anon, payload, extra = _encode_fields(ev) if encode else _NO_FIELDS
             except TypeError:
                 # orjson's encoder refuses what its parser read (nesting past 254 levels): an event that
                 # cannot be stored is refused before anything about it is counted, remembered or acked.
