@@ -221,3 +221,24 @@ def test_resends_racing_their_first_write_are_acked_once_it_commits(target_facto
     st = stats(t, app_id)
     assert (st["stored"]["total"], st["duplicates"], st["acked"]) == (3, 30, 33)
     assert sorted(stored_ids(t, app_id)) == sorted(ids_of(events))
+
+
+def test_a_file_from_before_the_dated_column_is_upgraded(target_factory: TargetFactory, app_id: str,
+                                                         tmp_path: Path) -> None:
+    """A SQLite file written before the ``dated`` column existed gets it: its rows are listed and restored,
+    new events are stored beside them."""
+    path = tmp_path / "events.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (app TEXT NOT NULL, type TEXT NOT NULL, orphan INTEGER NOT NULL, "
+                   "missing INTEGER NOT NULL, event_ms REAL NOT NULL, received_ms REAL NOT NULL, "
+                   "device TEXT NOT NULL, session INTEGER, id, name TEXT, user_id TEXT, anon_id TEXT, "
+                   "payload BLOB, extra BLOB)")
+        db.execute("INSERT INTO events VALUES (?, 'init', 0, 0, 1.7e12, 1.7e12, 'dev-1', 1000, 31, NULL, "
+                   "NULL, NULL, NULL, NULL)", (app_id,))  # an init of device dev-1, session 1000
+    db.close()
+    t = target_factory(store=str(path))
+    event = ev(eid=32, date=1_700_000_060_000)  # a minute into that session: not an orphan
+    assert post(t, app_id, message(event)).json() == {"reportedIds": [32]}
+    assert sorted(stored_ids(t, app_id)) == [31, 32]
+    st = stats(t, app_id)
+    assert (st["stored"]["total"], st["orphans"]) == (2, 0)
