@@ -26,15 +26,17 @@ type, name, date), the date as epoch ms (None when the event had none). Real mod
 identical in all of these. The key is kept as that tuple, never as ``hash()`` of it: a dict compares keys
 by equality, so two events whose hashes collide stay two events.
 
-Each key maps to the ``Hold`` of the write that carries its event; the transport reports each write with
-``settle``, which marks its hold durable or failed (O(1) per message). A re-send whose original is durable
-is a plain duplicate. One that arrives while the original's write is pending is a duplicate too (never
-stored twice) whose ack waits for that hold (``Outcome.waits``): its id is acked once the original is
-durable, and left out if the original's write failed (the client keeps it queued). A key whose write
-failed is no duplicate of anything, so the client's re-send is stored (contract.md: "keys enter the dedup
-index when its write commits, not before"). The window keeps two generations of keys, each ``window``
-long, so a key is remembered for at least ``window`` and at most twice that; a key costs about 170 bytes
-(the tuple, its float date and a dict slot).
+Each key maps to the sequence number of the message that carried it, and a ``Hold`` per message tracks
+its write while it is pending (or after it failed); the transport reports each write with ``settle``,
+O(1) per message. A re-send whose original is durable is a plain duplicate. One that arrives while the
+original's write is pending is a duplicate too (never stored twice) whose ack waits for that hold
+(``Outcome.waits``): its id is acked once the original is durable, and left out if the original's write
+failed (the client keeps it queued). A key whose write failed is no duplicate of anything, so the
+client's re-send is stored (contract.md: "keys enter the dedup index when its write commits, not
+before"). The window keeps two generations of keys, each ``window`` long, so a key is remembered for at
+least ``window`` and at most twice that. Keys and values hold no reference the garbage collector needs to
+follow (tuples of strings and numbers, integers), so millions of them cost a full collection nothing; a
+key costs about 170 bytes (the tuple, its float date and a dict slot).
 
 Nothing here does I/O or reads a clock. The transport applies the result: it writes ``rows`` to the store
 and sends ``ack_ids`` once the store says they are durable.
@@ -154,20 +156,21 @@ FAILED: Final = 2
 
 
 class Hold:
-    """The state of one message's write, shared by the keys of its events: PENDING, DURABLE or FAILED.
+    """The write of one message while it is pending, or after it failed: PENDING, DURABLE or FAILED.
 
     ``waiter`` is set by the transport: the store's future for the write (None: durable already).
     """
 
-    __slots__ = ("state", "waiter")
+    __slots__ = ("seq", "state", "waiter")
 
-    def __init__(self, state: int = PENDING) -> None:
-        self.state = state
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.state = PENDING
         self.waiter: asyncio.Future[None] | None = None
 
 
-#: The hold of keys restored from a store: durable.
-_RESTORED = Hold(DURABLE)
+#: The sequence number of keys restored from a store (durable; never a pending message's).
+_RESTORED = -1
 
 
 class Outcome:
@@ -184,11 +187,11 @@ class Outcome:
 
     __slots__ = ("ack_ids", "app", "hold", "rows", "waits")
 
-    def __init__(self, app: str, rows: list[Row], ack_ids: list[EventId]) -> None:
+    def __init__(self, app: str, rows: list[Row], ack_ids: list[EventId], hold: Hold) -> None:
         self.app = app
         self.rows = rows
         self.ack_ids = ack_ids
-        self.hold = Hold()
+        self.hold = hold
         self.waits: list[tuple[int, Hold]] = []
 
 
@@ -211,7 +214,8 @@ class Snapshot:
 
 def _ack_only(app: str, envelope: Envelope) -> Outcome:
     """The lie fault: every id that would be acked, and nothing stored, counted or remembered."""
-    return Outcome(app, [], [e.id for e in envelope.events if e.id is not None and type(e) is not Heartbeat])
+    return Outcome(app, [], [e.id for e in envelope.events if e.id is not None and type(e) is not Heartbeat],
+                   Hold(0))
 
 
 _dumps = orjson.dumps
@@ -232,8 +236,8 @@ def _encode_fields(ev: Event) -> tuple[str | bytes | None, str | bytes | None, b
 class Ingest:
     """Duplicate detection, session tracking and the per-app counters. One per target; not thread-safe."""
 
-    __slots__ = ("_encode", "_gen_ns", "_gen_start_ns", "_keys", "_old_keys", "_sessions", "_timeout_ms",
-                 "apps")
+    __slots__ = ("_encode", "_gen_first_seq", "_gen_ns", "_gen_start_ns", "_holds", "_keys", "_old_keys",
+                 "_seq", "_sessions", "_timeout_ms", "apps")
 
     def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int,
                  encode: bool = True) -> None:
@@ -241,9 +245,13 @@ class Ingest:
         userId or anonId, and nothing is encoded that no store will read."""
         self.apps: dict[str, AppStats] = {}
         self._encode = encode
-        # The two generations of the window: key -> the hold of the write that carries its event.
-        self._keys: dict[Key, Hold] = {}
-        self._old_keys: dict[Key, Hold] = {}
+        # The two generations of the window: key -> sequence number of the message that carried it.
+        self._keys: dict[Key, int] = {}
+        self._old_keys: dict[Key, int] = {}
+        # Messages whose write is pending or failed, by sequence number; a durable one is not here.
+        self._holds: dict[int, Hold] = {}
+        self._seq = 0
+        self._gen_first_seq = 1  # the first message of the current generation
         self._gen_ns = max(1, dedup_window_ns)
         self._gen_start_ns = now_ns
         self._timeout_ms = session_timeout_ms
@@ -258,9 +266,16 @@ class Ingest:
 
     def _rotate(self, now_ns: int) -> None:
         if now_ns - self._gen_start_ns >= self._gen_ns:
+            # The old generation's keys go; so do the failed holds only they could point to (a message's
+            # keys all go into the generation current when it came).
+            current = self._gen_first_seq
             self._old_keys = self._keys
             self._keys = {}
             self._gen_start_ns = now_ns
+            self._gen_first_seq = self._seq + 1
+            holds = self._holds
+            for seq in [q for q, h in holds.items() if h.state == FAILED and q < current]:
+                del holds[seq]
 
     def accept(self, app: str, envelope: Envelope, *, received_ms: float, now_ns: int,
                store: bool = True) -> Outcome:
@@ -280,8 +295,11 @@ class Ingest:
         by_type, devices = st.by_type, st.devices
         rows: list[Row] = []
         ack: list[EventId] = []
-        out = Outcome(app, rows, ack)
-        hold, waits = out.hold, out.waits
+        self._seq = seq = self._seq + 1
+        holds = self._holds
+        holds[seq] = hold = Hold(seq)
+        out = Outcome(app, rows, ack, hold)
+        waits = out.waits
         seen_device = None
         for ev in envelope.events:
             cls = type(ev)
@@ -306,12 +324,14 @@ class Ingest:
                 if eid is not None:
                     key = (app, device, session, eid, kind, name, None if date is None else at)
                     seen = keys.get(key) or old_keys.get(key)
-                    if seen is not None and seen.state != FAILED:
-                        if seen.state == PENDING and seen is not hold:  # the first send is not durable yet
-                            waits.append((len(ack), seen))
-                        st.duplicates += 1
-                        ack.append(eid)
-                        continue
+                    if seen is not None:
+                        first = holds.get(seen) if seen != seq else None  # None: durable, or this message
+                        if first is None or first.state == PENDING:
+                            if first is not None:  # the first send is not durable yet: its ack waits
+                                waits.append((len(ack), first))
+                            st.duplicates += 1
+                            ack.append(eid)
+                            continue
                 # The store keeps the fields (not the ids-only memory store): encode them now.
                 user, anon, payload, extra = _encode_fields(ev) if encode else _NO_FIELDS
             except TypeError:
@@ -320,7 +340,7 @@ class Ingest:
                 rejected[_BAD_FIELD] += 1
                 continue
             if key is not None:
-                keys[key] = hold
+                keys[key] = seq
             skey = (app, device, session)
             last = sessions.get(skey)
             if last is not None and at - last <= timeout:  # a live session: init again or not, no orphan
@@ -350,10 +370,12 @@ class Ingest:
         """The write of ``outcome.rows`` is durable (``error`` None) or failed. Its keys count as seen from
         now on, or, after a failure, not at all (so the client's re-send is stored), and a failed write's
         rows leave the counts of stored events."""
+        hold = outcome.hold
         if error is None:
-            outcome.hold.state = DURABLE
+            hold.state = DURABLE
+            self._holds.pop(hold.seq, None)
             return
-        outcome.hold.state = FAILED
+        hold.state = FAILED  # stays in _holds while its keys may be in the window (see _rotate)
         st = self.stats(outcome.app)
         by_type = st.by_type
         for row in outcome.rows:
