@@ -8,6 +8,17 @@ session for everything but ``heartbeat``). A broken event raises ``InvalidEvent`
 
 Fields the document requires on ``init`` and ``error`` but real modules leave out are not errors:
 ``Event.missing_required()`` names them so the target can count them.
+
+Types are strict only where the value is used (contract.md, "Messages": "an optional extra of another JSON
+type is stored as it came"). Field by field:
+
+- ``type`` picks the class, ``id`` is echoed in the ack with its JSON type (string or integer; the Swift
+  module decodes acks strictly), ``sessionId`` keys sessions, ``deviceId``/``machineId`` names the device
+  and ``date`` places the event in time: these keep their types, and a wrong one refuses the event.
+- ``name``, ``userId``, ``anonId``, ``payload`` and every extra (``platform``, ``osVersion``, ``totalRam``,
+  ``version``, ``language``, ``locale``, ``arch``, ``client``, ``moduleVersion``) are only recorded: any JSON
+  value is kept as it came (the Python module sends ``"arch": 64``, v3 a float ``totalRam``). ``null`` reads
+  as absent; a ``name`` of ``event`` and ``error`` must be present and not ``""``.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ from bench.protocol.errors import InvalidEvent, Reason
 EventId = str | int
 DeviceId = NewType("DeviceId", str)
 DeviceKey = Literal["deviceId", "machineId"]
+#: A field recorded as it came: any JSON value (see the module docstring).
+JsonValue = Any
 
 
 class EventType(StrEnum):
@@ -40,15 +53,15 @@ class EventType(StrEnum):
 class Extra:
     """The extra data of ``init`` and ``error`` (tracking-api.md, "Extra events data")."""
 
-    platform: str | None = None
-    os_version: str | None = None
-    total_ram: int | float | None = None
-    version: str | None = None
-    language: str | None = None
-    locale: str | None = None
-    arch: str | None = None
-    client: str | None = None
-    module_version: str | None = None
+    platform: JsonValue = None
+    os_version: JsonValue = None
+    total_ram: JsonValue = None
+    version: JsonValue = None
+    language: JsonValue = None
+    locale: JsonValue = None
+    arch: JsonValue = None
+    client: JsonValue = None
+    module_version: JsonValue = None
 
     def missing(self) -> tuple[str, ...]:
         """Wire names of the fields the document requires that are absent.
@@ -92,11 +105,11 @@ class Event:
     device_id: str
     session_id: int | None = None
     id: EventId | None = None
-    name: str | None = None
+    name: JsonValue = None
     date: int | float | str | None = None
-    user_id: str | None = None
-    anon_id: str | None = None
-    payload: dict[str, Any] | None = None
+    user_id: JsonValue = None
+    anon_id: JsonValue = None
+    payload: JsonValue = None
     extra: Extra | None = None
     device_key: DeviceKey = "deviceId"
     unknown: dict[str, Any] | None = None
@@ -192,13 +205,6 @@ EVENT_CLASSES: dict[str, type[Event]] = {
 }
 
 
-def _opt_str(obj: dict[str, Any], key: str, event_id: EventId | None) -> str | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise InvalidEvent(Reason.BAD_FIELD, f"{key} must be a string", event_id)
-
-
 def _parse_id(value: Any) -> EventId | None:
     if value is None or isinstance(value, str):
         return value
@@ -247,23 +253,14 @@ def _parse_date(value: Any, event_id: EventId | None) -> int | float | str | Non
     raise InvalidEvent(Reason.BAD_DATE, "date must be ISO 8601 or epoch milliseconds", event_id)
 
 
-def _parse_extra(obj: dict[str, Any], event_id: EventId | None) -> Extra | None:
+def _parse_extra(obj: dict[str, Any]) -> Extra | None:
     if _EXTRA_KEYS.isdisjoint(obj):
         return None
-    ram = obj.get("totalRam")
-    if ram is not None and (isinstance(ram, bool) or not isinstance(ram, int | float)):
-        raise InvalidEvent(Reason.BAD_FIELD, "totalRam must be a number", event_id)
-    extra = Extra(
-        platform=_opt_str(obj, "platform", event_id),
-        os_version=_opt_str(obj, "osVersion", event_id),
-        total_ram=ram,
-        version=_opt_str(obj, "version", event_id),
-        language=_opt_str(obj, "language", event_id),
-        locale=_opt_str(obj, "locale", event_id),
-        arch=_opt_str(obj, "arch", event_id),
-        client=_opt_str(obj, "client", event_id),
-        module_version=_opt_str(obj, "moduleVersion", event_id),
-    )
+    # Recorded as they came, of any JSON type (contract.md, "Messages"): the Python module sends
+    # "arch": 64, v3 a float totalRam; a string would only be asked for by the document's table.
+    get = obj.get
+    extra = Extra(get("platform"), get("osVersion"), get("totalRam"), get("version"), get("language"),
+                  get("locale"), get("arch"), get("client"), get("moduleVersion"))
     # Extra keys that are all null carry nothing: the same event as one without them (keeps parse idempotent).
     return None if extra == _NO_EXTRA else extra
 
@@ -304,14 +301,9 @@ def parse_event(obj: Any) -> Event:
         device_key, device = "machineId", get("machineId")
     if not isinstance(device, str) or not device:
         raise InvalidEvent(Reason.MISSING_DEVICE, "deviceId or machineId is required", event_id)
-    name = get("name")
-    if name is not None and not isinstance(name, str):
-        raise InvalidEvent(Reason.BAD_FIELD, "name must be a string", event_id)
-    if cls.REQUIRES_NAME and not name:
+    name = get("name")  # any JSON value: recorded, never interpreted (the module docstring)
+    if cls.REQUIRES_NAME and (name is None or name == ""):
         raise InvalidEvent(Reason.MISSING_NAME, f"name is required for {cls.TYPE.value}", event_id)
-    payload = get("payload")
-    if payload is not None and not isinstance(payload, dict):
-        raise InvalidEvent(Reason.BAD_FIELD, "payload must be an object", event_id)
     unknown = None if _KNOWN_KEYS.issuperset(obj) else (
         {k: v for k, v in obj.items() if k not in _KNOWN_KEYS} or None)
     if device_key == "deviceId" and "machineId" in obj:
@@ -322,22 +314,16 @@ def parse_event(obj: Any) -> Event:
     date = get("date")
     if date is not None and (type(date) is not int or date < 0):
         date = _parse_date(date, event_id)
-    user_id = get("userId")
-    if user_id is not None and type(user_id) is not str:
-        user_id = _opt_str(obj, "userId", event_id)
-    anon_id = get("anonId")
-    if anon_id is not None and type(anon_id) is not str:
-        anon_id = _opt_str(obj, "anonId", event_id)
-    extra = None if _EXTRA_KEYS.isdisjoint(obj) else _parse_extra(obj, event_id)
+    extra = None if _EXTRA_KEYS.isdisjoint(obj) else _parse_extra(obj)
     event: Event = _new_event(cls)
     _set_device(event, device)
     _set_session(event, session)
     _set_id(event, event_id)
     _set_name(event, name)
     _set_date(event, date)
-    _set_user(event, user_id)
-    _set_anon(event, anon_id)
-    _set_payload(event, payload)
+    _set_user(event, get("userId"))
+    _set_anon(event, get("anonId"))
+    _set_payload(event, get("payload"))
     _set_extra(event, extra)
     _set_key(event, device_key)
     _set_unknown(event, unknown)

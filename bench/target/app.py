@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 import sys
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_websocket import WebSocketError
 
 from bench.protocol.errors import MalformedMessage, MessageTooLarge
@@ -30,7 +32,7 @@ from bench.protocol.events import EventId
 from bench.protocol.message import Envelope, encode_ack, parse_envelope
 from bench.target.config import TargetConfig
 from bench.target.faults import NO_FAULT, Decision, Faults
-from bench.target.ingest import AppStats, Ingest, stats_json
+from bench.target.ingest import FAILED, AppStats, Ingest, Outcome, stats_json
 from bench.target.limits import Limits, TokenBuckets, retry_after_header
 from bench.target.store import Store
 
@@ -62,13 +64,16 @@ class TargetState:
         self.limits = config.limits
         self.store = store
         self.ingest = Ingest(dedup_window_ns=round(config.dedup_window_s * _NS),
-                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns)
+                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns,
+                             encode=store.keeps_fields)
         self.faults = Faults(config.faults, start_ns)
         rate = config.limits.http_rate
         self.buckets = TokenBuckets(rate, config.limits.http_burst) if rate > 0 else None
         self.conns: set[_Conn] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.sweeper: asyncio.Task[None] | None = None
+        #: Requests aiohttp refused before any route saw them (a bad request line, header or chunk).
+        self.bad_requests = 0
 
     async def stall(self, st: AppStats | None) -> None:
         """Wait out a ``--stall-ms`` window, if one is open now; count it against ``st`` if given."""
@@ -116,6 +121,50 @@ def _parse(data: bytes, limits: Limits) -> Envelope:
         raise MalformedMessage(f"unreadable value: {exc}") from None
 
 
+def _write(state: TargetState, outcome: Outcome) -> None:
+    """Hand ``outcome.rows`` to the store and settle its keys when the write is done (or now, if it is).
+
+    The settling is a callback of the store's future, not of the connection waiting for the ack: it
+    happens once per write even when the client has gone (contract.md, "Acknowledgements": keys enter the
+    duplicate index when their write commits, not before).
+    """
+    ingest = state.ingest
+    waiter = state.store.write(outcome.rows)
+    outcome.hold.waiter = waiter
+    if waiter is None:
+        ingest.settle(outcome, None)
+    else:
+        waiter.add_done_callback(lambda done: ingest.settle(
+            outcome, asyncio.CancelledError() if done.cancelled() else done.exception()))
+
+
+async def _durable_ids(outcome: Outcome) -> list[EventId]:
+    """The ids to ack once stored: ``outcome``'s own write, then the originals its duplicates wait for.
+
+    Raises:
+        Exception: the message's own write failed (nothing of it is durable; no ack may go out).
+    """
+    waiter = outcome.hold.waiter
+    if waiter is not None:
+        await waiter
+    if not outcome.waits:
+        return outcome.ack_ids
+    failed: set[int] = set()
+    for index, hold in outcome.waits:
+        other = hold.waiter
+        if other is None:
+            lost = hold.state == FAILED
+        else:  # the future itself: its settle callback may not have run yet
+            if not other.done():
+                await asyncio.wait([other])
+            lost = other.cancelled() or other.exception() is not None
+        if lost:
+            failed.add(index)  # its original was not stored: neither is it; the client keeps it queued
+    if not failed:
+        return outcome.ack_ids
+    return [eid for index, eid in enumerate(outcome.ack_ids) if index not in failed]
+
+
 def _count_decision(st: AppStats, decision: Decision, ids: list[EventId]) -> None:
     faults = st.faults
     if decision.delay_ns > 0:
@@ -129,12 +178,10 @@ def _count_decision(st: AppStats, decision: Decision, ids: list[EventId]) -> Non
 
 
 class _Ack:
-    __slots__ = ("deadline_ns", "drop", "ids", "waiter")
+    __slots__ = ("deadline_ns", "drop", "outcome")
 
-    def __init__(self, waiter: asyncio.Future[None] | None, ids: list[EventId], deadline_ns: int,
-                 drop: bool) -> None:
-        self.waiter = waiter
-        self.ids = ids
+    def __init__(self, outcome: Outcome, deadline_ns: int, drop: bool) -> None:
+        self.outcome = outcome
         self.deadline_ns = deadline_ns
         self.drop = drop
 
@@ -214,13 +261,13 @@ class _Conn:
         decision = state.faults.decide()
         outcome = state.ingest.accept(self.app_id, envelope, received_ms=_now_ms(), now_ns=now_ns,
                                       store=not decision.lie)
-        waiter = state.store.write(outcome.rows)
-        if decision is NO_FAULT and waiter is None and not self.pending:
+        _write(state, outcome)
+        if decision is NO_FAULT and outcome.hold.waiter is None and not outcome.waits and not self.pending:
             await self._send_ack(outcome.ack_ids, False)  # the memory store's fast path: nothing to wait for
             return True
         _count_decision(st, decision, outcome.ack_ids)
         deadline = now_ns + decision.delay_ns if decision.delay_ns else 0
-        self.pending.append(_Ack(waiter, outcome.ack_ids, deadline, decision.drop_ack))
+        self.pending.append(_Ack(outcome, deadline, decision.drop_ack))
         if self.sender is None:
             self.sender = asyncio.ensure_future(self._drain())
         if decision.close:
@@ -238,10 +285,7 @@ class _Conn:
         try:
             while pending:
                 item = pending[0]
-                if item.waiter is not None and not item.waiter.done():
-                    await item.waiter
-                elif item.waiter is not None:
-                    item.waiter.result()  # raises if the commit failed
+                ids = await _durable_ids(item.outcome)  # raises if the commit failed
                 if item.deadline_ns:
                     wait_ns = item.deadline_ns - time.monotonic_ns()
                     if wait_ns > 0:
@@ -249,7 +293,7 @@ class _Conn:
                 if state.faults.stalls:
                     await state.stall(None)  # acks wait too; the message was counted when it came in
                 pending.popleft()
-                await self._send_ack(item.ids, item.drop)
+                await self._send_ack(ids, item.drop)
                 if len(pending) < MAX_PENDING:
                     self.room.set()
         except ConnectionError:
@@ -341,6 +385,9 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         st.oversized_messages += 1
         return _error(413, f"body is over the limit of {limits.max_bytes} bytes")
+    except (web.RequestPayloadError, ConnectionError) as exc:  # undecodable, or cut off mid-body
+        st.malformed_messages += 1
+        return _unreadable_body(request, exc)
     if state.faults.stalls:
         await state.stall(st)
     try:
@@ -354,20 +401,40 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     decision = state.faults.decide()
     outcome = state.ingest.accept(app_id, envelope, received_ms=_now_ms(), now_ns=time.monotonic_ns(),
                                   store=not decision.lie)
-    waiter = state.store.write(outcome.rows)
+    _write(state, outcome)
     if decision is not NO_FAULT:
         _count_decision(st, decision, outcome.ack_ids)
-    return await _http_reply(request, state, st, waiter, outcome.ack_ids, decision)
+    return await _http_reply(request, state, st, outcome, decision)
 
 
-async def _http_reply(request: web.Request, state: TargetState, st: AppStats,
-                      waiter: asyncio.Future[None] | None, ids: list[EventId],
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line: aiohttp's parser errors span several (the bad bytes and a caret)."""
+    text = str(getattr(exc, "message", None) or exc).strip()
+    return " ".join(text.splitlines()[0].split()).rstrip(":") if text else type(exc).__name__
+
+
+def _unreadable_body(request: web.Request, exc: Exception) -> web.Response:
+    """A body aiohttp cannot read (a Content-Encoding it cannot decode, a broken chunk): 400, one line.
+
+    The connection is closed after the reply: what is left of the body cannot be read either. The body
+    stream is marked finished, or aiohttp would try to drain it after the reply and log that failure
+    with a traceback ("Unhandled exception").
+    """
+    detail = _one_line(exc.__cause__ or exc)
+    print(f"nucleus-bench target: unreadable body from {request.remote}: {detail}", file=sys.stderr,
+          flush=True)
+    request.content.feed_eof()
+    response = _error(400, f"unreadable body: {detail}")
+    response.force_close()
+    return response
+
+
+async def _http_reply(request: web.Request, state: TargetState, st: AppStats, outcome: Outcome,
                       decision: Decision) -> web.StreamResponse:
-    if waiter is not None:
-        try:
-            await waiter
-        except Exception as exc:  # the store failed: nothing is durable, say so
-            return _error(503, f"store error: {exc}")
+    try:
+        ids = await _durable_ids(outcome)
+    except Exception as exc:  # the store failed: nothing is durable, say so
+        return _error(503, f"store error: {exc}")
     if decision.delay_ns:
         await asyncio.sleep(decision.delay_ns / _NS)
     if state.faults.stalls:
@@ -412,7 +479,9 @@ async def all_stats(request: web.Request) -> web.Response:
     refused = _stats_refused(request)
     if refused is not None:
         return refused
-    return _json(200, stats_json(request.app[STATE].ingest.apps.values()))
+    state = request.app[STATE]
+    # bad_requests: an addition to api.md's shape, for requests no route saw (no appId to count them on).
+    return _json(200, {**stats_json(state.ingest.apps.values()), "bad_requests": state.bad_requests})
 
 
 async def app_stats(request: web.Request) -> web.Response:
@@ -448,6 +517,43 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
 
 
 # ------------------------------------------------------------------------------------------ life cycle
+
+
+class RequestErrorLog(logging.Handler):
+    """aiohttp's server log (``aiohttp.server``): a malformed request is one counted line, not a traceback.
+
+    aiohttp answers a request its parser refuses (a bad request line, header or chunk) with 400 itself, and
+    logs it with a traceback. Here that is a client's fault: one line, counted in ``GET /stats`` as
+    ``bad_requests``. Anything else logged there is an error of the target and keeps its traceback.
+    """
+
+    def __init__(self, state: TargetState) -> None:
+        super().__init__(logging.ERROR)
+        self.state = state
+        self.setFormatter(logging.Formatter("nucleus-bench target: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError | ConnectionError):
+            self.state.bad_requests += 1
+            line = f"nucleus-bench target: {record.getMessage()}: {_one_line(exc)}"
+        else:
+            line = self.format(record)
+        print(line, file=sys.stderr, flush=True)
+
+
+def install_request_log(state: TargetState) -> Callable[[], None]:
+    """Route aiohttp's server log through ``RequestErrorLog``; returns the function that undoes it."""
+    logger = logging.getLogger("aiohttp.server")
+    handler = RequestErrorLog(state)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+
+    def undo() -> None:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+    return undo
 
 
 async def _sweep_idle(state: TargetState) -> None:

@@ -7,8 +7,12 @@ The transport parses a message with ``bench.protocol.parse_envelope`` and hands 
 (for the duplicate window). ``accept`` decides, event by event:
 
 - heartbeat: counted, its device noted; never stored, never acknowledged (an ack means "stored").
-- duplicate (same appId, device, sessionId and id seen within the window): acknowledged again, stored
-  once (contract.md, "Acknowledgements").
+- duplicate (the same event seen within the window): acknowledged again, stored once (contract.md,
+  "Acknowledgements").
+- not storable (a payload, extra, name, userId or anonId nested deeper than the store's JSON encoder goes,
+  254 levels for orjson though its parser reads 1,024): refused as ``bad_field``, like any invalid event,
+  before anything about it is counted or acknowledged. Only what the store keeps is encoded: the ids-only
+  memory store (``encode=False``) keeps no payload, so it refuses only a name it cannot key.
 - otherwise stored: counted by type; an ``init`` starts a session, any other event whose session never had
   an ``init`` (or fell silent for the session timeout, 30 min by default) is an orphan (contract.md,
   "Sessions"); events missing fields the document requires are counted in ``missing_fields``.
@@ -16,9 +20,23 @@ The transport parses a message with ``bench.protocol.parse_envelope`` and hands 
 Silence is measured on the events' own times (``date``, or the receive time when absent), so a device that
 flushes an hour-old backlog keeps its sessions as they were on the device.
 
-The duplicate window keeps two generations of keys, each ``window`` long, so a key is remembered for at
-least ``window`` and at most twice that. Keys are 64-bit hashes of (appId, device, sessionId, id): memory
-stays near 70 bytes an event and a false match needs a hash collision (about n^2 / 2^65 for n keys).
+The duplicate key is the event itself (contract.md, "Acknowledgements"): (appId, device, sessionId, id,
+type, name, date), the date as epoch ms (None when the event had none). Real modules draw ids at random
+(1..10,000 in the Python module), so two different events of a session may share an id; a re-send is
+identical in all of these. The key is kept as that tuple, never as ``hash()`` of it: a dict compares keys
+by equality, so two events whose hashes collide stay two events.
+
+Each key maps to the sequence number of the message that carried it, and a ``Hold`` per message tracks
+its write while it is pending (or after it failed); the transport reports each write with ``settle``,
+O(1) per message. A re-send whose original is durable is a plain duplicate. One that arrives while the
+original's write is pending is a duplicate too (never stored twice) whose ack waits for that hold
+(``Outcome.waits``): its id is acked once the original is durable, and left out if the original's write
+failed (the client keeps it queued). A key whose write failed is no duplicate of anything, so the
+client's re-send is stored (contract.md: "keys enter the dedup index when its write commits, not
+before"). The window keeps two generations of keys, each ``window`` long, so a key is remembered for at
+least ``window`` and at most twice that. Keys and values hold no reference the garbage collector needs to
+follow (tuples of strings and numbers, integers), so millions of them cost a full collection nothing; a
+key costs about 170 bytes (the tuple, its float date and a dict slot).
 
 Nothing here does I/O or reads a clock. The transport applies the result: it writes ``rows`` to the store
 and sends ``ack_ids`` once the store says they are durable.
@@ -28,22 +46,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
 
 from bench.protocol.errors import Reason
-from bench.protocol.events import EVENT_CLASSES, Event, EventId, Extra, Heartbeat, Init, date_ms
+from bench.protocol.events import EVENT_CLASSES, Event, EventId, Heartbeat, Init, date_ms
 from bench.protocol.message import Envelope
+
+if TYPE_CHECKING:
+    import asyncio
 
 DEFAULT_SESSION_TIMEOUT_S = 30 * 60.0
 DEFAULT_DEDUP_WINDOW_S = 600.0
 
 #: A stored row, in the store's column order: (app, type, orphan, missing, event_ms, received_ms, device,
-#: session, id, name, userId, anonId, payload, extra). ``payload`` is the event's JSON object and ``extra``
-#: the ``Extra`` of init and error events; the store serializes them. Keys the contract does not name are
-#: not kept.
-Row = tuple[str, str, int, int, float, float, str, int | None, EventId | None, str | None, str | None,
-            str | None, dict[str, Any] | None, Extra | None]
+#: session, id, name, userId, anonId, payload, extra, dated). ``payload`` is the event's payload as JSON and
+#: ``extra`` the ``Extra`` of init and error events as JSON, encoded here so that what cannot be encoded is
+#: refused before it is acknowledged. ``name``, ``userId`` and ``anonId`` are a string, or the JSON of any
+#: other value (bytes: a BLOB in their column). With ``encode=False`` userId, anonId, payload and extra are
+#: None. ``dated`` is 1 when the event had its own date (the duplicate key's date is then ``event_ms``), 0
+#: when ``event_ms`` is the receive time. Keys the contract does not name are not kept.
+Row = tuple[str, str, int, int, float, float, str, int | None, EventId | None, str | bytes | None,
+            str | bytes | None, str | bytes | None, bytes | None, bytes | None, int]
 ROW_ID: Final = 8
+
+#: The duplicate key: (app, device, session, id, type, name, date ms or None), see the module docstring.
+Key = tuple[str, str, int | None, EventId, str, str | bytes | None, float | None]
 
 #: Names of the fault counters in ``stats["faults"]`` (an addition to api.md's stats shape).
 FAULT_COUNTERS = ("delayed_messages", "dropped_ack_messages", "dropped_ack_ids", "lied_messages",
@@ -121,12 +150,49 @@ def stats_json(stats: Iterable[AppStats]) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What to do with one message: store ``rows``, then acknowledge ``ack_ids`` (in the events' order)."""
+PENDING: Final = 0
+DURABLE: Final = 1
+FAILED: Final = 2
 
-    rows: list[Row]
-    ack_ids: list[EventId]
+
+class Hold:
+    """The write of one message while it is pending, or after it failed: PENDING, DURABLE or FAILED.
+
+    ``waiter`` is set by the transport: the store's future for the write (None: durable already).
+    """
+
+    __slots__ = ("seq", "state", "waiter")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.state = PENDING
+        self.waiter: asyncio.Future[None] | None = None
+
+
+#: The sequence number of keys restored from a store (durable; never a pending message's).
+_RESTORED = -1
+
+
+class Outcome:
+    """What to do with one message: store ``rows``, then acknowledge ``ack_ids`` (in the events' order).
+
+    Attributes:
+        app: the appId of the message.
+        rows: to store.
+        ack_ids: to acknowledge once ``rows`` are durable.
+        hold: the state of this message's write (the transport sets ``hold.waiter``).
+        waits: (index in ``ack_ids``, the original's ``Hold``) of duplicates whose original's write was
+            pending when they came: such an id may be sent only once that hold is durable.
+    """
+
+    __slots__ = ("ack_ids", "app", "hold", "rows", "waits")
+
+    def __init__(self, app: str, rows: list[Row], ack_ids: list[EventId], hold: Hold) -> None:
+        self.app = app
+        self.rows = rows
+        self.ack_ids = ack_ids
+        self.hold = hold
+        self.waits: list[tuple[int, Hold]] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,29 +203,55 @@ class Snapshot:
         counts: (app, type, stored, orphans, missing_fields) per app and type.
         sessions: (app, device, session, last event ms) of every session that had an ``init``.
         devices: (app, device) of every device with a stored event.
-        recent: (app, device, session, id) of events received within the duplicate window.
+        recent: the duplicate keys (``Key``) of events received within the duplicate window.
     """
 
     counts: tuple[tuple[str, str, int, int, int], ...] = ()
     sessions: tuple[tuple[str, str, int, float], ...] = ()
     devices: tuple[tuple[str, str], ...] = ()
-    recent: tuple[tuple[str, str, int | None, EventId], ...] = ()
+    recent: tuple[Key, ...] = ()
 
 
-def _ack_only(envelope: Envelope) -> Outcome:
+def _ack_only(app: str, envelope: Envelope) -> Outcome:
     """The lie fault: every id that would be acked, and nothing stored, counted or remembered."""
-    return Outcome([], [e.id for e in envelope.events if e.id is not None and type(e) is not Heartbeat])
+    return Outcome(app, [], [e.id for e in envelope.events if e.id is not None and type(e) is not Heartbeat],
+                   Hold(0))
+
+
+_dumps = orjson.dumps
+
+
+_BAD_FIELD = Reason.BAD_FIELD.value
+_NO_FIELDS: tuple[None, None, None, None] = (None, None, None, None)
+
+
+def _encode_fields(ev: Event) -> tuple[str | bytes | None, str | bytes | None, bytes | None, bytes | None]:
+    """userId, anonId, payload and extra as the store keeps them. Raises TypeError if orjson cannot."""
+    user, anon, payload, extra = ev.user_id, ev.anon_id, ev.payload, ev.extra
+    return (user if user is None or type(user) is str else _dumps(user),
+            anon if anon is None or type(anon) is str else _dumps(anon),
+            None if payload is None else _dumps(payload), None if extra is None else _dumps(extra))
 
 
 class Ingest:
     """Duplicate detection, session tracking and the per-app counters. One per target; not thread-safe."""
 
-    __slots__ = ("_gen_ns", "_gen_start_ns", "_keys", "_old_keys", "_sessions", "_timeout_ms", "apps")
+    __slots__ = ("_encode", "_gen_first_seq", "_gen_ns", "_gen_start_ns", "_holds", "_keys", "_old_keys",
+                 "_seq", "_sessions", "_timeout_ms", "apps")
 
-    def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int) -> None:
+    def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int,
+                 encode: bool = True) -> None:
+        """``encode=False``: the store keeps ids only (``MemoryStore``), rows carry no payload, extra,
+        userId or anonId, and nothing is encoded that no store will read."""
         self.apps: dict[str, AppStats] = {}
-        self._keys: set[int] = set()
-        self._old_keys: set[int] = set()
+        self._encode = encode
+        # The two generations of the window: key -> sequence number of the message that carried it.
+        self._keys: dict[Key, int] = {}
+        self._old_keys: dict[Key, int] = {}
+        # Messages whose write is pending or failed, by sequence number; a durable one is not here.
+        self._holds: dict[int, Hold] = {}
+        self._seq = 0
+        self._gen_first_seq = 1  # the first message of the current generation
         self._gen_ns = max(1, dedup_window_ns)
         self._gen_start_ns = now_ns
         self._timeout_ms = session_timeout_ms
@@ -174,23 +266,40 @@ class Ingest:
 
     def _rotate(self, now_ns: int) -> None:
         if now_ns - self._gen_start_ns >= self._gen_ns:
+            # The old generation's keys go; so do the failed holds only they could point to (a message's
+            # keys all go into the generation current when it came).
+            current = self._gen_first_seq
             self._old_keys = self._keys
-            self._keys = set()
+            self._keys = {}
             self._gen_start_ns = now_ns
+            self._gen_first_seq = self._seq + 1
+            holds = self._holds
+            for seq in [q for q, h in holds.items() if h.state == FAILED and q < current]:
+                del holds[seq]
 
     def accept(self, app: str, envelope: Envelope, *, received_ms: float, now_ns: int,
                store: bool = True) -> Outcome:
-        """Account for one message of ``app``. ``store=False`` (the lie fault) acks without storing."""
+        """Account for one message of ``app``. ``store=False`` (the lie fault) acks without storing.
+
+        The caller writes ``rows`` and then calls ``settle`` exactly once with the write's result.
+        """
         st = self.stats(app)
+        rejected = st.rejected
         for rejection in envelope.rejected:
-            st.rejected[rejection.reason.value] += 1
+            rejected[rejection.reason.value] += 1
         if not store:
-            return _ack_only(envelope)
+            return _ack_only(app, envelope)
         self._rotate(now_ns)
-        keys, old_keys, sessions, timeout = self._keys, self._old_keys, self._sessions, self._timeout_ms
+        keys, old_keys, encode = self._keys, self._old_keys, self._encode
+        sessions, timeout = self._sessions, self._timeout_ms
         by_type, devices = st.by_type, st.devices
         rows: list[Row] = []
         ack: list[EventId] = []
+        self._seq = seq = self._seq + 1
+        holds = self._holds
+        holds[seq] = hold = Hold(seq)
+        out = Outcome(app, rows, ack, hold)
+        waits = out.waits
         seen_device = None
         for ev in envelope.events:
             cls = type(ev)
@@ -201,20 +310,37 @@ class Ingest:
             if cls is Heartbeat:
                 st.heartbeats += 1
                 continue
-            eid = ev.id
-            session = ev.session_id
-            if eid is not None:
-                key = hash((app, device, session, eid))
-                if key in keys or key in old_keys:
-                    st.duplicates += 1
-                    ack.append(eid)
-                    continue
-                keys.add(key)
-            date = ev.date
+            eid, session, date = ev.id, ev.session_id, ev.date
             if date is None:
                 at = received_ms
             else:
                 at = float(date) if type(date) is int else date_ms(ev, received_ms)
+            kind = _KINDS[cls]
+            try:
+                name: str | bytes | None = ev.name
+                if name is not None and type(name) is not str:
+                    name = _dumps(name)
+                key: Key | None = None
+                if eid is not None:
+                    key = (app, device, session, eid, kind, name, None if date is None else at)
+                    seen = keys.get(key) or old_keys.get(key)
+                    if seen is not None:
+                        first = holds.get(seen) if seen != seq else None  # None: durable, or this message
+                        if first is None or first.state == PENDING:
+                            if first is not None:  # the first send is not durable yet: its ack waits
+                                waits.append((len(ack), first))
+                            st.duplicates += 1
+                            ack.append(eid)
+                            continue
+                # The store keeps the fields (not the ids-only memory store): encode them now.
+                user, anon, payload, extra = _encode_fields(ev) if encode else _NO_FIELDS
+            except TypeError:
+                # orjson's encoder refuses what its parser read (nesting past 254 levels): an event that
+                # cannot be stored is refused before anything about it is counted, remembered or acked.
+                rejected[_BAD_FIELD] += 1
+                continue
+            if key is not None:
+                keys[key] = seq
             skey = (app, device, session)
             last = sessions.get(skey)
             if last is not None and at - last <= timeout:  # a live session: init again or not, no orphan
@@ -232,17 +358,34 @@ class Ingest:
             missing = 1 if cls.HAS_EXTRA and ev.missing_required() else 0
             if missing:
                 st.missing_fields += 1
-            kind = _KINDS[cls]
             by_type[kind] = by_type.get(kind, 0) + 1
-            rows.append((app, kind, orphan, missing, at, received_ms, device, session, eid, ev.name,
-                         ev.user_id, ev.anon_id, ev.payload, ev.extra))
+            rows.append((app, kind, orphan, missing, at, received_ms, device, session, eid, name, user, anon,
+                         payload, extra, 0 if date is None else 1))
             if eid is not None:
                 ack.append(eid)
         st.stored += len(rows)
-        return Outcome(rows, ack)
+        return out
+
+    def settle(self, outcome: Outcome, error: BaseException | None) -> None:
+        """The write of ``outcome.rows`` is durable (``error`` None) or failed. Its keys count as seen from
+        now on, or, after a failure, not at all (so the client's re-send is stored), and a failed write's
+        rows leave the counts of stored events."""
+        hold = outcome.hold
+        if error is None:
+            hold.state = DURABLE
+            self._holds.pop(hold.seq, None)
+            return
+        hold.state = FAILED  # stays in _holds while its keys may be in the window (see _rotate)
+        st = self.stats(outcome.app)
+        by_type = st.by_type
+        for row in outcome.rows:
+            by_type[row[1]] -= 1
+            st.orphans -= row[2]
+            st.missing_fields -= row[3]
+        st.stored -= len(outcome.rows)
 
     def restore(self, snapshot: Snapshot) -> None:
-        """Start from what a store already holds: counts, live sessions, devices and recent ids."""
+        """Start from what a store already holds: counts, live sessions, devices and recent keys."""
         for app, kind, stored, orphans, missing in snapshot.counts:
             st = self.stats(app)
             st.stored += stored
@@ -254,5 +397,4 @@ class Ingest:
             self.stats(app).sessions += 1
         for app, device in snapshot.devices:
             self.stats(app).devices.add(device)
-        for key in snapshot.recent:
-            self._keys.add(hash(key))  # the same tuple accept() hashes: (app, device, session, id)
+        self._keys.update(dict.fromkeys(snapshot.recent, _RESTORED))  # the very tuples accept() builds

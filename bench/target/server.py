@@ -13,7 +13,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bench.protocol.errors import UsageError
-from bench.target.app import SHUTDOWN_TIMEOUT_S, TargetState, build_app
+from bench.target.app import SHUTDOWN_TIMEOUT_S, TargetState, build_app, install_request_log
 from bench.target.config import TargetConfig
 from bench.target.store import MemoryStore, SqliteStore, Store
 
@@ -67,6 +67,7 @@ async def serve(config: TargetConfig, announce: Callable[[str], None]) -> None:
     state.ingest.restore(store.snapshot(recent_since_ms=since_ms))
     runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    uninstall_log = install_request_log(state)
     await runner.setup()
     try:
         site = web.TCPSite(runner, config.host, config.port, backlog=4096)
@@ -83,3 +84,4 @@ async def serve(config: TargetConfig, announce: Callable[[str], None]) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+        uninstall_log()

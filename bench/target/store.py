@@ -9,9 +9,11 @@ writes a message's rows with ``Store.write`` and sends the ack only when the fut
 rows on a queue and goes on serving; the writer takes *everything* queued, inserts it in one transaction,
 commits once (WAL, ``synchronous=FULL`` by default: the commit is on disk), then resolves the futures of all
 those messages with one callback on the loop. That is group commit: under load one fsync covers the
-events of many concurrent messages, so latency and durability hold together. Futures resolve in the order
-messages were queued, so a message's ack never overtakes an earlier message's storage (a duplicate's ack
-waits for its original, see ``write``).
+events of many concurrent messages, so latency and durability hold together. Each message waits for its
+own rows' commit and nothing else: a message with no rows gets no future, so another connection's failed
+batch never fails it (a duplicate's ack waits for its original through ``ingest.Outcome.waits``).
+Rows come encoded (``ingest.Row``): the writer does no JSON work, and nothing that cannot be encoded
+reaches it.
 
 Rows are inserted with multi-row ``INSERT ... VALUES`` statements of power-of-two sizes (all prepared
 once): the sqlite3 module releases the GIL around each statement, and a statement per row would hand the
@@ -31,15 +33,13 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol, cast
 
-import orjson
-
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.target.ingest import ROW_ID, Row, Snapshot
 
 SyncMode = Literal["full", "normal", "off"]
 _COLUMNS = ("app", "type", "orphan", "missing", "event_ms", "received_ms", "device", "session", "id", "name",
-            "user_id", "anon_id", "payload", "extra")
+            "user_id", "anon_id", "payload", "extra", "dated")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     app TEXT NOT NULL,          -- appId of the URL
@@ -51,15 +51,18 @@ CREATE TABLE IF NOT EXISTS events (
     device TEXT NOT NULL,
     session INTEGER,
     id,                         -- no affinity: the JSON type of the id (integer or text) is kept
-    name TEXT,
-    user_id TEXT,
+    name TEXT,                  -- name, user_id, anon_id: a string, or a BLOB holding the JSON of any other
+    user_id TEXT,               -- value the client sent there (contract.md, "Messages": kept as it came)
     anon_id TEXT,
-    payload BLOB,               -- the event's payload object, JSON
-    extra BLOB                  -- init and error: platform, osVersion, totalRam, version, language... as JSON
+    payload BLOB,               -- the event's payload, JSON
+    extra BLOB,                 -- init and error: platform, osVersion, totalRam, version, language... as JSON
+    dated INTEGER NOT NULL      -- 1: event_ms is the event's own date; 0: it had none (the receive time)
 )
 """
+#: Files written before ``dated`` existed get it (rows of then read as dated: their keys may miss a re-send).
+_ADD_DATED = "ALTER TABLE events ADD COLUMN dated INTEGER NOT NULL DEFAULT 1"
 _NCOL = len(_COLUMNS)
-#: Largest statement: 512 rows x 14 columns stays under SQLite's 32766 bound parameters.
+#: Largest statement: 512 rows x 15 columns stays under SQLite's 32766 bound parameters.
 _MAX_ROWS_LOG2 = 9
 _INSERTS = {1 << k: "INSERT INTO events VALUES " + ",".join(["(" + ",".join("?" * _NCOL) + ")"] * (1 << k))
             for k in range(_MAX_ROWS_LOG2 + 1)}
@@ -67,6 +70,9 @@ _INSERTS = {1 << k: "INSERT INTO events VALUES " + ",".join(["(" + ",".join("?" 
 
 class Store(Protocol):
     """What the transport needs of a store."""
+
+    #: False: the store keeps ids only, so the rows need no encoded payload, extra, userId or anonId.
+    keeps_fields: bool
 
     def write(self, rows: list[Row]) -> asyncio.Future[None] | None:
         """Store ``rows``. None: already durable. A future: durable once it is done (it may fail)."""
@@ -83,6 +89,8 @@ class Store(Protocol):
 
 class MemoryStore:
     """Ids only, per app, in memory: for throughput runs where durability is not the question."""
+
+    keeps_fields = False
 
     def __init__(self) -> None:
         self._ids: defaultdict[str, list[EventId]] = defaultdict(list)
@@ -139,6 +147,8 @@ def _connect(path: str, sync: SyncMode) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={sync.upper()}")
         conn.execute(_SCHEMA)
+        if "dated" not in {r[1] for r in conn.execute("PRAGMA table_info(events)")}:
+            conn.execute(_ADD_DATED)
     except sqlite3.Error as exc:
         raise UsageError(f"--store {path}: cannot open the SQLite file: {exc}") from None
     return conn
@@ -168,6 +178,8 @@ def _narrow(value: Any) -> Any:
 class SqliteStore:
     """SQLite in WAL mode, written by one group-commit thread. ``start`` binds it to the running loop."""
 
+    keeps_fields = True
+
     def __init__(self, path: str, *, sync: SyncMode = "full") -> None:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
@@ -177,7 +189,6 @@ class SqliteStore:
         self._queue: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last: asyncio.Future[None] | None = None
         self.commits = 0
 
     def snapshot(self, *, recent_since_ms: float) -> Snapshot:
@@ -187,10 +198,13 @@ class SqliteStore:
         sessions = conn.execute("SELECT app, device, session, max(event_ms) FROM events "
                                 "GROUP BY app, device, session HAVING max(type = 'init') = 1").fetchall()
         devices = conn.execute("SELECT DISTINCT app, device FROM events").fetchall()
-        recent = conn.execute("SELECT app, device, session, id FROM events WHERE id IS NOT NULL "
-                              "AND received_ms >= ?", (recent_since_ms,)).fetchall()
+        # The duplicate keys, as ingest.accept builds them: (app, device, session, id, type, name, date).
+        recent = conn.execute("SELECT app, device, session, id, type, name, "
+                              "CASE WHEN dated THEN event_ms END FROM events "
+                              "WHERE id IS NOT NULL AND received_ms >= ?", (recent_since_ms,)).fetchall()
         return Snapshot(tuple(counts), tuple((a, d, _narrow(s), t) for a, d, s, t in sessions),
-                        tuple(devices), tuple((a, d, _narrow(s), _narrow(i)) for a, d, s, i in recent))
+                        tuple(devices),
+                        tuple((a, d, _narrow(s), _narrow(i), k, n, t) for a, d, s, i, k, n, t in recent))
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -199,14 +213,13 @@ class SqliteStore:
 
     def write(self, rows: list[Row]) -> asyncio.Future[None] | None:
         if not rows:
-            # Nothing new (all duplicates, say), but the ack must still wait for whatever is queued before
-            # it: a duplicate's original may be in a commit that is not done yet.
-            last = self._last
-            return last if last is not None and not last.done() else None
+            # Nothing to store (a heartbeat, an empty batch, all duplicates): nothing to wait for. Never
+            # another message's future: its failure is not this message's (the duplicates of a pending
+            # original wait for it through ingest.Outcome.waits).
+            return None
         assert self._loop is not None, "SqliteStore.start() was not called"
         future: asyncio.Future[None] = self._loop.create_future()
         self._queue.put(_Batch(rows, future))
-        self._last = future
         return future
 
     def _run(self) -> None:
@@ -261,15 +274,9 @@ class SqliteStore:
 
     def _insert(self, rows: Sequence[Row]) -> None:
         flat: list[Any] = []
-        extend, append, dumps = flat.extend, flat.append, orjson.dumps
+        extend = flat.extend
         for row in rows:
-            payload, extra = row[12], row[13]
-            if payload is None and extra is None:
-                extend(row)
-            else:
-                extend(row[:12])
-                append(None if payload is None else dumps(payload))
-                append(None if extra is None else dumps(extra))
+            extend(row)
         conn = self._conn
         conn.execute("BEGIN")
         try:

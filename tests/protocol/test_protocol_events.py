@@ -108,11 +108,17 @@ def test_extra_fields_not_required_on_other_types() -> None:
     assert ev(type="event", name="click").missing_required() == ()
 
 
-@pytest.mark.parametrize("key,value", [("platform", 5), ("locale", ["en"]), ("totalRam", "16"),
-                                       ("totalRam", True), ("osVersion", {})])
-def test_extra_field_of_the_wrong_type_is_refused(key: str, value: Any) -> None:
-    """Extra fields must be strings, totalRam a number (a bool is not one)."""
-    refused(Reason.BAD_FIELD, **{key: value})
+@pytest.mark.parametrize(("key", "attr", "value"), [
+    ("arch", "arch", 64), ("platform", "platform", 5), ("version", "version", 1.5),
+    ("osVersion", "os_version", True), ("locale", "locale", ["en"]), ("moduleVersion", "module_version", 3),
+    ("client", "client", {"name": "py"}), ("language", "language", False), ("totalRam", "total_ram", "16"),
+    ("totalRam", "total_ram", True)])
+def test_extra_field_of_another_json_type_is_kept_as_it_came(key: str, attr: str, value: Any) -> None:
+    """contract.md: an optional extra of another JSON type is stored as it came (the Python module's arch)."""
+    extra = ev(**{key: value}).extra
+    assert extra is not None
+    got = getattr(extra, attr)
+    assert got == value and type(got) is type(value)
 
 
 # -- ids ------------------------------------------------------------------------------------------------
@@ -216,11 +222,11 @@ def test_name_required_for_event_and_error(kind: str, name: Any) -> None:
     refused(Reason.MISSING_NAME, type=kind, name=name)
 
 
-def test_name_optional_elsewhere_but_a_string() -> None:
-    """Other types may omit the name; when present it must be a string."""
+def test_name_optional_elsewhere_and_of_any_json_type() -> None:
+    """Other types may omit the name; a name that is not a string is recorded as it came."""
     for kind in ("init", "userid", "props", "heartbeat"):
         assert ev(type=kind).name is None
-    refused(Reason.BAD_FIELD, type="event", name=5)
+    assert [ev(type="event", name=n).name for n in (5, 0, False, [1])] == [5, 0, False, [1]]
 
 
 @pytest.mark.parametrize("kind", ["click", "", "EVENT", "nucleus:page", 5, None, ["init"]], ids=repr)
@@ -248,13 +254,12 @@ def test_unknown_keys_kept_and_written_back() -> None:
 
 
 def test_payload_user_and_anon() -> None:
-    """payload is any object; userId and anonId are strings."""
+    """payload, userId and anonId are recorded as they came: an object and strings, or any JSON value."""
     e = ev(type="event", name="x", payload={"stack": "s" * 5000, "n": [1, None]}, userId="u@x", anonId="a")
     assert e.payload == {"stack": "s" * 5000, "n": [1, None]} and e.user_id == "u@x" and e.anon_id == "a"
-    refused(Reason.BAD_FIELD, payload=[1])
-    refused(Reason.BAD_FIELD, payload="x")
-    refused(Reason.BAD_FIELD, userId=5)
-    refused(Reason.BAD_FIELD, anonId=["a"])
+    odd = ev(payload=[1], userId=5, anonId=["a"])
+    assert (odd.payload, odd.user_id, odd.anon_id) == ([1], 5, ["a"])
+    assert ev(payload="x").payload == "x"
 
 
 def test_explicit_nulls_read_as_absent() -> None:

@@ -59,10 +59,11 @@ dates = st.one_of(
     st.datetimes(timezones=offsets).map(lambda d: d.isoformat()),
 )
 numbers = st.none() | st.integers(0, 2**40) | st.floats(min_value=0, max_value=1e12)
+# Extras are recorded as they came, of any JSON type (contract.md, "Messages": the Python module's arch).
 extras = st.builds(
-    Extra, platform=st.none() | text, os_version=st.none() | text, total_ram=numbers,
-    version=st.none() | text, language=st.none() | text, locale=st.none() | text, arch=st.none() | text,
-    client=st.none() | text, module_version=st.none() | text,
+    Extra, platform=st.none() | text, os_version=st.none() | text, total_ram=numbers | json_values,
+    version=st.none() | text, language=st.none() | text, locale=st.none() | text, arch=json_values,
+    client=json_values, module_version=st.none() | text | ints64,
 ).filter(lambda e: e != Extra())  # Extra() and None are the same wire event; the parser gives None
 
 
@@ -79,11 +80,11 @@ def events(draw: st.DrawFn, cls: type[Event] | None = None) -> Event:
         device_id=draw(nonempty),
         session_id=draw(st.none() | sessions if cls is Heartbeat else sessions),
         id=draw(event_ids),
-        name=draw(nonempty if cls.REQUIRES_NAME else st.none() | text),
+        name=draw(nonempty | ints64 if cls.REQUIRES_NAME else st.none() | text | json_values),
         date=draw(dates),
-        user_id=draw(st.none() | text),
+        user_id=draw(st.none() | text | json_values),
         anon_id=draw(st.none() | text),
-        payload=draw(st.none() | json_objects),
+        payload=draw(st.none() | json_objects | json_values),
         extra=draw(st.none() | extras),
         device_key=device_key,
         unknown=unknown or None,

@@ -38,7 +38,7 @@ def next_id() -> int:
 
 
 def ev(kind: str = "event", *, device: str = "dev-1", session: int | str | None = 1000,
-       eid: int | str | None = None, name: str | None = "click", **fields: Any) -> dict[str, Any]:
+       eid: int | str | None = None, name: Any = "click", **fields: Any) -> dict[str, Any]:
     """One event object; ``eid`` defaults to a fresh integer, ``name`` is only set where it makes sense."""
     obj: dict[str, Any] = {"type": kind, "deviceId": device}
     if kind in ("event", "error") and name is not None:

@@ -207,7 +207,7 @@ def test_one_bad_batch_fails_alone_in_a_group_commit(tmp_path: Path) -> None:
 
     good1, good2 = rows(init(eid=1)), rows(ev(eid=2), ev(eid=3))
     bad = rows(ev(eid=4))
-    bad[0] = (*bad[0][:12], {"not": {1, 2}}, None)  # a payload JSON cannot hold
+    bad[0] = (*bad[0][:12], {"not": "bytes"}, *bad[0][13:])  # a value SQLite cannot bind
 
     async def go() -> list[BaseException | None]:
         store = SqliteStore(str(tmp_path / "events.sqlite3"))
@@ -221,4 +221,4 @@ def test_one_bad_batch_fails_alone_in_a_group_commit(tmp_path: Path) -> None:
 
     outcome = run(go())
     assert outcome[0] is None and outcome[2] is None
-    assert isinstance(outcome[1], TypeError)
+    assert isinstance(outcome[1], sqlite3.Error)

@@ -132,6 +132,7 @@ def _ingest() -> Ingest:
 def _accept(ingest: Ingest, *events: object, now_ns: int = 0, store: bool = True) -> list[object]:
     outcome = ingest.accept("app", parse_envelope(message(*events)), received_ms=1e12, now_ns=now_ns,
                             store=store)
+    ingest.settle(outcome, None)  # what the transport does once the write is durable
     stored = [row[ROW_ID] for row in outcome.rows if row[ROW_ID] is not None]
     assert set(stored) <= set(outcome.ack_ids)  # every stored event with an id is acked
     return list(outcome.ack_ids)
@@ -175,7 +176,7 @@ def test_restore_brings_back_counts_sessions_devices_and_recent_ids() -> None:
     ingest = _ingest()
     ingest.restore(Snapshot(counts=(("app", "init", 1, 0, 1), ("app", "event", 2, 1, 0)),
                             sessions=(("app", "dev-1", 1000, 1e12),), devices=(("app", "dev-1"),),
-                            recent=(("app", "dev-1", 1000, 5),)))
+                            recent=(("app", "dev-1", 1000, 5, "event", "click", None),)))
     st = ingest.stats("app")
     assert (st.stored, st.by_type, st.orphans, st.missing_fields, st.sessions) == (
         3, {"init": 1, "event": 2}, 1, 1, 1)

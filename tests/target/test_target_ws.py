@@ -123,7 +123,7 @@ def test_events_without_id_are_stored_but_not_acked(target: EmbeddedTarget, app_
 
 
 def test_duplicates_are_acked_again_and_stored_once(target: EmbeddedTarget, app_id: str) -> None:
-    """A re-sent event (same appId, device, session, id) is acked again, counted, stored once."""
+    """A re-sent event (same device, session, id, type, name, date) is acked again, counted, stored once."""
     first = [init(), ev(), ev()]
 
     async def go() -> tuple[list[object], list[object]]:
