@@ -64,8 +64,7 @@ class TargetState:
         self.limits = config.limits
         self.store = store
         self.ingest = Ingest(dedup_window_ns=round(config.dedup_window_s * _NS),
-                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns,
-                             encode=store.keeps_fields)
+                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns)
         self.faults = Faults(config.faults, start_ns)
         rate = config.limits.http_rate
         self.buckets = TokenBuckets(rate, config.limits.http_burst) if rate > 0 else None

@@ -11,8 +11,9 @@ The transport parses a message with ``bench.protocol.parse_envelope`` and hands 
   "Acknowledgements").
 - not storable (a payload, extra, name, userId or anonId nested deeper than the store's JSON encoder goes,
   254 levels for orjson though its parser reads 1,024): refused as ``bad_field``, like any invalid event,
-  before anything about it is counted or acknowledged. Only what the store keeps is encoded: the ids-only
-  memory store (``encode=False``) keeps no payload, so it refuses only a name it cannot key.
+  before anything about it is counted or acknowledged. Every store gets the same answer: the ids-only
+  memory store is sent the encoded fields too (and drops them), so what the target acknowledges does not
+  depend on where it keeps it.
 - otherwise stored: counted by type; an ``init`` starts a session, any other event whose session never had
   an ``init`` (or fell silent for the session timeout, 30 min by default) is an orphan (contract.md,
   "Sessions"); events missing fields the document requires are counted in ``missing_fields``.
@@ -64,9 +65,9 @@ DEFAULT_DEDUP_WINDOW_S = 600.0
 #: session, id, name, userId, anonId, payload, extra, dated). ``payload`` is the event's payload as JSON and
 #: ``extra`` the ``Extra`` of init and error events as JSON, encoded here so that what cannot be encoded is
 #: refused before it is acknowledged. ``name``, ``userId`` and ``anonId`` are a string, or the JSON of any
-#: other value (bytes: a BLOB in their column). With ``encode=False`` userId, anonId, payload and extra are
-#: None. ``dated`` is 1 when the event had its own date (the duplicate key's date is then ``event_ms``), 0
-#: when ``event_ms`` is the receive time. Keys the contract does not name are not kept.
+#: other value (bytes: a BLOB in their column). ``dated`` is 1 when the event had its own date (the
+#: duplicate key's date is then ``event_ms``), 0 when ``event_ms`` is the receive time. Keys the contract
+#: does not name are not kept.
 Row = tuple[str, str, int, int, float, float, str, int | None, EventId | None, str | bytes | None,
             str | bytes | None, str | bytes | None, bytes | None, bytes | None, int]
 ROW_ID: Final = 8
@@ -222,7 +223,6 @@ _dumps = orjson.dumps
 
 
 _BAD_FIELD = Reason.BAD_FIELD.value
-_NO_FIELDS: tuple[None, None, None, None] = (None, None, None, None)
 
 
 def _encode_fields(ev: Event) -> tuple[str | bytes | None, str | bytes | None, bytes | None, bytes | None]:
@@ -236,15 +236,11 @@ def _encode_fields(ev: Event) -> tuple[str | bytes | None, str | bytes | None, b
 class Ingest:
     """Duplicate detection, session tracking and the per-app counters. One per target; not thread-safe."""
 
-    __slots__ = ("_encode", "_gen_first_seq", "_gen_ns", "_gen_start_ns", "_holds", "_keys", "_old_keys",
+    __slots__ = ("_gen_first_seq", "_gen_ns", "_gen_start_ns", "_holds", "_keys", "_old_keys",
                  "_seq", "_sessions", "_timeout_ms", "apps")
 
-    def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int,
-                 encode: bool = True) -> None:
-        """``encode=False``: the store keeps ids only (``MemoryStore``), rows carry no payload, extra,
-        userId or anonId, and nothing is encoded that no store will read."""
+    def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int) -> None:
         self.apps: dict[str, AppStats] = {}
-        self._encode = encode
         # The two generations of the window: key -> sequence number of the message that carried it.
         self._keys: dict[Key, int] = {}
         self._old_keys: dict[Key, int] = {}
@@ -290,7 +286,7 @@ class Ingest:
         if not store:
             return _ack_only(app, envelope)
         self._rotate(now_ns)
-        keys, old_keys, encode = self._keys, self._old_keys, self._encode
+        keys, old_keys = self._keys, self._old_keys
         sessions, timeout = self._sessions, self._timeout_ms
         by_type, devices = st.by_type, st.devices
         rows: list[Row] = []
@@ -332,8 +328,8 @@ class Ingest:
                             st.duplicates += 1
                             ack.append(eid)
                             continue
-                # The store keeps the fields (not the ids-only memory store): encode them now.
-                user, anon, payload, extra = _encode_fields(ev) if encode else _NO_FIELDS
+                # Encoded now, whatever the store: what cannot be stored is refused before any ack.
+                user, anon, payload, extra = _encode_fields(ev)
             except TypeError:
                 # orjson's encoder refuses what its parser read (nesting past 254 levels): an event that
                 # cannot be stored is refused before anything about it is counted, remembered or acked.

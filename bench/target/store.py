@@ -71,9 +71,6 @@ _INSERTS = {1 << k: "INSERT INTO events VALUES " + ",".join(["(" + ",".join("?" 
 class Store(Protocol):
     """What the transport needs of a store."""
 
-    #: False: the store keeps ids only, so the rows need no encoded payload, extra, userId or anonId.
-    keeps_fields: bool
-
     def write(self, rows: list[Row]) -> asyncio.Future[None] | None:
         """Store ``rows``. None: already durable. A future: durable once it is done (it may fail)."""
 
@@ -89,8 +86,6 @@ class Store(Protocol):
 
 class MemoryStore:
     """Ids only, per app, in memory: for throughput runs where durability is not the question."""
-
-    keeps_fields = False
 
     def __init__(self) -> None:
         self._ids: defaultdict[str, list[EventId]] = defaultdict(list)
@@ -177,8 +172,6 @@ def _narrow(value: Any) -> Any:
 
 class SqliteStore:
     """SQLite in WAL mode, written by one group-commit thread. ``start`` binds it to the running loop."""
-
-    keeps_fields = True
 
     def __init__(self, path: str, *, sync: SyncMode = "full") -> None:
         directory = os.path.dirname(os.path.abspath(path))
