@@ -28,6 +28,14 @@ library's).
 
 /* A method's docstring, defined in its file and named in module.c's table. */
 #define NB_DOC(name, str) const char name[] = PyDoc_STR(str)
+/* A fast-call function given other than n arguments raises the TypeError Python's own functions raise. */
+#define NB_EXPECT_NARGS(fname, nargs, n)                                                              \
+    do {                                                                                             \
+        if ((nargs) != (n)) {                                                                        \
+            PyErr_Format(PyExc_TypeError, fname " takes %d arguments (%zd given)", (int)(n), (nargs)); \
+            return NULL;                                                                             \
+        }                                                                                            \
+    } while (0)
 
 static inline int bytes_of(PyObject *o, const char *what, const char **p, Py_ssize_t *n) {
     if (!PyBytes_Check(o)) {

@@ -204,10 +204,7 @@ static int track_core(PyObject *rnd, Py_ssize_t n, double limit, PyObject *wire,
 }
 
 PyObject *nb_track_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 10) {
-        PyErr_Format(PyExc_TypeError, "track_run takes 10 arguments (%zd given)", nargs);
-        return NULL;
-    }
+    NB_EXPECT_NARGS("track_run", nargs, 10);
     PyObject *rnd = args[0], *wire = args[3], *bounds = args[4], *out = args[9];
     Py_ssize_t n = PyLong_AsSsize_t(args[1]);
     if (n == -1 && PyErr_Occurred()) return NULL;

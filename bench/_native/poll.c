@@ -22,10 +22,7 @@ NB_DOC(nb_send_frame_doc,
 "bench.transports.polled.PolledSocket.write.");
 
 PyObject *nb_send_frame(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "send_frame takes 2 arguments (%zd given)", nargs);
-        return NULL;
-    }
+    NB_EXPECT_NARGS("send_frame", nargs, 2);
     int fd = _PyLong_AsInt(args[0]);
     if (fd == -1 && PyErr_Occurred()) return NULL;
     if (fd < 0) {
@@ -93,10 +90,7 @@ NB_DOC(nb_recv_stamped_doc,
 "socket.recvmsg does; its twin is the recvmsg branch of bench.transports.polled.PolledSocket.on_readable.");
 
 PyObject *nb_recv_stamped(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "recv_stamped takes 2 arguments (%zd given)", nargs);
-        return NULL;
-    }
+    NB_EXPECT_NARGS("recv_stamped", nargs, 2);
     long fd_l = PyLong_AsLong(args[0]);
     if (fd_l == -1 && PyErr_Occurred()) return NULL;
     if (fd_l < 0 || fd_l > INT_MAX) {
@@ -212,10 +206,7 @@ NB_DOC(nb_poll_replies_doc,
 "_WsConn.data_received.");
 
 PyObject *nb_poll_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6) {
-        PyErr_Format(PyExc_TypeError, "poll_replies takes 6 arguments (%zd given)", nargs);
-        return NULL;
-    }
+    NB_EXPECT_NARGS("poll_replies", nargs, 6);
     int epfd = _PyLong_AsInt(args[0]);
     PyObject *fast = args[1], *clock = args[2];
     Py_ssize_t max_events = PyLong_AsSsize_t(args[3]), read_bytes = PyLong_AsSsize_t(args[4]),

@@ -170,10 +170,7 @@ NB_DOC(nb_read_frames_doc,
 "longer than max_len (the protocol's to read), False when buf ends there or with a partial frame.");
 
 PyObject *nb_read_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "read_frames takes 2 arguments (%zd given)", nargs);
-        return NULL;
-    }
+    NB_EXPECT_NARGS("read_frames", nargs, 2);
     long long max_len = PyLong_AsLongLong(args[1]);
     if (max_len == -1 && PyErr_Occurred()) return NULL;
     Py_buffer view;
