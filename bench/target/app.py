@@ -30,6 +30,7 @@ from aiohttp.http_websocket import WebSocketError
 from bench.protocol.errors import MalformedMessage, MessageTooLarge
 from bench.protocol.events import EventId
 from bench.protocol.message import Envelope, encode_ack, parse_envelope
+from bench.target.clock import Clock, MonotonicClock
 from bench.target.config import TargetConfig
 from bench.target.faults import NO_FAULT, Decision, Faults
 from bench.target.ingest import FAILED, AppStats, Ingest, Outcome, stats_json
@@ -59,7 +60,10 @@ def _now_ms() -> float:
 class TargetState:
     """Everything the handlers share: config, ingest, store, faults, rate limit, open connections."""
 
-    def __init__(self, config: TargetConfig, store: Store, start_ns: int) -> None:
+    def __init__(self, config: TargetConfig, store: Store, start_ns: int,
+                 clock: Clock | None = None) -> None:
+        """``start_ns``: the target's start on ``clock`` (``MonotonicClock`` unless a test gives its own)."""
+        self.clock: Clock = clock if clock is not None else MonotonicClock()
         self.config = config
         self.limits = config.limits
         self.store = store
@@ -76,11 +80,12 @@ class TargetState:
 
     async def stall(self, st: AppStats | None) -> None:
         """Wait out a ``--stall-ms`` window, if one is open now; count it against ``st`` if given."""
-        wait_ns = self.faults.stall_remaining_ns(time.monotonic_ns())
+        now_ns = self.clock.now_ns()
+        wait_ns = self.faults.stall_remaining_ns(now_ns)
         if wait_ns > 0:
             if st is not None:
                 st.faults["stalled_messages"] += 1
-            await asyncio.sleep(wait_ns / _NS)
+            await self.clock.sleep_until(now_ns + wait_ns)
 
     def spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -201,7 +206,7 @@ class _Conn:
         self.room = asyncio.Event()
         self.closing = False
         self.close_code = int(WSCloseCode.OK)
-        self.last_rx_ns = time.monotonic_ns()
+        self.last_rx_ns = state.clock.now_ns()
 
     async def serve(self) -> None:
         st = self.st
@@ -243,10 +248,10 @@ class _Conn:
         if self.closing:
             return False
         state, st = self.state, self.st
-        self.last_rx_ns = now_ns = time.monotonic_ns()
+        self.last_rx_ns = now_ns = state.clock.now_ns()
         if state.faults.stalls:
             await state.stall(st)
-            now_ns = time.monotonic_ns()
+            now_ns = state.clock.now_ns()
         try:
             envelope = _parse(data, state.limits)
         except MessageTooLarge:
@@ -286,9 +291,7 @@ class _Conn:
                 item = pending[0]
                 ids = await _durable_ids(item.outcome)  # raises if the commit failed
                 if item.deadline_ns:
-                    wait_ns = item.deadline_ns - time.monotonic_ns()
-                    if wait_ns > 0:
-                        await asyncio.sleep(wait_ns / _NS)
+                    await state.clock.sleep_until(item.deadline_ns)
                 if state.faults.stalls:
                     await state.stall(None)  # acks wait too; the message was counted when it came in
                 pending.popleft()
@@ -370,7 +373,7 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     st = state.ingest.stats(app_id)
     if state.buckets is not None:
-        wait_s = state.buckets.take(request.remote or "", time.monotonic_ns())
+        wait_s = state.buckets.take(request.remote or "", state.clock.now_ns())
         if wait_s > 0:
             st.rate_limited += 1
             return _error(429, "rate limited", {"Retry-After": retry_after_header(wait_s)})
@@ -398,12 +401,13 @@ async def track_http(request: web.Request) -> web.StreamResponse:
         st.malformed_messages += 1
         return _error(400, str(exc))
     decision = state.faults.decide()
-    outcome = state.ingest.accept(app_id, envelope, received_ms=_now_ms(), now_ns=time.monotonic_ns(),
+    arrived_ns = state.clock.now_ns()
+    outcome = state.ingest.accept(app_id, envelope, received_ms=_now_ms(), now_ns=arrived_ns,
                                   store=not decision.lie)
     _write(state, outcome)
     if decision is not NO_FAULT:
         _count_decision(st, decision, outcome.ack_ids)
-    return await _http_reply(request, state, st, outcome, decision)
+    return await _http_reply(request, state, st, outcome, decision, arrived_ns)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -429,13 +433,13 @@ def _unreadable_body(request: web.Request, exc: Exception) -> web.Response:
 
 
 async def _http_reply(request: web.Request, state: TargetState, st: AppStats, outcome: Outcome,
-                      decision: Decision) -> web.StreamResponse:
+                      decision: Decision, arrived_ns: int) -> web.StreamResponse:
     try:
         ids = await _durable_ids(outcome)
     except Exception as exc:  # the store failed: nothing is durable, say so
         return _error(503, f"store error: {exc}")
-    if decision.delay_ns:
-        await asyncio.sleep(decision.delay_ns / _NS)
+    if decision.delay_ns:  # no sooner than the delay after the request arrived, as on a WebSocket
+        await state.clock.sleep_until(arrived_ns + decision.delay_ns)
     if state.faults.stalls:
         await state.stall(None)
     if decision.drop_ack:
@@ -561,7 +565,7 @@ async def _sweep_idle(state: TargetState) -> None:
     timeout_ns = round(timeout_s * _NS)
     while True:
         await asyncio.sleep(min(1.0, timeout_s / 4))
-        now_ns = time.monotonic_ns()
+        now_ns = state.clock.now_ns()
         for conn in list(state.conns):
             if not conn.closing and now_ns - conn.last_rx_ns > timeout_ns:
                 conn.st.idle_closed += 1

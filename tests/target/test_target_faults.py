@@ -1,11 +1,21 @@
-"""Each fault flag does exactly what it says, over real sockets (bench/target/faults.py)."""
+"""Each fault flag does exactly what it says, over real sockets (bench/target/faults.py).
+
+The two faults that wait (ack delay, stall) run the target's app in this process on a clock the test moves by
+hand (``bench.target.clock``): an ack is seen held until its deadline and released at it, with no wall clock
+and no duration asserted.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
-import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+import aiohttp
+import orjson
 import pytest
+from aiohttp import web
 from target_helpers import (
     TargetFactory,
     ev,
@@ -20,8 +30,13 @@ from target_helpers import (
     stored_ids,
     ws_connect,
 )
+from timeouts import TIMEOUT_S
 
+from bench.target.app import TargetState, build_app
+from bench.target.config import TargetConfig
 from bench.target.embedded import EmbeddedTarget
+from bench.target.faults import Delay, FaultConfig
+from bench.target.store import MemoryStore
 
 
 async def _send_all_then_close(t: EmbeddedTarget, app_id: str,
@@ -111,44 +126,113 @@ def test_close_after_each_message_follows_its_ack(target_factory: TargetFactory,
     assert stats(t, app_id)["faults"]["closed_connections"] == 2
 
 
-def test_ack_delay_holds_each_ack(target_factory: TargetFactory, app_id: str) -> None:
-    """``--ack-delay-ms 300``: no ack leaves sooner than 300 ms after its message arrived."""
-    t = target_factory(ack_delay_ms=300)
-    delay_s = 0.3
+class ManualClock:
+    """A clock the test moves by hand: ``sleep_until`` parks a waiter until ``advance_to`` reaches it."""
 
-    async def go() -> list[float]:
-        waits = []
-        async with ws_connect(t, app_id) as ws:
-            for _ in range(2):
-                start = time.monotonic()
-                await send_and_ack(ws, ev())
-                waits.append(time.monotonic() - start)
-        return waits
+    def __init__(self, now_ns: int) -> None:
+        self._now = now_ns
+        self.sleepers: list[tuple[int, asyncio.Future[None]]] = []
+        self._parked = asyncio.Event()
 
-    assert min(run(go())) >= delay_s
-    start = time.monotonic()
-    assert post(t, app_id, message(ev())).status == 200
-    assert time.monotonic() - start >= delay_s
-    assert stats(t, app_id)["faults"]["delayed_messages"] == 3
+    def now_ns(self) -> int:
+        return self._now
+
+    async def sleep_until(self, deadline_ns: int) -> None:
+        if deadline_ns <= self._now:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.sleepers.append((deadline_ns, waiter))
+        self._parked.set()
+        await waiter
+
+    async def parked(self) -> int:
+        """The deadline of the first waiter parked on this clock (waits, bounded, for one to park)."""
+        await asyncio.wait_for(self._parked.wait(), TIMEOUT_S)
+        self._parked.clear()
+        return self.sleepers[-1][0]
+
+    def advance_to(self, now_ns: int) -> None:
+        self._now = now_ns
+        due = [s for s in self.sleepers if s[0] <= now_ns]
+        self.sleepers = [s for s in self.sleepers if s[0] > now_ns]
+        for _, waiter in due:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
-def test_stall_stops_all_processing_in_its_windows(target_factory: TargetFactory, app_id: str) -> None:
-    """``--stall-ms 300 --stall-every-ms 400``: a message sent in a window waits for its end, counted."""
-    t = target_factory(stall_ms=300, stall_every_ms=400)
+@asynccontextmanager
+async def _target_on(clock: ManualClock, faults: FaultConfig) -> AsyncIterator[tuple[str, TargetState]]:
+    """The target's app, in this process, on a free loopback port, reading and waiting on ``clock``."""
+    state = TargetState(TargetConfig(faults=faults), MemoryStore(), clock.now_ns(), clock)
+    runner = web.AppRunner(build_app(state), access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}", state
+    finally:
+        await runner.cleanup()
 
-    async def go() -> float:
-        longest = 0.0
-        deadline = time.monotonic() + 1.5  # spans at least three stall windows
-        async with ws_connect(t, app_id) as ws:
-            while time.monotonic() < deadline:
-                start = time.monotonic()
-                await send_and_ack(ws, ev())
-                longest = max(longest, time.monotonic() - start)
-        return longest
 
-    # Messages go out back to back, so the first one in a window waits for most of it.
-    assert run(go()) >= 0.15
-    assert stats(t, app_id)["faults"]["stalled_messages"] >= 1
+_START_NS = 10**12
+_MS = 1_000_000
+
+
+def test_ack_delay_holds_each_ack_until_its_deadline(app_id: str) -> None:
+    """``--ack-delay-ms 300``: a WebSocket ack and an HTTP response wait on the target's clock until 300 ms
+    after their message arrived, and leave once it gets there."""
+    clock = ManualClock(_START_NS)
+    events = [init(), ev()]
+
+    async def go() -> tuple[list[object], list[object], dict[str, int]]:
+        async with _target_on(clock, FaultConfig(ack_delay=Delay("fixed", 300.0))) as (url, state), \
+                aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{url}/app/{app_id}/track") as ws:
+                await ws.send_bytes(message(*events))
+                deadline = await clock.parked()
+                assert deadline == _START_NS + 300 * _MS
+                clock.advance_to(deadline - 1)
+                assert len(clock.sleepers) == 1  # still held: no ack has left
+                clock.advance_to(deadline)
+                reply = await ws.receive(timeout=TIMEOUT_S)
+            clock.advance_to(_START_NS + 1_000 * _MS)
+            posted = asyncio.ensure_future(session.post(f"{url}/app/{app_id}/track", data=message(ev())))
+            deadline = await clock.parked()
+            assert deadline == _START_NS + 1_300 * _MS and not posted.done()
+            clock.advance_to(deadline)
+            async with await asyncio.wait_for(posted, TIMEOUT_S) as response:
+                body = await response.json()
+            faults = state.ingest.stats(app_id).faults
+            return orjson.loads(reply.data)["reportedIds"], body["reportedIds"], faults
+
+    ws_ids, http_ids, faults = run(go())
+    assert ws_ids == ids_of(events) and len(http_ids) == 1
+    assert faults["delayed_messages"] == 2
+
+
+def test_stall_holds_a_message_until_its_window_ends(app_id: str) -> None:
+    """``--stall-ms 300 --stall-every-ms 400``: a message that arrives 50 ms into a stall window (400-700 ms
+    after start) waits on the target's clock for the window's end, counted, then is stored and acked."""
+    clock = ManualClock(_START_NS)
+    events = [init(), ev()]
+
+    async def go() -> tuple[list[object], dict[str, int]]:
+        async with _target_on(clock, FaultConfig(stall_ms=300.0, stall_every_ms=400.0)) as (url, state), \
+                aiohttp.ClientSession() as session:
+            clock.advance_to(_START_NS + 450 * _MS)
+            async with session.ws_connect(f"{url}/app/{app_id}/track") as ws:
+                await ws.send_bytes(message(*events))
+                deadline = await clock.parked()
+                assert deadline == _START_NS + 700 * _MS
+                assert state.ingest.stats(app_id).stored == 0  # nothing is read in a stall
+                clock.advance_to(deadline)
+                reply = await ws.receive(timeout=TIMEOUT_S)
+            return orjson.loads(reply.data)["reportedIds"], state.ingest.stats(app_id).faults
+
+    ids, faults = run(go())
+    assert ids == ids_of(events)
+    assert faults["stalled_messages"] == 1
 
 
 def test_faults_are_off_by_default(target: EmbeddedTarget, app_id: str) -> None:
