@@ -93,6 +93,28 @@ def preflight(base_url: str) -> None:
         raise UsageError(f"target {base_url} is unreachable: {exc.strerror or exc}") from None
 
 
+def check_out_dir(out_dir: str) -> None:
+    """Fail before the load, in one line, when no results could be written under ``out_dir`` (exit 2)."""
+    path = Path(out_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".nucleus-bench-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out_dir}: results cannot be written there: {exc.strerror or exc}") from None
+
+
+def stored_before(request: RunRequest, app_id: str) -> int | None:
+    """The ``--verify-url`` count before the load, read first so that a bad URL (refused, 404, not the shape
+    it must answer) is one line and exit 2 before any load, not a reconciliation lost after it."""
+    if request.verify_url is None:
+        return None
+    before = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure)
+    if isinstance(before, str):
+        raise UsageError(before)
+    return before
+
+
 @contextlib.contextmanager
 def target(request: RunRequest) -> Iterator[tuple[str, bool]]:
     """Yield (base URL, embedded?): the given target, or the embedded reference target (started, stopped)."""
@@ -119,7 +141,7 @@ def target(request: RunRequest) -> Iterator[tuple[str, bool]]:
 
 
 def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_id: str,
-              embedded: bool, before: int | str | None) -> Reconciliation:
+              embedded: bool, before: int | None) -> Reconciliation:
     """Reference reconciliation when the target is one; else --verify-url counts; else not done."""
     if request.verify_url is not None and before is not None:
         after = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure)
@@ -149,9 +171,7 @@ class _Session:
     def run_one(self, transport: str, app_id: str, options: TransportOptions) -> None:
         request, sc = self.request, self.scenario
         preflight(self.base_url)
-        before = None
-        if request.verify_url is not None:
-            before = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure)
+        before = stored_before(request, app_id)
         config = RunConfig(scenario=sc, transport=transport,  # type: ignore[arg-type]
                            target_url=self.base_url, app_id=app_id, options=options,
                            processes=request.processes)
@@ -211,6 +231,7 @@ def execute(request: RunRequest) -> int:
     app_ids = request.app_ids or ((scenario.app_id,) * len(request.transports) if scenario.app_id else None)
     if app_ids is not None and len(set(app_ids)) != len(request.transports):
         raise UsageError("the scenario's app_id serves one transport; for both give --app-id WS_ID,HTTP_ID")
+    check_out_dir(request.out_dir)
     raise_nofile_limit()
     note_twins()
     with target(request) as (base_url, embedded):

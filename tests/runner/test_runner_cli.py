@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from runner_helpers import one_line_error, run_cli, write_scenario
 
+from bench.cli import main
 from bench.fleet import Plan
 from bench.metrics import COLUMNS, LATENCY_COLUMNS, SECOND_HISTOGRAMS, TrackerResult
 from bench.results.reconcile import fetch_json
@@ -195,6 +196,28 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     code, summary, _ = run_cli(tmp_path, *argv)
     assert code == 2 and summary is None
     assert words in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("url", ["{target}/no/such/{{appId}}", "http://127.0.0.1:{port}/app/{{appId}}/stats"])
+def test_a_bad_verify_url_is_refused_before_the_load(tmp_path: Path, target: EmbeddedTarget,
+                                                    capsys: pytest.CaptureFixture[str], url: str) -> None:
+    """A --verify-url that answers 404 or refuses: one line naming it, exit 2, nothing sent."""
+    sent_before = fetch_json(f"{target.url}/stats")
+    code, summary, _ = run_cli(tmp_path, write_scenario(tmp_path), "--target", target.url,
+                               "--verify-url", url.format(target=target.url, port=_closed_port()))
+    assert code == 2 and summary is None
+    assert "--verify-url" in one_line_error(capsys)
+    assert fetch_json(f"{target.url}/stats") == sent_before
+
+
+def test_an_unwritable_out_is_refused_before_the_load(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """--out naming a file, not a folder: one line naming --out, exit 2, before any target or load."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = main(["run", write_scenario(tmp_path), "--out", str(blocker / "results"), "--no-progress"])
+    assert code == 2
+    assert "--out" in one_line_error(capsys)
 
 
 def test_a_bad_scenario_names_file_line_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
