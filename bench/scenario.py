@@ -34,6 +34,9 @@ _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Event ids are device * 2**28 + sequence and must stay below 2**53 (exact in JSON doubles), so at most 2**25
 #: devices (bench.fleet.device.ID_STRIDE).
 MAX_DEVICES = 1 << 25
+#: The most events one device sends in a run: its event ids are a block of this many (bench.fleet.device
+#: numbers device k's events from k * 2**28 + 1, every id below 2**53). A rate past it is refused at once.
+MAX_DEVICE_EVENTS = (1 << 28) - 1
 #: contract.md, "Limits": the reference target's default events-per-message cap.
 MAX_EVENTS_PER_MESSAGE = 10_000
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -133,6 +136,16 @@ class Scenario:
         """Events per second of one device while it is in a session."""
         return self.rate / self.devices if self.rate is not None else self.per_device_rate
 
+    def plannable(self) -> str | None:
+        """Why the plan cannot represent this scenario (one device would send more events than its ids
+        number), or None. Checked before any plan is built: replaying such a plan would never end."""
+        per_device = self.device_rate * self.duration_s
+        if per_device <= MAX_DEVICE_EVENTS:
+            return None
+        return (f"{self.device_rate:.6g} events/s per device for {self.duration_s:g} s is {per_device:.3g} "
+                f"events per device, more than the {MAX_DEVICE_EVENTS:,} a device's event ids number: lower "
+                f"the rate or the duration, or add devices")
+
     def os_version_mix(self, platform: str) -> Mix[str]:
         """The OS version mix of a platform (or the one shared by all platforms)."""
         for key, mix in self.os_versions:
@@ -167,7 +180,11 @@ class Scenario:
             if not 0 <= seed < 1 << 63:
                 raise UsageError(f"seed must be an integer in [0, 2**63), not {seed}")
             changes["seed"] = seed
-        return dataclasses.replace(self, **changes)
+        changed = dataclasses.replace(self, **changes)
+        why = changed.plannable()
+        if why is not None:
+            raise UsageError(f"--rate {rate:g}: {why}" if rate is not None else why)
+        return changed
 
 
 #: The defaults of every field (a slotted class keeps no class-level defaults to read).
@@ -548,7 +565,13 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         written = [k for k in _SHARE_KEYS if k in r.index.lines]
         r.fail(max(written, key=lambda k: r.index.lines[k]),
                f"errors.share + events.userid_share + events.props_share = {total:g}, more than 1")
-    return Scenario(path=path, **fields)
+    scenario = Scenario(path=path, **fields)
+    why = scenario.plannable()
+    if why is not None:
+        written = [k for k in (("events", "rate"), ("events", "per_device_rate"), ("duration",))
+                   if k in r.index.lines]
+        r.fail(written[0] if written else ("events", "rate"), why)
+    return scenario
 
 
 _SHARE_KEYS: tuple[KeyPath, ...] = (("errors", "share"), ("events", "userid_share"),

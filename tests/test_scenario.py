@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.protocol.errors import ScenarioError, UsageError
-from bench.scenario import MAX_DEVICES, Mix, Scenario, load_scenario, parse_duration, parse_scenario
+from bench.scenario import (
+    MAX_DEVICE_EVENTS,
+    MAX_DEVICES,
+    Mix,
+    Scenario,
+    load_scenario,
+    parse_duration,
+    parse_scenario,
+)
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SHIPPED = sorted(SCENARIOS.glob("*.toml"))
@@ -240,3 +248,18 @@ def test_mix_follows_its_weights() -> None:
     mix = Mix(("a", "b", "c"), (1.0, 0.0, 3.0))
     picks = [mix.pick(i / 1000) for i in range(1000)]
     assert picks.count("a") == 250 and picks.count("b") == 0 and picks.count("c") == 750
+
+
+def test_a_rate_the_plan_cannot_number_is_refused_at_its_line() -> None:
+    """A rate whose devices would send more events than their ids number is a scenario error at its line."""
+    with pytest.raises(ScenarioError, match=r"x\.toml:5: events\.rate: .*events per device, more than"):
+        parse_scenario("duration = 45\n[fleet]\ndevices = 300\n[events]\nrate = 1e12\n", "x.toml")
+
+
+def test_a_rate_override_the_plan_cannot_number_is_refused() -> None:
+    """``--rate 1e12`` over 300 devices for 45 s: refused with the flag named, before any plan is built."""
+    base = Scenario(duration_s=45.0, devices=300)
+    with pytest.raises(UsageError, match=r"--rate 1e\+12: .*events per device"):
+        base.with_overrides(rate=1e12)
+    most = MAX_DEVICE_EVENTS * 300 / 45.0  # every device right at the bound: still plannable
+    assert base.with_overrides(rate=most).plannable() is None

@@ -60,13 +60,13 @@ from bench.fleet.send import Send, WireSend, encode_parts, event_part, make_send
 from bench.native import twins
 from bench.protocol.errors import UsageError
 from bench.protocol.events import DeviceKey, Error, Event, Extra, Heartbeat, Init, Props, Track, UserId
-from bench.scenario import Scenario
+from bench.scenario import MAX_DEVICE_EVENTS, Scenario
 
 #: contract.md, "Sessions": the silence after which the next event needs a new init and sessionId.
 SILENCE_NS = 30 * 60 * 1_000_000_000
 #: Event id = device * ID_STRIDE + per-device sequence (from 1): unique within a run, and below 2**53 (exact
 #: in any JSON reader) because a scenario has at most 2**25 devices.
-ID_STRIDE = 1 << 28
+ID_STRIDE = MAX_DEVICE_EVENTS + 1
 #: contract.md, "Messages": sessionId is a positive integer; real clients send up to 8 digits.
 MAX_SESSION_ID = 99_999_999
 NS = 1_000_000_000

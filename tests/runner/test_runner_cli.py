@@ -183,6 +183,7 @@ def _closed_port() -> int:
     (["{scenario}", "--app-id", "not an id!"], "--app-id"),
     (["{scenario}", "--transport", "both", "--app-id", "abc"], "--app-id"),
     (["{scenario}", "--processes", "0"], "--processes"),
+    (["{scenario}", "--rate", "1e12"], "--rate"),
     (["{scenario}", "--source-addrs", "nowhere"], "--source-addrs"),
     (["{scenario}", "--target", "ftp://127.0.0.1:1"], "--target"),
     (["{scenario}", "--target", "http://127.0.0.1:{port}"], "unreachable"),
