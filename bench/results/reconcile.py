@@ -120,11 +120,12 @@ def fetch_json(url: str, *, insecure: bool = False, token: str | None = None,
         return json.loads(resp.read())
 
 
-def reference_stats(base_url: str, app_id: str, *, insecure: bool = False,
-                    token: str | None = None) -> dict[str, Any] | None:
+def reference_stats(base_url: str, app_id: str, *, insecure: bool = False, token: str | None = None,
+                    timeout_s: float = FETCH_TIMEOUT_S) -> dict[str, Any] | None:
     """The reference target's ``/app/{appId}/stats``, or None when the server is not one (or unreachable)."""
     try:
-        doc = fetch_json(f"{base_url.rstrip('/')}/app/{app_id}/stats", insecure=insecure, token=token)
+        doc = fetch_json(f"{base_url.rstrip('/')}/app/{app_id}/stats", insecure=insecure, token=token,
+                         timeout_s=timeout_s)
     except (OSError, ValueError):
         return None
     if isinstance(doc, dict) and isinstance(doc.get("stored"), dict) and "total" in doc["stored"]:
@@ -133,13 +134,16 @@ def reference_stats(base_url: str, app_id: str, *, insecure: bool = False,
 
 
 def reconcile_reference(base_url: str, app_id: str, reported: Iterable[EventId], *,
-                        insecure: bool = False, token: str | None = None) -> Reconciliation:
-    """Exact reconciliation against the reference target (api.md: ``stats`` and ``stored-ids``)."""
-    stats = reference_stats(base_url, app_id, insecure=insecure, token=token)
+                        insecure: bool = False, token: str | None = None,
+                        timeout_s: float = FETCH_TIMEOUT_S) -> Reconciliation:
+    """Exact reconciliation against the reference target (api.md: ``stats`` and ``stored-ids``); each
+    request waits at most ``timeout_s`` for its answer."""
+    stats = reference_stats(base_url, app_id, insecure=insecure, token=token, timeout_s=timeout_s)
     if stats is None:
         return not_done(f"{base_url} did not answer /app/{app_id}/stats like the reference target")
     try:
-        doc = fetch_json(f"{base_url.rstrip('/')}/app/{app_id}/stored-ids", insecure=insecure, token=token)
+        doc = fetch_json(f"{base_url.rstrip('/')}/app/{app_id}/stored-ids", insecure=insecure, token=token,
+                         timeout_s=timeout_s)
     except (OSError, ValueError) as exc:
         return not_done(f"stored-ids could not be read: {exc}")
     ids = doc.get("ids") if isinstance(doc, dict) else None
@@ -157,10 +161,10 @@ def verify_url_for(url: str, app_id: str) -> str:
     return url.replace("{appId}", app_id)
 
 
-def fetch_stored_count(url: str, *, insecure: bool = False) -> int | str:
+def fetch_stored_count(url: str, *, insecure: bool = False, timeout_s: float = FETCH_TIMEOUT_S) -> int | str:
     """The stored count a ``--verify-url`` answers, or a one-line reason it could not be read."""
     try:
-        doc = fetch_json(url, insecure=insecure)
+        doc = fetch_json(url, insecure=insecure, timeout_s=timeout_s)
     except (OSError, ValueError) as exc:
         return f"--verify-url {url} failed: {exc}"
     try:

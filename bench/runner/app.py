@@ -61,6 +61,7 @@ class RunRequest:
     source_addrs: str | None = None
     progress: bool = True
     verify_url: str | None = None
+    reconcile_timeout_s: float = 10.0
     stats_token: str | None = None
     target_args: tuple[str, ...] = ()
     target_store: str | None = None
@@ -109,7 +110,8 @@ def stored_before(request: RunRequest, app_id: str) -> int | None:
     it must answer) is one line and exit 2 before any load, not a reconciliation lost after it."""
     if request.verify_url is None:
         return None
-    before = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure)
+    before = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure,
+                                timeout_s=request.reconcile_timeout_s)
     if isinstance(before, str):
         raise UsageError(before)
     return before
@@ -144,11 +146,12 @@ def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_i
               embedded: bool, before: int | None) -> Reconciliation:
     """Reference reconciliation when the target is one; else --verify-url counts; else not done."""
     if request.verify_url is not None and before is not None:
-        after = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure)
+        after = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure,
+                                   timeout_s=request.reconcile_timeout_s)
         return reconcile_counts(before, after, result.tracker.acked)
     reported = result.reported_ids or []
     rec = reconcile_reference(base_url, app_id, reported, insecure=request.insecure,
-                              token=request.stats_token)
+                              token=request.stats_token, timeout_s=request.reconcile_timeout_s)
     if rec.done or embedded:
         return rec
     return not_done("the target is not the reference target and no --verify-url was given")
@@ -177,8 +180,12 @@ class _Session:
                            processes=request.processes)
         with Progress(f"{sc.name} {transport}", request.progress) as progress:
             result = run_transport(config, progress=progress.update)
-        result = replace(result, reconciliation=reconcile(request, result, self.base_url, app_id,
-                                                          self.embedded, before))
+        try:
+            rec = reconcile(request, result, self.base_url, app_id, self.embedded, before)
+        except KeyboardInterrupt:  # Ctrl-C while the target is asked: keep what the load measured
+            rec = not_done("interrupted (Ctrl-C) during reconciliation")
+            result = replace(result, interrupted=True)
+        result = replace(result, reconciliation=rec)
         self.results[transport] = result
         self.app_ids[transport] = app_id
         self.write()

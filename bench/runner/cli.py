@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verify-url", metavar="URL",
                         help="a URL answering the stored count as JSON (n, {\"stored\": n}, {\"count\": n} "
                              "or the target's stats); {appId} in it is replaced. Enables reconciliation")
+    parser.add_argument("--reconcile-timeout", type=float, default=10.0, metavar="S",
+                        help="how long reconciliation waits for each answer of the target or --verify-url "
+                             "before it is reported not done (default 10)")
     parser.add_argument("--stats-token", metavar="T",
                         help="bearer token for a remote reference target's stats")
     parser.add_argument("--target-arg", action="append", default=[], metavar="ARG",
@@ -94,13 +97,15 @@ def run(args: argparse.Namespace) -> int:
     _positive("--devices", args.devices)
     _positive("--processes", args.processes)
     _positive("--http-concurrency", args.http_concurrency)
+    _positive("--reconcile-timeout", args.reconcile_timeout)
     request = RunRequest(
         scenario_path=args.scenario, transports=transports,
         target_url=_check_target(args.target) if args.target else None,
         app_ids=_check_app_ids(args.app_id, transports), duration=args.duration, rate=args.rate,
         devices=args.devices, processes=args.processes, out_dir=args.out, seed=args.seed,
         insecure=args.insecure, source_addrs=args.source_addrs, progress=not args.no_progress,
-        verify_url=args.verify_url, stats_token=args.stats_token, target_args=tuple(args.target_arg),
+        verify_url=args.verify_url, reconcile_timeout_s=args.reconcile_timeout,
+        stats_token=args.stats_token, target_args=tuple(args.target_arg),
         target_store=args.target_store, http_concurrency=args.http_concurrency, ws_io=args.ws_io,
         argv=tuple(sys.argv),
     )

@@ -248,3 +248,17 @@ def test_results_measured_before_an_error_are_still_written(
     assert code == 2 and summary is not None
     assert "unreachable" in one_line_error(capsys) and "unreachable" in summary["error"]
     assert list(summary["transports"]) == ["ws"] and summary["transports"]["ws"]["accounting"]["ok"]
+
+
+def test_a_verify_url_that_never_answers_waits_only_the_reconcile_timeout(
+        tmp_path: Path, target: EmbeddedTarget, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --verify-url that takes the connection and never answers: after --reconcile-timeout, one line
+    naming it and exit 2, before the load."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(8)  # the kernel completes the handshake; nobody ever reads or answers
+        url = f"http://127.0.0.1:{hole.getsockname()[1]}/count"
+        code, summary, _ = run_cli(tmp_path, write_scenario(tmp_path), "--target", target.url,
+                                   "--verify-url", url, "--reconcile-timeout", "0.5")
+    assert code == 2 and summary is None
+    assert "--verify-url" in one_line_error(capsys)
