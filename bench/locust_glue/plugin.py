@@ -3,9 +3,9 @@
 What happens when (each Locust process runs the listeners for its role):
 
 - ``init_command_line_parser``: the custom arguments (bench.locust_glue.options).
-- ``init``: the master or standalone process checks the options and the scenario (a bad one is one line,
-  exit 2) and, without ``--host``, starts the embedded reference target (memory store) and says so;
-  custom messages are registered (bench.locust_glue.collect).
+- ``init``: the master or standalone process checks the options, the scenario and ``--host`` (a bad one is
+  one line, exit 2, before any user starts) and, without ``--host``, starts the embedded reference target
+  (memory store) and says so; custom messages are registered (bench.locust_glue.collect).
 - ``test_start``: the master/standalone process makes the run's ``RunSpec`` (scenario text, appIds, plan
   duration) and puts it in the parsed options, which Locust forwards to the workers with each spawn
   message; every process that runs users builds its ``RunState`` and starts its housekeeping.
@@ -45,6 +45,7 @@ from locust.rpc import Message
 from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner
 
 from bench.locust_glue import collect, messages
+from bench.locust_glue.devices import check_base_url
 from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments
 from bench.locust_glue.runstate import RunSpec, RunState, plan_duration
@@ -112,6 +113,8 @@ class Glue:
             try:
                 self.options = GlueOptions.from_parsed(environment.parsed_options)
                 load_scenario(self.options.scenario)
+                if environment.host is not None:  # else the embedded target's, or the web UI's form
+                    check_base_url(environment.host)
             except (UsageError, argparse.ArgumentTypeError) as exc:
                 sys.stderr.write(f"nucleus-bench: error: {exc}\n")
                 sys.exit(2)
@@ -193,6 +196,7 @@ class Glue:
         self.options = opts = GlueOptions.from_parsed(parsed)
         if not environment.host and self.target is not None:
             environment.host = self.target.url  # the web UI's host field was emptied: ours still serves
+        check_base_url(environment.host)  # the web UI's host field, or a bad --host without the form
         text = read_scenario_text(opts.scenario)  # the workers get the text: they need no copy of the file
         scenario = parse_scenario(text, opts.scenario)
         given = opts.app_id or scenario.app_id
