@@ -155,8 +155,10 @@ class WsDevice(_Device):
     transport = "ws"
 
     def __init__(self, run: RunState, base_url: str, report: Report) -> None:
+        # the URL first: a bad one must not leave a half-built device in the run's list
+        url = endpoint_url(base_url, run.spec.app_id("ws"), run.spec.endpoint)
         super().__init__(run, report)
-        self.url = endpoint_url(base_url, run.spec.app_id("ws"), run.spec.endpoint)
+        self.url = url
         self._conn: WsConnection | None = None
         self._conn_id = 0
         self.heartbeats_out = 0
@@ -294,8 +296,9 @@ class HttpDevice(_Device):
     transport = "http"
 
     def __init__(self, run: RunState, base_url: str, post: Post, report: Report) -> None:
+        url = http_url(check_base_url(base_url), run.spec.app_id("http"))  # before the run lists the device
         super().__init__(run, report)
-        self.url = http_url(check_base_url(base_url), run.spec.app_id("http"))
+        self.url = url
         self._post = post
         self._overhead = request_overhead(self.url, 0) - 1
         self._conn = run.new_conn_id()  # the tracker's connection for this device's requests
