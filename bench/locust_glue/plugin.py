@@ -12,7 +12,9 @@ What happens when (each Locust process runs the listeners for its role):
 - ``test_stopping`` (before Locust stops any user) and ``quitting``: the master/standalone process drains
   every process, merges their results exactly, reconciles them with the target, writes
   ``<results-dir>/<UTC time>-locust-<scenario>/summary.json`` (the hot path's files and schema), prints
-  the end-of-run lines and the ``--check-*`` verdicts, and sets the exit code.
+  the end-of-run lines and the ``--check-*`` verdicts, and sets the exit code. A ``quitting`` that comes
+  while the run is live (Ctrl-C or SIGTERM: Locust quits without stopping the test first) marks every
+  transport of the summary ``interrupted``.
 - ``quit``: the embedded target, if any, is stopped.
 
 Exit code: with any ``--check-*`` given, the thresholds decide (3 when one is violated, else 0: failures
@@ -67,6 +69,7 @@ SPEC_OPTION = "nucleus_run"
 #: Extra wait for the workers' results beyond the ack timeout (their drain, the message, the merge).
 COLLECT_GRACE_S = 10.0
 _KINDS = {"ws": "WS", "http": "HTTP"}
+INTERRUPTED = "Locust quit mid-run (Ctrl-C or SIGTERM): the figures cover the run up to then"
 
 
 @dataclass(slots=True)
@@ -81,6 +84,8 @@ class _Collection:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     arrived: gevent.event.Event = field(default_factory=gevent.event.Event)
     done: bool = False
+    #: Locust quit while the run was live (Ctrl-C or SIGTERM): its figures cover the run up to then.
+    interrupted: bool = False
 
 
 class Glue:
@@ -150,6 +155,12 @@ class Glue:
             if self.run is not None and self.final is None:  # quitting on its own: still be counted
                 runner.send_message(messages.RESULT_MSG, self._finalize(runner.worker_index))
         else:
+            c = self.collection
+            if c is not None and not c.done:
+                # Locust fires quitting before stopping the test only on its way out of a live run: Ctrl-C
+                # (KeyboardInterrupt in its main greenlet) or SIGTERM; --run-time, the web UI's stop button
+                # and the last worker quitting all stop the test first (test_stopping collected it).
+                c.interrupted = True
             self._collect(environment)
 
     def on_quit(self, **_: Any) -> None:
@@ -286,7 +297,8 @@ class Glue:
             logger.warning("nucleus-bench: no device ran in this test: no summary written")
             return
         base_url = str(environment.host or "")
-        results = {name: replace(result, reconciliation=self._reconcile(c, name, result, base_url))
+        results = {name: replace(result, reconciliation=self._reconcile(c, name, result, base_url),
+                                 interrupted=result.interrupted or c.interrupted)
                    for name, result in results.items()}
         summary, run_dir = _write(environment, c, results, missing, base_url, self.options.results_dir,
                                   self.target is not None)
@@ -294,6 +306,8 @@ class Glue:
             for line in transport_lines(name, summary["transports"][name]):
                 print(line)
         print(f"results: {run_dir}")
+        if c.interrupted:
+            print(f"interrupted: {INTERRUPTED}")
         failed = evaluate(self.options.gates, summary["transports"])
         for line in failed:
             print(line)
