@@ -106,7 +106,9 @@ def test_bad_scenario_is_one_line_and_exit_2(run_locust: RunLocust, tmp_path: Pa
     assert f"nucleus-bench: error: {bad}:3: fleet.devics: unknown key" in run.stderr
 
 
-@pytest.mark.parametrize(("locustfile", "host"), [("ws.py", "ftp://127.0.0.1:1"), ("http.py", "notaurl")])
+@pytest.mark.parametrize(("locustfile", "host"), [
+    ("ws.py", "ftp://127.0.0.1:1"), ("http.py", "notaurl"), ("ws.py", "http://"), ("http.py", "http://h:port"),
+])
 def test_bad_host_is_one_line_and_exit_2_before_any_user(run_locust: RunLocust, locustfile: str,
                                                          host: str) -> None:
     """A --host that is no http(s) URL stops Locust in its init: one line naming --host, exit 2.
