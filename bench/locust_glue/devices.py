@@ -34,6 +34,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import gevent
 
@@ -57,9 +58,16 @@ Report = Callable[[str, str, float, BaseException | None], None]
 
 def check_base_url(base_url: str | None) -> str:
     """The target's base URL, or UsageError when it is not ``http(s)://host[:port]``."""
-    if not base_url or not base_url.startswith(("http://", "https://")):
-        raise UsageError(f"host {base_url!r} is not an http:// or https:// URL: give --host (or the web "
-                         "UI's host field) the target's base URL, e.g. http://127.0.0.1:8000")
+    ok = bool(base_url) and str(base_url).startswith(("http://", "https://"))
+    if ok:
+        try:
+            parts = urlsplit(str(base_url))
+            ok = bool(parts.hostname) and (parts.port is None or parts.port > 0)  # .port: ValueError if bad
+        except ValueError:
+            ok = False
+    if not ok or base_url is None:
+        raise UsageError(f"host {base_url!r} is not a base URL http(s)://host[:port]: give --host (or the "
+                         "web UI's host field) the target's, e.g. http://127.0.0.1:8000")
     return base_url
 
 
@@ -155,8 +163,10 @@ class WsDevice(_Device):
     transport = "ws"
 
     def __init__(self, run: RunState, base_url: str, report: Report) -> None:
+        # the URL first: a bad one must not leave a half-built device in the run's list
+        url = endpoint_url(base_url, run.spec.app_id("ws"), run.spec.endpoint)
         super().__init__(run, report)
-        self.url = endpoint_url(base_url, run.spec.app_id("ws"), run.spec.endpoint)
+        self.url = url
         self._conn: WsConnection | None = None
         self._conn_id = 0
         self.heartbeats_out = 0
@@ -294,8 +304,9 @@ class HttpDevice(_Device):
     transport = "http"
 
     def __init__(self, run: RunState, base_url: str, post: Post, report: Report) -> None:
+        url = http_url(check_base_url(base_url), run.spec.app_id("http"))  # before the run lists the device
         super().__init__(run, report)
-        self.url = http_url(check_base_url(base_url), run.spec.app_id("http"))
+        self.url = url
         self._post = post
         self._overhead = request_overhead(self.url, 0) - 1
         self._conn = run.new_conn_id()  # the tracker's connection for this device's requests

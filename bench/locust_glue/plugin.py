@@ -3,16 +3,18 @@
 What happens when (each Locust process runs the listeners for its role):
 
 - ``init_command_line_parser``: the custom arguments (bench.locust_glue.options).
-- ``init``: the master or standalone process checks the options and the scenario (a bad one is one line,
-  exit 2) and, without ``--host``, starts the embedded reference target (memory store) and says so;
-  custom messages are registered (bench.locust_glue.collect).
+- ``init``: the master or standalone process checks the options, the scenario and ``--host`` (a bad one is
+  one line, exit 2, before any user starts) and, without ``--host``, starts the embedded reference target
+  (memory store) and says so; custom messages are registered (bench.locust_glue.collect).
 - ``test_start``: the master/standalone process makes the run's ``RunSpec`` (scenario text, appIds, plan
   duration) and puts it in the parsed options, which Locust forwards to the workers with each spawn
   message; every process that runs users builds its ``RunState`` and starts its housekeeping.
 - ``test_stopping`` (before Locust stops any user) and ``quitting``: the master/standalone process drains
   every process, merges their results exactly, reconciles them with the target, writes
   ``<results-dir>/<UTC time>-locust-<scenario>/summary.json`` (the hot path's files and schema), prints
-  the end-of-run lines and the ``--check-*`` verdicts, and sets the exit code.
+  the end-of-run lines and the ``--check-*`` verdicts, and sets the exit code. A ``quitting`` that comes
+  while the run is live (Ctrl-C or SIGTERM: Locust quits without stopping the test first) marks every
+  transport of the summary ``interrupted``.
 - ``quit``: the embedded target, if any, is stopped.
 
 Exit code: with any ``--check-*`` given, the thresholds decide (3 when one is violated, else 0: failures
@@ -45,6 +47,7 @@ from locust.rpc import Message
 from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner
 
 from bench.locust_glue import collect, messages
+from bench.locust_glue.devices import check_base_url
 from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments
 from bench.locust_glue.runstate import RunSpec, RunState, plan_duration
@@ -66,6 +69,7 @@ SPEC_OPTION = "nucleus_run"
 #: Extra wait for the workers' results beyond the ack timeout (their drain, the message, the merge).
 COLLECT_GRACE_S = 10.0
 _KINDS = {"ws": "WS", "http": "HTTP"}
+INTERRUPTED = "Locust quit mid-run (Ctrl-C or SIGTERM): the figures cover the run up to then"
 
 
 @dataclass(slots=True)
@@ -80,6 +84,8 @@ class _Collection:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     arrived: gevent.event.Event = field(default_factory=gevent.event.Event)
     done: bool = False
+    #: Locust quit while the run was live (Ctrl-C or SIGTERM): its figures cover the run up to then.
+    interrupted: bool = False
 
 
 class Glue:
@@ -112,6 +118,8 @@ class Glue:
             try:
                 self.options = GlueOptions.from_parsed(environment.parsed_options)
                 load_scenario(self.options.scenario)
+                if environment.host is not None:  # else the embedded target's, or the web UI's form
+                    check_base_url(environment.host)
             except (UsageError, argparse.ArgumentTypeError) as exc:
                 sys.stderr.write(f"nucleus-bench: error: {exc}\n")
                 sys.exit(2)
@@ -147,6 +155,12 @@ class Glue:
             if self.run is not None and self.final is None:  # quitting on its own: still be counted
                 runner.send_message(messages.RESULT_MSG, self._finalize(runner.worker_index))
         else:
+            c = self.collection
+            if c is not None and not c.done:
+                # Locust fires quitting before stopping the test only on its way out of a live run: Ctrl-C
+                # (KeyboardInterrupt in its main greenlet) or SIGTERM; --run-time, the web UI's stop button
+                # and the last worker quitting all stop the test first (test_stopping collected it).
+                c.interrupted = True
             self._collect(environment)
 
     def on_quit(self, **_: Any) -> None:
@@ -193,6 +207,7 @@ class Glue:
         self.options = opts = GlueOptions.from_parsed(parsed)
         if not environment.host and self.target is not None:
             environment.host = self.target.url  # the web UI's host field was emptied: ours still serves
+        check_base_url(environment.host)  # the web UI's host field, or a bad --host without the form
         text = read_scenario_text(opts.scenario)  # the workers get the text: they need no copy of the file
         scenario = parse_scenario(text, opts.scenario)
         given = opts.app_id or scenario.app_id
@@ -282,7 +297,8 @@ class Glue:
             logger.warning("nucleus-bench: no device ran in this test: no summary written")
             return
         base_url = str(environment.host or "")
-        results = {name: replace(result, reconciliation=self._reconcile(c, name, result, base_url))
+        results = {name: replace(result, reconciliation=self._reconcile(c, name, result, base_url),
+                                 interrupted=result.interrupted or c.interrupted)
                    for name, result in results.items()}
         summary, run_dir = _write(environment, c, results, missing, base_url, self.options.results_dir,
                                   self.target is not None)
@@ -290,6 +306,8 @@ class Glue:
             for line in transport_lines(name, summary["transports"][name]):
                 print(line)
         print(f"results: {run_dir}")
+        if c.interrupted:
+            print(f"interrupted: {INTERRUPTED}")
         failed = evaluate(self.options.gates, summary["transports"])
         for line in failed:
             print(line)

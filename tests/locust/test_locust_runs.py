@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from locust_harness import RunLocust, TargetFactory, run_locust_fixture
 
 from bench.target.embedded import EmbeddedTarget
@@ -47,7 +48,7 @@ def test_ws_user_times_each_ack_as_the_target_delays_it(run_locust: RunLocust, t
     ws = run.summary()["transports"]["ws"]
     events = ws["events"]
     assert events["sent"] > 0 and events["acked"] == events["sent"] == events["planned"]
-    assert ws["accounting"]["ok"]
+    assert ws["accounting"]["ok"] and ws["interrupted"] is False  # ended by -t, not by a signal
     for kind in ("raw", "corrected"):
         latency = ws["ack_latency_us"][kind]
         assert latency["count"] == events["acked"]
@@ -103,3 +104,20 @@ def test_bad_scenario_is_one_line_and_exit_2(run_locust: RunLocust, tmp_path: Pa
     assert run.returncode == 2
     assert "Traceback" not in run.stderr
     assert f"nucleus-bench: error: {bad}:3: fleet.devics: unknown key" in run.stderr
+
+
+@pytest.mark.parametrize(("locustfile", "host"), [
+    ("ws.py", "ftp://127.0.0.1:1"), ("http.py", "notaurl"), ("ws.py", "http://"), ("http.py", "http://h:port"),
+])
+def test_bad_host_is_one_line_and_exit_2_before_any_user(run_locust: RunLocust, locustfile: str,
+                                                         host: str) -> None:
+    """A --host that is no http(s) URL stops Locust in its init: one line naming --host, exit 2.
+
+    The run time is far beyond the process bound: a Locust that started its users would be killed there.
+    """
+    run = run_locust(locustfile, "--host", host, run_time="30m")
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("nucleus-bench: error:")]
+    assert len(errors) == 1 and repr(host) in errors[0] and "--host" in errors[0], run.stderr[-3000:]
+    assert not run.results_dir.exists()  # nothing ran, nothing written

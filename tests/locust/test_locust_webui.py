@@ -58,3 +58,4 @@ def test_web_ui_runs_the_scenario_typed_into_its_form(target: EmbeddedTarget, tm
     summary = LocustRun(proc.returncode, "", "", results).summary()
     assert summary["scenario"]["name"] == "smoke"
     assert summary["transports"]["ws"]["events"]["acked"] > 0
+    assert summary["transports"]["ws"]["interrupted"] is True  # SIGTERM came while the swarm ran
