@@ -29,6 +29,7 @@ import argparse
 import atexit
 import logging
 import secrets
+import signal
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -88,6 +89,24 @@ class _Collection:
     interrupted: bool = False
 
 
+def route_sigint_to_main() -> None:
+    """Deliver Ctrl-C to Locust's main greenlet only, as the KeyboardInterrupt its ``main`` catches.
+
+    Python's own handler raises KeyboardInterrupt in whichever greenlet runs when the signal lands: in the
+    housekeeping or a user's greenlet, gevent prints that greenlet's traceback before passing the interrupt
+    on. Taken through gevent's loop instead, the interrupt is thrown into the main greenlet from the hub,
+    the way gevent passes on any system error. A handler someone else installed is left alone.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    hub = gevent.get_hub()
+
+    def interrupt() -> None:
+        hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
+
+    gevent.signal_handler(signal.SIGINT, interrupt)
+
+
 class Glue:
     """The listeners of one Locust process and the state they share."""
 
@@ -108,6 +127,7 @@ class Glue:
 
     def on_init(self, environment: Environment, **_: Any) -> None:
         self.environment = environment
+        route_sigint_to_main()
         events: Any = environment.events  # locust's EventHook is untyped
         for hook, listener in ((events.test_start, self.on_test_start),
                                (events.test_stopping, self.on_test_stopping),
