@@ -36,7 +36,9 @@ class TransportResult:
     """
 
     transport: str
-    planned_events: int = 0
+    #: Trackable events in the plan; None when the run was interrupted: counting the part never reached
+    #: would replay the whole plan, so a Ctrl-C would wait in proportion to the plan's size.
+    planned_events: int | None = 0
     processes: int = 1
     tracker: TrackerResult = field(default_factory=TrackerResult)
     stats: TransportStats = field(default_factory=TransportStats)
@@ -73,7 +75,7 @@ class TransportResult:
         if other.transport != self.transport:
             raise ValueError(f"cannot merge {other.transport} into {self.transport}")
         return TransportResult(
-            transport=self.transport, planned_events=self.planned_events + other.planned_events,
+            transport=self.transport, planned_events=_sum_planned(self.planned_events, other.planned_events),
             processes=self.processes + other.processes, tracker=self.tracker.merge(other.tracker),
             stats=_sum_stats(self.stats, other.stats),
             schedule_lag=_sum_histograms(self.schedule_lag, other.schedule_lag),
@@ -114,7 +116,7 @@ class TransportResult:
     def from_json(cls, obj: dict[str, Any], *, reported_ids: list[EventId] | None = None) -> TransportResult:
         """Read ``to_json``'s form back; ``reported_ids`` travel beside it (they are not in the JSON)."""
         return cls(
-            transport=obj["transport"], planned_events=int(obj["planned_events"]),
+            transport=obj["transport"], planned_events=_planned(obj["planned_events"]),
             processes=int(obj["processes"]), tracker=TrackerResult.from_json(obj["tracker"]),
             stats=TransportStats.from_json(obj["stats"]),
             schedule_lag=Histogram.from_json(obj["schedule_lag"]),
@@ -174,3 +176,12 @@ def _sum_series(a: SecondSeries, b: SecondSeries) -> SecondSeries:
     out.merge(a)
     out.merge(b)
     return out
+
+
+def _sum_planned(a: int | None, b: int | None) -> int | None:
+    """Planned events of two processes: unknown when either is (an interrupted process)."""
+    return None if a is None or b is None else a + b
+
+
+def _planned(value: Any) -> int | None:
+    return None if value is None else int(value)

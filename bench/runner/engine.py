@@ -216,8 +216,8 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     share = send_cpu / (send_ns / 1e9) if send_ns > 0 else 0.0
     behind_us = scheduler.behind_ns / 1000
     return replace(
-        _result(config, plan, tracker, transport, books), cpu_s=cpu, send_cpu_s=send_cpu,
-        send_s=send_ns / 1e9, wall_s=end_ns / 1e9,
+        _result(config, plan, tracker, transport, books, interrupted=ctrl_c.pressed),
+        cpu_s=cpu, send_cpu_s=send_cpu, send_s=send_ns / 1e9, wall_s=end_ns / 1e9,
         # HTTP's final flush is planned in the second after the end: that part of the send phase is the plan's
         plan_tail_s=max(0, scheduler.last_at_ns - plan.end_ns) / 1e9, cpu_share_max=share,
         behind_max_us=behind_us, reasons=process_reasons(share, behind_us), interrupted=ctrl_c.pressed)
@@ -272,9 +272,11 @@ async def _drain(transport: WsTransport | HttpTransport, tracker: AckTracker,
 
 
 def _result(config: RunConfig, plan: Plan, tracker: AckTracker, transport: WsTransport | HttpTransport,
-            books: _Books) -> TransportResult:
+            books: _Books, *, interrupted: bool) -> TransportResult:
+    """The process's result; an interrupted run's planned count is not taken (see ``planned_events``)."""
     return TransportResult(
-        transport=config.transport, planned_events=plan.expected_events(), processes=1,
+        transport=config.transport, planned_events=None if interrupted else plan.expected_events(),
+        processes=1,
         tracker=tracker.result(), stats=transport.stats, schedule_lag=books.schedule_lag,
         loop_lag=books.loop_lag, series=books.series,
         max_rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
