@@ -54,7 +54,9 @@ class TransportResult:
     cpu_share_max: float = 0.0  # the busiest process's CPU share of one core while sending
     behind_max_us: float = 0.0  # the largest schedule lag in any process
     reasons: list[str] = field(default_factory=list)
-    interrupted: bool = False   # stopped by the user (Ctrl-C): the figures cover the run up to then
+    interrupted: bool = False   # stopped early (Ctrl-C, SIGTERM, a lost shard): figures up to then
+    #: One line per process of the run that ended before it sent its figures (they are not in this result).
+    lost_processes: list[str] = field(default_factory=list)
     reported_ids: list[EventId] | None = None
     reconciliation: Reconciliation = field(default_factory=lambda: not_done("not attempted"))
 
@@ -89,6 +91,7 @@ class TransportResult:
             behind_max_us=max(self.behind_max_us, other.behind_max_us),
             reasons=sorted(set(self.reasons) | set(other.reasons)),
             interrupted=self.interrupted or other.interrupted,
+            lost_processes=[*self.lost_processes, *other.lost_processes],
             reported_ids=_concat_ids((self.reported_ids, other.reported_ids)),
         )
 
@@ -110,6 +113,7 @@ class TransportResult:
             "max_rss_kb": self.max_rss_kb,
             "cpu_share_max": self.cpu_share_max, "behind_max_us": self.behind_max_us,
             "reasons": list(self.reasons), "interrupted": self.interrupted,
+            "lost_processes": list(self.lost_processes),
         }
 
     @classmethod
@@ -127,6 +131,7 @@ class TransportResult:
             max_rss_kb=int(obj["max_rss_kb"]), cpu_share_max=float(obj["cpu_share_max"]),
             behind_max_us=float(obj["behind_max_us"]), reasons=list(obj["reasons"]),
             interrupted=bool(obj.get("interrupted", False)), reported_ids=reported_ids,
+            lost_processes=[str(x) for x in obj.get("lost_processes", [])],
         )
 
     # -- derived figures ---------------------------------------------------------------------------

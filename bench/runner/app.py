@@ -12,7 +12,7 @@ import contextlib
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from bench.results.transport import TransportResult
 from bench.runner.engine import RunConfig, raise_nofile_limit
 from bench.runner.procs import run_transport
 from bench.runner.progress import Progress
+from bench.runner.stops import STOPS, sigterm_as_interrupt
 from bench.scenario import Scenario, load_scenario, parse_duration
 from bench.transports.common import TransportOptions, parse_source_addrs
 
@@ -71,7 +72,20 @@ class RunRequest:
 
 
 #: The run's ``error`` when Ctrl-C cut it short.
-INTERRUPTED = "interrupted (Ctrl-C): the figures cover the run up to then; unanswered events are in flight"
+#: Exit statuses of ``run`` besides 0 (every identity holds), 1 (one does not) and 2 (bad input): a shard
+#: process lost mid-run; 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
+EXIT_LOST_PROCESS = 4
+
+
+def interrupted_line() -> str:
+    return (f"interrupted ({STOPS.label}): the figures cover the run up to then; unanswered events are in "
+            "flight")
+
+
+def lost_line(lost: list[str]) -> str:
+    more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+    return (f"{lost[0]}{more}: its events are not counted; the other shards stopped there and their "
+            "figures are kept")
 
 
 def load(request: RunRequest) -> Scenario:
@@ -183,7 +197,7 @@ class _Session:
         try:
             rec = reconcile(request, result, self.base_url, app_id, self.embedded, before)
         except KeyboardInterrupt:  # Ctrl-C while the target is asked: keep what the load measured
-            rec = not_done("interrupted (Ctrl-C) during reconciliation")
+            rec = not_done(f"interrupted ({STOPS.label}) during reconciliation")
             result = replace(result, interrupted=True)
         result = replace(result, reconciliation=rec)
         self.results[transport] = result
@@ -241,22 +255,33 @@ def execute(request: RunRequest) -> int:
     check_out_dir(request.out_dir)
     raise_nofile_limit()
     note_twins()
-    with target(request) as (base_url, embedded):
+    STOPS.reset()
+    with sigterm_as_interrupt(), target(request) as (base_url, embedded):
         session = _Session(request, scenario, base_url, embedded)
         try:
             for k, transport in enumerate(request.transports):
                 session.run_one(transport, app_ids[k] if app_ids else new_app_id(), options)
-                if session.results[transport].interrupted:
-                    session.write(error=INTERRUPTED)
-                    print(f"nucleus-bench run: {INTERRUPTED}", file=sys.stderr)
+                result = session.results[transport]
+                if result.interrupted:
+                    error = lost_line(result.lost_processes) if result.lost_processes else interrupted_line()
+                    session.write(error=error)
+                    print(f"nucleus-bench run: {error}", file=sys.stderr)
                     break
         except UsageError as exc:
             session.write(error=str(exc))  # whatever was measured is still written
             raise
     _report(session)
-    if any(r.interrupted for r in session.results.values()):
-        return 130  # as a shell reports a command ended by SIGINT
-    return 0 if session.summary.get("ok") else 1
+    return exit_status(session.results.values(), bool(session.summary.get("ok")))
+
+
+def exit_status(results: Iterable[TransportResult], ok: bool) -> int:
+    """0: every identity holds; 1: one does not; 4: a shard process was lost; 130/143: SIGINT/SIGTERM."""
+    done = list(results)
+    if any(r.lost_processes for r in done):
+        return EXIT_LOST_PROCESS
+    if any(r.interrupted for r in done):
+        return STOPS.exit_status()  # as a shell reports a command ended by the signal
+    return 0 if ok else 1
 
 
 def _report(session: _Session) -> None:

@@ -109,4 +109,13 @@ def run(args: argparse.Namespace) -> int:
         target_store=args.target_store, http_concurrency=args.http_concurrency, ws_io=args.ws_io,
         argv=tuple(sys.argv),
     )
-    return execute(request)
+    from bench.runner.procs import ShardLostError
+    from bench.runner.stops import STOPS
+
+    try:
+        return execute(request)
+    except KeyboardInterrupt:  # before anything was measured (the run itself keeps what it measured)
+        return STOPS.exit_status()
+    except ShardLostError as exc:
+        print(f"nucleus-bench run: error: {exc}", file=sys.stderr)
+        return 4
