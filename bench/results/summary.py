@@ -10,6 +10,7 @@ their summaries here, so a report reads either without knowing which wrote it:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,7 +67,10 @@ class RunHeader:
                 # scenario's devices, else the file's ``per_device_rate`` (Scenario.device_rate)
                 "rate": sc.rate, "per_device_rate": sc.device_rate,
                 "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
-                "ack_timeout_s": sc.ack_timeout_s}
+                "ack_timeout_s": sc.ack_timeout_s,
+                # how long the fleet took to come online: the ramp, or devices / connect_rate if longer
+                "ramp_s": sc.connect_ramp_s if self.devices is None else sc.ramp_s,
+                "connect_rate": sc.connect_rate if math.isfinite(sc.connect_rate) else None}
 
     def target_json(self) -> dict[str, Any]:
         return {"url": self.target_url, "embedded": self.embedded}

@@ -55,6 +55,7 @@ class RunRequest:
     duration: str | None = None
     rate: float | None = None
     devices: int | None = None
+    connect_rate: float | None = None
     processes: int = 1
     out_dir: str = "results"
     seed: int | None = None
@@ -75,6 +76,8 @@ class RunRequest:
 #: Exit statuses of ``run`` besides 0 (every identity holds), 1 (one does not) and 2 (bad input): a shard
 #: process lost mid-run; 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
 EXIT_LOST_PROCESS = 4
+#: The connect rate's pacing is said before the run when it lengthens the scenario's ramp by this much.
+PACING_NOTE_S = 1.0
 
 
 def interrupted_line() -> str:
@@ -93,7 +96,7 @@ def load(request: RunRequest) -> Scenario:
     scenario = load_scenario(request.scenario_path)
     duration = parse_duration(request.duration) if request.duration is not None else None
     return scenario.with_overrides(duration_s=duration, rate=request.rate, devices=request.devices,
-                                   seed=request.seed)
+                                   seed=request.seed, connect_rate=request.connect_rate)
 
 
 def preflight(base_url: str) -> None:
@@ -253,6 +256,10 @@ def execute(request: RunRequest) -> int:
     if app_ids is not None and len(set(app_ids)) != len(request.transports):
         raise UsageError("the scenario's app_id serves one transport; for both give --app-id WS_ID,HTTP_ID")
     check_out_dir(request.out_dir)
+    if scenario.connect_ramp_s >= scenario.ramp_s + PACING_NOTE_S:
+        print(f"nucleus-bench run: {scenario.devices:,} devices come online at {scenario.connect_rate:,.6g} "
+              f"connects/s, over {scenario.connect_ramp_s:.3g} s (the scenario's ramp: "
+              f"{scenario.ramp_s:g} s)", file=sys.stderr)
     raise_nofile_limit()
     note_twins()
     STOPS.reset()
