@@ -281,7 +281,8 @@ def test_the_connect_rate_paces_the_fleet_onto_the_network() -> None:
 
 def test_a_fleet_that_cannot_come_online_within_the_run_is_refused() -> None:
     """At the default 1,500 connects/s, 250,000 devices need 167 s: a 60 s run is refused at its line."""
-    with pytest.raises(ScenarioError, match=r"x\.toml:3: fleet\.devices: 250,000 devices at 1,500 connects/s"):
+    refused = r"x\.toml:3: fleet\.devices: 250,000 devices at 1,500 connects/s"
+    with pytest.raises(ScenarioError, match=refused):
         parse_scenario("duration = 60\n[fleet]\ndevices = 250000\n", "x.toml")
     base = Scenario(duration_s=60.0, devices=1000)
     with pytest.raises(UsageError, match="raise the connect rate"):
