@@ -20,7 +20,8 @@ CORE_MODULES = ("bench", "bench.protocol", "bench.metrics", "bench.fleet", "benc
 RESULTS_MODULES = ("bench.results.transport", "bench.results.summary", "bench.results.files",
                    "bench.results.terminal", "bench.results.reconcile", "bench.results.ids")
 #: Reading finished runs: compare and export never need a socket, a front end or Locust.
-READER_MODULES = ("bench.results.read", "bench.compare.report", "bench.compare.cli")
+READER_MODULES = ("bench.results.read", "bench.compare.report", "bench.compare.cli", "bench.export.hdr",
+                  "bench.export.cli")
 #: What none of them may load, directly or through a dependency.
 FORBIDDEN = ("locust", "gevent", "aiohttp", "websockets", "uvloop")
 #: The repository root: the probe runs there so that ``bench`` imports from this tree.
