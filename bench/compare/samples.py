@@ -10,13 +10,15 @@ full-resolution histograms), so they read the same as the run's report; several 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from bench.compare.stats import Floats
 from bench.metrics import SECOND_LAYOUT, Histogram, Layout
+from bench.protocol.errors import UsageError
 from bench.results.read import Run
 from bench.results.transport import TransportResult
 
@@ -124,10 +126,28 @@ def _columns(result: TransportResult, keys: tuple[str, ...], seconds: int | None
                       dtype=np.float64).reshape(len(rows), len(keys))
 
 
+def _figure(run: Run, transport: str, *keys: str) -> Any:
+    """``transports.<transport>.<keys...>`` of the run's summary.
+
+    Raises:
+        UsageError: the summary has no such figure (written by something else than nucleus-bench).
+    """
+    obj: Any = run.block(transport)
+    for key in keys:
+        if not isinstance(obj, Mapping) or key not in obj:
+            where = f"transports.{transport}.{'.'.join(keys)}"
+            raise UsageError(f"{run.path / 'summary.json'}: {where} is missing")
+        obj = obj[key]
+    return obj
+
+
 def side_of(runs: Sequence[Run], transport: str) -> Side:
-    """The samples and figures of ``transport`` over ``runs`` (each has it: see ``common_transports``)."""
+    """The samples and figures of ``transport`` over ``runs`` (each has it: see ``common_transports``).
+
+    Raises:
+        UsageError: a summary lacks a figure a comparison shows.
+    """
     results = [run.results[transport] for run in runs]
-    blocks = [run.block(transport) for run in runs]
     latency: dict[str, Seconds | None] = {}
     whole: dict[str, Histogram] = {}
     for name in LATENCIES:
@@ -140,20 +160,20 @@ def side_of(runs: Sequence[Run], transport: str) -> Side:
         whole[name] = total
     sent = sum(r.tracker.sent for r in results)
     cpu_s = sum(r.cpu_s for r in results)
-    reconciled = all(b["reconciliation"]["done"] for b in blocks)
+    reconciled = all(_figure(run, transport, "reconciliation", "done") for run in runs)
     return Side(
         runs=len(runs), layout=SECOND_LAYOUT,  # the one layout SecondSeries.from_json reads
         latency_seconds=latency, whole=whole,
         acked=Seconds(tuple(_columns(r, ("acked", "one"), _send_seconds(r)) for r in results), cut=True),
         lost=Seconds(tuple(_columns(r, ("lost", "sent")) for r in results)),
         rejected=Seconds(tuple(_columns(r, ("rejected", "sent")) for r in results)),
-        events_per_s=float(np.mean([b["throughput"]["events_per_s"] for b in blocks])),
+        events_per_s=float(np.mean([_figure(run, transport, "throughput", "events_per_s") for run in runs])),
         totals={"sent": sent, "lost": sum(r.tracker.lost for r in results),
                 "rejected": sum(r.tracker.rejected for r in results),
                 "bad_acks": sum(r.tracker.duplicate_acks + r.tracker.unknown_acks for r in results),
-                "phantom_acks": (sum(int(b["reconciliation"]["acked_not_stored"] or 0) for b in blocks)
-                                 if reconciled else None)},
-        saturated=any(bool(b["generator"]["saturated"]) for b in blocks),
+                "phantom_acks": (sum(int(_figure(run, transport, "reconciliation", "acked_not_stored") or 0)
+                                     for run in runs) if reconciled else None)},
+        saturated=any(bool(_figure(run, transport, "generator", "saturated")) for run in runs),
         cpu_us_per_event=cpu_s * 1e6 / sent if sent and cpu_s else None,
     )
 

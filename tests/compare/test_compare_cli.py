@@ -85,6 +85,14 @@ def _bad_histogram(tmp_path: Path, runs: dict[str, Path]) -> str:
     return str(target)
 
 
+def _no_generator_block(tmp_path: Path, runs: dict[str, Path]) -> str:
+    target = write_run(tmp_path / "nogen", synthetic_run(9, seconds=10))
+    summary = json.loads((target / "summary.json").read_text())
+    del summary["transports"]["ws"]["generator"]
+    (target / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return str(target)
+
+
 def _http_only(tmp_path: Path, runs: dict[str, Path]) -> str:
     return str(write_run(tmp_path / "http", synthetic_run(9, seconds=10, transport="http")))
 
@@ -96,6 +104,7 @@ def _http_only(tmp_path: Path, runs: dict[str, Path]) -> str:
     (_other_schema, "schema 'other/1'"),
     (_missing_result, "result-ws.json: no such file"),
     (_bad_histogram, "result-ws.json: tracker result: corrected"),
+    (_no_generator_block, "transports.ws.generator.saturated is missing"),
     (_http_only, "no transport in common"),
 ])
 def test_unusable_input_is_one_line_and_exit_2(make: object, expected: str, runs: dict[str, Path],
