@@ -169,7 +169,8 @@ class TransportBooks:
         t = self.tracker
         self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
                           bytes_sent=self.stats.bytes_sent,
-                          histograms={"corrected": t.corrected, "schedule_lag": self.schedule_lag})
+                          histograms={"corrected": t.corrected, "raw": t.raw,
+                                      "schedule_lag": self.schedule_lag})
 
 
 class RunState:

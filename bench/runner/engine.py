@@ -127,7 +127,8 @@ class _Books:
         self._second = max(self._second, second)
         self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
                           bytes_sent=self.stats.bytes_sent,
-                          histograms={"corrected": t.corrected, "schedule_lag": self.schedule_lag})
+                          histograms={"corrected": t.corrected, "raw": t.raw,
+                                      "schedule_lag": self.schedule_lag})
 
     def snapshot(self) -> None:
         if self.progress is None:
