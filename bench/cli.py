@@ -20,6 +20,7 @@ DESCRIPTION = "Load generator and benchmark harness for Nucleus-compatible track
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "target": ("bench.target.cli", "serve the reference Nucleus-compatible target"),
     "run": ("bench.runner.cli", "drive a device fleet at a target and measure ack latency"),
+    "merge": ("bench.results.merge_cli", "merge the shards of a distributed run (run --shard I/N) exactly"),
 }
 
 
