@@ -18,7 +18,8 @@ from timeouts import PROCESS_TIMEOUT_S
 CORE_MODULES = ("bench", "bench.protocol", "bench.metrics", "bench.fleet", "bench.scenario")
 #: The results layer: both front ends stand on it, the Locust side too, so it must load none of them either.
 RESULTS_MODULES = ("bench.results.transport", "bench.results.summary", "bench.results.files",
-                   "bench.results.terminal", "bench.results.reconcile", "bench.results.ids")
+                   "bench.results.terminal", "bench.results.reconcile", "bench.results.ids",
+                   "bench.results.shards", "bench.results.merge_cli")
 #: What none of them may load, directly or through a dependency.
 FORBIDDEN = ("locust", "gevent", "aiohttp", "websockets", "uvloop")
 #: The repository root: the probe runs there so that ``bench`` imports from this tree.

@@ -317,8 +317,8 @@ def check_shard(request: RunRequest, scenario: Scenario, app_ids: tuple[str, ...
     if request.shard is None:
         return
     index, count = request.shard
+    parse_shard(f"{index}/{count}", scenario.devices)  # N <= devices
     spec = f"--shard {index}/{count}"
-    parse_shard(spec.split()[1], scenario.devices)  # N <= devices
     if request.target_url is None:
         raise UsageError(f"{spec} needs --target URL: every shard sends to the one server under test (an "
                          "embedded target per shard would be N servers, and the merge could reconcile none)")
@@ -360,9 +360,10 @@ def live_server(request: RunRequest) -> Iterator[LiveServer | None]:
 
 
 def hold(server: LiveServer, seconds: float, session: _Session) -> None:
-    """Serve the final figures until they are scraped once, or for ``seconds`` (``--metrics-hold``)."""
+    """Serve the final figures until they are scraped once, or for ``seconds`` (``--metrics-hold``); not
+    after Ctrl-C, which asked the run to stop."""
     server.metrics.done()
-    if seconds > 0 and session.results:
+    if seconds > 0 and session.results and not any(r.interrupted for r in session.results.values()):
         print(f"nucleus-bench run: serving the final metrics until scraped, at most {seconds:g} s",
               file=sys.stderr)
         server.hold(seconds)

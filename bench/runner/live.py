@@ -25,6 +25,7 @@ Served (every name prefixed ``nucleus_bench_``, label ``transport``):
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -185,13 +186,16 @@ class LiveServer:
             final = metrics.ended  # then this reply carries the final figures
             return _Reply(app(environ, start_response), metrics.final_scraped.set if final else None)
 
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
         try:
-            self._httpd = make_server(host, port, serve, ThreadingWSGIServer, handler_class=_Quiet)
+            self._httpd = make_server(host, port, serve, Server, handler_class=_Quiet)
         except OSError as exc:
             raise UsageError(f"--metrics-port {port}: cannot listen on {host}:{port}: "
                              f"{exc.strerror or exc}") from None
         self.port = int(self._httpd.server_port)
-        self.url = f"http://{host}:{self.port}/metrics"
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}/metrics"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="nucleus-bench-metrics",
                                         daemon=True)
         self._thread.start()
