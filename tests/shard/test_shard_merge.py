@@ -301,3 +301,23 @@ def test_parse_shard_takes_zero_based_indices() -> None:
     assert parse_shard("0/1") == (0, 0 + 1) and parse_shard(" 3/4 ") == (3, 4)
     with pytest.raises(UsageError):
         parse_shard("4/4")
+
+
+@pytest.mark.parametrize("how", ["verify-url", "no-reconcile", "unreachable target"])
+def test_merge_reconciles_as_asked_or_says_it_did_not(runs: Runs, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str], how: str) -> None:
+    """--verify-url: the stored count against the merged acked count; --no-reconcile, or a --target that
+    does not answer: not done, and the note says why (the merge itself succeeds)."""
+    args = {"verify-url": ["--verify-url", f"{runs.target_url}/app/{{appId}}/stats"],
+            "no-reconcile": ["--no-reconcile"],
+            "unreachable target": ["--target", "http://127.0.0.1:9", "--reconcile-timeout", "5"]}[how]
+    code, err = _merge(capsys, runs.shards, "--out", tmp_path / "merged", *args)
+    assert code == 0, err
+    for name, block in summary(only_run(tmp_path / "merged"))["transports"].items():
+        rec = block["reconciliation"]
+        if how == "verify-url":
+            assert rec["done"] and rec["method"] == "verify-url", name
+            assert rec["stored"] == block["events"]["acked"] and "held no events before" in rec["note"]
+        else:
+            assert not rec["done"] and rec["note"], name
+            assert ("--no-reconcile" in rec["note"]) == (how == "no-reconcile")
