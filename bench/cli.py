@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.runner.cli", "drive a device fleet at a target and measure ack latency"),
     "compare": ("bench.compare.cli", "compare two runs: per metric, a regression verdict with confidence"),
     "export": ("bench.export.cli", "write a run's histograms for other tools (--hdr: HdrHistogram log)"),
+    "merge": ("bench.results.merge_cli", "merge the shards of a distributed run (run --shard I/N) exactly"),
 }
 
 
@@ -32,13 +33,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every subcommand's flags (what --help shows, and what the deploy manifests'
+    command lines are checked against)."""
     parser = _Parser(prog="nucleus-bench", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
     try:
         return int(module.run(args))

@@ -18,7 +18,8 @@ from timeouts import PROCESS_TIMEOUT_S
 CORE_MODULES = ("bench", "bench.protocol", "bench.metrics", "bench.fleet", "bench.scenario")
 #: The results layer: both front ends stand on it, the Locust side too, so it must load none of them either.
 RESULTS_MODULES = ("bench.results.transport", "bench.results.summary", "bench.results.files",
-                   "bench.results.terminal", "bench.results.reconcile", "bench.results.ids")
+                   "bench.results.terminal", "bench.results.reconcile", "bench.results.ids",
+                   "bench.results.shards", "bench.results.merge_cli")
 #: Reading finished runs: compare and export never need a socket, a front end or Locust.
 READER_MODULES = ("bench.results.read", "bench.compare.report", "bench.compare.cli", "bench.export.hdr",
                   "bench.export.cli")

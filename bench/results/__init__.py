@@ -15,4 +15,6 @@ Modules:
     files: the run directory and every file in it (summary, histograms, series, results, meta).
     terminal: the end-of-run lines and the side-by-side table.
     ids: a fresh appId for a transport's events.
+    shards: a shard's identity (``run --shard I/N``), and the checks and exact merge of a run's shards.
+    merge_cli: ``nucleus-bench merge DIR...``, which writes the merged run directory.
 """

@@ -2,7 +2,9 @@
 
 One run writes ``<out>/<UTC timestamp>-<scenario>/`` (results/README.md documents every file):
 ``summary.json`` (schema ``nucleus-bench/summary/1``), ``histograms.json`` (lossless), ``series-<t>.csv``,
-``result-<t>.json`` (the lossless, mergeable ``TransportResult`` of each transport) and ``meta.json``.
+``result-<t>.json`` (the lossless, mergeable ``TransportResult`` of each transport) and ``meta.json``; a
+shard of a distributed run (``run --shard I/N``) also writes ``reported-ids-<t>.json``, the ids the server
+acknowledged, which ``nucleus-bench merge`` reconciles for the whole run.
 """
 
 from __future__ import annotations
@@ -93,9 +95,17 @@ def _dump(path: Path, obj: Any, *, compact: bool = False) -> None:
 
 
 def write_results(run_dir: Path, summary: Mapping[str, Any], results: Mapping[str, TransportResult],
-                  meta: Mapping[str, Any]) -> None:
-    """Write every file of the run; safe to call again (files are replaced whole)."""
-    _dump(run_dir / "summary.json", summary)
+                  meta: Mapping[str, Any], *, reported_ids: bool = False) -> None:
+    """Write every file of the run; safe to call again (files are replaced whole).
+
+    ``summary.json`` goes last: a reader that sees a summary naming a transport finds every file of that
+    transport already there (``nucleus-bench merge --wait`` relies on it while shards are still writing).
+    ``reported_ids``: also write each transport's ``reported-ids-<t>.json`` (a shard's run).
+    """
+    if reported_ids:
+        for name, result in results.items():
+            if result.reported_ids is not None:
+                _dump(run_dir / f"reported-ids-{name}.json", result.reported_ids, compact=True)
     _dump(run_dir / "histograms.json", {
         "schema": HISTOGRAMS_SCHEMA, "unit": "us",
         "transports": {n: {k: h.to_json() for k, h in r.histograms.items()} for n, r in results.items()},
@@ -109,3 +119,4 @@ def write_results(run_dir: Path, summary: Mapping[str, Any], results: Mapping[st
                 latency = result.series.latency(row["second"])
                 writer.writerow({**row, **{k: "" if v is None else f"{v:.1f}" for k, v in latency.items()}})
     _dump(run_dir / "meta.json", meta)
+    _dump(run_dir / "summary.json", summary)

@@ -43,6 +43,7 @@ class RunHeader:
             its run time); None: the scenario's.
         driver: the driver's name when it is not the hot path (whose summaries have no ``driver`` key).
         driver_block: what only that driver reports, written under its name (``"locust": {...}``).
+        extra: more top-level blocks, after the others (a shard's run writes ``"shard": {...}``).
     """
 
     scenario: Scenario
@@ -56,6 +57,7 @@ class RunHeader:
     duration_s: float | None = None
     driver: str | None = None
     driver_block: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def scenario_json(self) -> dict[str, Any]:
         """The ``scenario`` block: the scenario's figures, ``DRIVEN_KEYS`` as the driver ran them."""
@@ -84,7 +86,7 @@ class RunHeader:
         }
         if self.driver is not None:
             out |= {"driver": self.driver, self.driver: dict(self.driver_block)}
-        return out
+        return out | dict(self.extra)
 
 
 def quantiles(h: Histogram) -> dict[str, float | int]:
@@ -134,8 +136,15 @@ def transport_summary(r: TransportResult) -> dict[str, Any]:
 def build_summary(results: Mapping[str, TransportResult], app_ids: Mapping[str, str],
                   header: RunHeader) -> dict[str, Any]:
     """summary.json: the header, one block per transport that ran, and ``ok`` (every identity holds)."""
+    return summary_document(header.to_json(), results, app_ids)
+
+
+def summary_document(header: Mapping[str, Any], results: Mapping[str, TransportResult],
+                     app_ids: Mapping[str, str]) -> dict[str, Any]:
+    """summary.json from a header already in its JSON form (``RunHeader.to_json``, or the header that
+    ``nucleus-bench merge`` takes over from the shards it merges), the transports' blocks and ``ok``."""
     transports = {}
     for name, result in results.items():
         transports[name] = {"app_id": app_ids.get(name)} | transport_summary(result)
-    return {"schema": SUMMARY_SCHEMA, **header.to_json(), "transports": transports,
+    return {"schema": SUMMARY_SCHEMA, **header, "transports": transports,
             "ok": all(r.accounting().ok for r in results.values())}

@@ -12,11 +12,11 @@ import contextlib
 import socket
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from bench.protocol.errors import UsageError
@@ -30,6 +30,7 @@ from bench.results.reconcile import (
     reconcile_reference,
     verify_url_for,
 )
+from bench.results.shards import ShardInfo, parse_shard, scenario_digest
 from bench.results.summary import RunHeader, build_summary
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
@@ -39,6 +40,9 @@ from bench.runner.progress import Progress
 from bench.runner.stops import STOPS, sigterm_as_interrupt
 from bench.scenario import Scenario, load_scenario, parse_duration
 from bench.transports.common import TransportOptions, parse_source_addrs
+
+if TYPE_CHECKING:
+    from bench.runner.live import LiveMetrics, LiveServer
 
 #: TCP connect timeout of the reachability check made before each transport.
 PREFLIGHT_TIMEOUT_S = 5.0
@@ -70,6 +74,13 @@ class RunRequest:
     http_concurrency: int = 128
     ws_io: Literal["auto", "polled", "stream"] = "auto"
     argv: tuple[str, ...] = field(default_factory=tuple)
+    #: (I, N): drive shard I (0-based) of N of the fleet, for ``nucleus-bench merge`` (``--shard I/N``).
+    shard: tuple[int, int] | None = None
+    #: serve live figures for Prometheus on this port (0: a free one; None: off), ``--metrics-port``.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    #: after the run, serve until the final figures are scraped once or this many seconds pass.
+    metrics_hold_s: float = 0.0
 
 
 #: The run's ``error`` when Ctrl-C cut it short.
@@ -161,7 +172,14 @@ def target(request: RunRequest) -> Iterator[tuple[str, bool]]:
 
 def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_id: str,
               embedded: bool, before: int | None) -> Reconciliation:
-    """Reference reconciliation when the target is one; else --verify-url counts; else not done."""
+    """Reference reconciliation when the target is one; else --verify-url counts; else not done.
+
+    A shard does not reconcile: the other shards store into the same app while it runs, so only the union of
+    their acknowledged ids can be compared with the store (``nucleus-bench merge`` does).
+    """
+    if request.shard is not None:
+        index, count = request.shard
+        return not_done(f"shard {index} of {count}: `nucleus-bench merge` reconciles the whole run")
     if request.verify_url is not None and before is not None:
         after = fetch_stored_count(verify_url_for(request.verify_url, app_id), insecure=request.insecure,
                                    timeout_s=request.reconcile_timeout_s)
@@ -177,26 +195,36 @@ def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_i
 class _Session:
     """One ``run`` invocation: results so far, where they go, and how to write them."""
 
-    def __init__(self, request: RunRequest, scenario: Scenario, base_url: str, embedded: bool) -> None:
+    def __init__(self, request: RunRequest, scenario: Scenario, base_url: str, embedded: bool,
+                 live: LiveMetrics | None = None) -> None:
         self.request = request
         self.scenario = scenario
         self.base_url = base_url
         self.embedded = embedded
+        self.live = live
         self.started = datetime.now(UTC)
         self.results: dict[str, TransportResult] = {}
         self.app_ids: dict[str, str] = {}
         self.run_dir: Path | None = None
         self.summary: dict[str, Any] = {}
+        self.shard: ShardInfo | None = None
 
     def run_one(self, transport: str, app_id: str, options: TransportOptions) -> None:
         request, sc = self.request, self.scenario
         preflight(self.base_url)
         before = stored_before(request, app_id)
+        index, count = request.shard or (0, 1)
         config = RunConfig(scenario=sc, transport=transport,  # type: ignore[arg-type]
                            target_url=self.base_url, app_id=app_id, options=options,
-                           processes=request.processes)
+                           processes=request.processes, shard=index, shards=count,
+                           live_histograms=self.live is not None)
+        if self.live is not None:
+            self.live.set_info(transport, scenario=sc.name, app_id=app_id,
+                               shard=f"{index}/{count}" if request.shard else "")
         with Progress(f"{sc.name} {transport}", request.progress) as progress:
-            result = run_transport(config, progress=progress.update)
+            result = run_transport(config, progress=self._progress_fn(transport, progress))
+        if self.live is not None:
+            self.live.finish(transport, result)
         try:
             rec = reconcile(request, result, self.base_url, app_id, self.embedded, before)
         except KeyboardInterrupt:  # Ctrl-C while the target is asked: keep what the load measured
@@ -209,17 +237,33 @@ class _Session:
         for line in transport_lines(transport, self.summary["transports"][transport]):
             print(line)
 
+    def _progress_fn(self, transport: str, progress: Progress) -> Callable[[dict[str, Any]], None]:
+        """The terminal's progress, and the metrics endpoint's when it is on."""
+        live = self.live
+        if live is None:
+            return progress.update
+
+        def both(snap: dict[str, Any]) -> None:
+            progress.update(snap)
+            live.update(transport, snap)
+        return both
+
     def write(self, error: str | None = None) -> None:
         if not self.results:
             return
         sc = self.scenario
+        extra = {"shard": self.shard.to_json()} if self.shard is not None else {}
         if self.run_dir is None:
-            self.run_dir = make_run_dir(self.request.out_dir, sc.name, self.started)
-        header = run_header(self.request, sc, self.base_url, self.embedded, self.started, error)
+            name = sc.name
+            if self.shard is not None:
+                name += f"-shard-{self.shard.index}-of-{self.shard.count}"
+            self.run_dir = make_run_dir(self.request.out_dir, name, self.started)
+        header = replace(run_header(self.request, sc, self.base_url, self.embedded, self.started, error),
+                         extra=extra)
         self.summary = build_summary(self.results, self.app_ids, header)
         meta = run_meta(argv=self.request.argv, seed=sc.seed, scenario_path=sc.path,
-                        extra={"target": header.target_json(), "app_ids": dict(self.app_ids)})
-        write_results(self.run_dir, self.summary, self.results, meta)
+                        extra={"target": header.target_json(), "app_ids": dict(self.app_ids), **extra})
+        write_results(self.run_dir, self.summary, self.results, meta, reported_ids=self.shard is not None)
 
 
 def run_header(request: RunRequest, scenario: Scenario, base_url: str, embedded: bool, started: datetime,
@@ -250,11 +294,13 @@ def execute(request: RunRequest) -> int:
     """Run every requested transport, write the results, print the report. Returns the exit status."""
     scenario = load(request)
     options = _options(request)
-    if request.processes > scenario.devices:
-        raise UsageError(f"--processes {request.processes} is more than the {scenario.devices} devices")
     app_ids = request.app_ids or ((scenario.app_id,) * len(request.transports) if scenario.app_id else None)
     if app_ids is not None and len(set(app_ids)) != len(request.transports):
         raise UsageError("the scenario's app_id serves one transport; for both give --app-id WS_ID,HTTP_ID")
+    check_shard(request, scenario, app_ids)
+    if request.processes > (devices := _slice_devices(request, scenario)):
+        raise UsageError(f"--processes {request.processes} is more than the {devices} devices"
+                         f"{' of the shard' if request.shard else ''}")
     check_out_dir(request.out_dir)
     if scenario.connect_ramp_s >= scenario.ramp_s + PACING_NOTE_S:
         print(f"nucleus-bench run: {scenario.devices:,} devices come online at {scenario.connect_rate:,.6g} "
@@ -263,21 +309,28 @@ def execute(request: RunRequest) -> int:
     raise_nofile_limit()
     note_twins()
     STOPS.reset()
-    with sigterm_as_interrupt(), target(request) as (base_url, embedded):
-        session = _Session(request, scenario, base_url, embedded)
-        try:
-            for k, transport in enumerate(request.transports):
-                session.run_one(transport, app_ids[k] if app_ids else new_app_id(), options)
-                result = session.results[transport]
-                if result.interrupted:
-                    error = lost_line(result.lost_processes) if result.lost_processes else interrupted_line()
-                    session.write(error=error)
-                    print(f"nucleus-bench run: {error}", file=sys.stderr)
-                    break
-        except UsageError as exc:
-            session.write(error=str(exc))  # whatever was measured is still written
-            raise
-    _report(session)
+    with sigterm_as_interrupt(), live_server(request) as server:
+        live = server.metrics if server is not None else None
+        with target(request) as (base_url, embedded):
+            session = _Session(request, scenario, base_url, embedded, live)
+            if request.shard is not None and app_ids is not None:
+                session.shard = shard_info(request.shard, scenario, request.transports, app_ids, base_url)
+            try:
+                for k, transport in enumerate(request.transports):
+                    session.run_one(transport, app_ids[k] if app_ids else new_app_id(), options)
+                    result = session.results[transport]
+                    if result.interrupted:
+                        lost = result.lost_processes
+                        error = lost_line(lost) if lost else interrupted_line()
+                        session.write(error=error)
+                        print(f"nucleus-bench run: {error}", file=sys.stderr)
+                        break
+            except UsageError as exc:
+                session.write(error=str(exc))  # whatever was measured is still written
+                raise
+        _report(session)
+        if server is not None:
+            hold(server, request.metrics_hold_s, session)
     return exit_status(session.results.values(), bool(session.summary.get("ok")))
 
 
@@ -289,6 +342,64 @@ def exit_status(results: Iterable[TransportResult], ok: bool) -> int:
     if any(r.interrupted for r in done):
         return STOPS.exit_status()  # as a shell reports a command ended by the signal
     return 0 if ok else 1
+
+
+def check_shard(request: RunRequest, scenario: Scenario, app_ids: tuple[str, ...] | None) -> None:
+    """A shard's run must be mergeable: one target and one appId per transport shared by every shard
+    (one line, exit 2, before any load)."""
+    if request.shard is None:
+        return
+    index, count = request.shard
+    parse_shard(f"{index}/{count}", scenario.devices)  # N <= devices
+    spec = f"--shard {index}/{count}"
+    if request.target_url is None:
+        raise UsageError(f"{spec} needs --target URL: every shard sends to the one server under test (an "
+                         "embedded target per shard would be N servers, and the merge could reconcile none)")
+    if app_ids is None:
+        raise UsageError(f"{spec} needs --app-id (or the scenario's app_id): every shard of the run sends to "
+                         "the same app, so give each the same fresh id")
+    if request.verify_url is not None:
+        raise UsageError(f"{spec} with --verify-url: the other shards store into the same app meanwhile; "
+                         "give --verify-url to `nucleus-bench merge` instead")
+
+
+def _slice_devices(request: RunRequest, scenario: Scenario) -> int:
+    index, count = request.shard or (0, 1)
+    return len(range(index, scenario.devices, count))
+
+
+def shard_info(shard: tuple[int, int], scenario: Scenario, transports: tuple[str, ...],
+               app_ids: tuple[str, ...], base_url: str) -> ShardInfo:
+    """The ``shard`` block of a shard's summary: its slice, and what every shard of the run shares."""
+    return ShardInfo(index=shard[0], count=shard[1], seed=scenario.seed, scenario=scenario.name,
+                     scenario_digest=scenario_digest(scenario), transports=transports,
+                     app_ids=dict(zip(transports, app_ids, strict=True)), target=base_url)
+
+
+@contextlib.contextmanager
+def live_server(request: RunRequest) -> Iterator[LiveServer | None]:
+    """The ``--metrics-port`` endpoint for the whole command (None when off: nothing of it is loaded)."""
+    if request.metrics_port is None:
+        yield None
+        return
+    from bench.runner.live import LiveMetrics, LiveServer
+
+    server = LiveServer(LiveMetrics(), request.metrics_host, request.metrics_port)
+    print(f"nucleus-bench run: live metrics (Prometheus) at {server.url}", file=sys.stderr)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def hold(server: LiveServer, seconds: float, session: _Session) -> None:
+    """Serve the final figures until they are scraped once, or for ``seconds`` (``--metrics-hold``); not
+    after Ctrl-C, which asked the run to stop."""
+    server.metrics.done()
+    if seconds > 0 and session.results and not any(r.interrupted for r in session.results.values()):
+        print(f"nucleus-bench run: serving the final metrics until scraped, at most {seconds:g} s",
+              file=sys.stderr)
+        server.hold(seconds)
 
 
 def _report(session: _Session) -> None:

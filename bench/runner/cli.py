@@ -61,6 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how WebSocket replies are read: polled (every 1 ms tick, each reply timed by "
                              "the kernel's receive timestamp), stream (as they arrive), auto (polled for "
                              "ws://, stream for wss://; default)")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="drive shard I (0-based) of N of the fleet, the devices d with d %% N == I, for "
+                             "`nucleus-bench merge`; needs --target and --app-id shared by every shard")
+    parser.add_argument("--metrics-port", type=int, metavar="P",
+                        help="serve live counters and latency quantiles for Prometheus at "
+                             "http://HOST:P/metrics during the run (0: a free port); default off")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="address the metrics endpoint listens on (default 127.0.0.1)")
+    parser.add_argument("--metrics-hold", type=float, default=0.0, metavar="S",
+                        help="after the run, keep serving until the final figures are scraped once, at "
+                             "most S seconds (default 0)")
 
 
 def _check_target(url: str) -> str:
@@ -92,6 +103,22 @@ def _positive(name: str, value: float | int | None) -> None:
         raise UsageError(f"{name} must be positive, not {value}")
 
 
+def _check_shard(args: argparse.Namespace) -> tuple[int, int] | None:
+    """``--shard I/N`` in form (what a shard's run needs beside it is checked by ``app.check_shard``)."""
+    if args.shard is None:
+        return None
+    from bench.results.shards import parse_shard
+
+    return parse_shard(args.shard)
+
+
+def _check_metrics(args: argparse.Namespace) -> None:
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise UsageError(f"--metrics-port {args.metrics_port}: a TCP port is 0-65535 (0: a free one)")
+    if not args.metrics_hold >= 0:
+        raise UsageError(f"--metrics-hold must be 0 or more seconds, not {args.metrics_hold}")
+
+
 def run(args: argparse.Namespace) -> int:
     from bench.runner.app import RunRequest, execute
 
@@ -102,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     _positive("--processes", args.processes)
     _positive("--http-concurrency", args.http_concurrency)
     _positive("--reconcile-timeout", args.reconcile_timeout)
+    shard = _check_shard(args)
+    _check_metrics(args)
     request = RunRequest(
         scenario_path=args.scenario, transports=transports,
         target_url=_check_target(args.target) if args.target else None,
@@ -112,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
         verify_url=args.verify_url, reconcile_timeout_s=args.reconcile_timeout,
         stats_token=args.stats_token, target_args=tuple(args.target_arg),
         target_store=args.target_store, http_concurrency=args.http_concurrency, ws_io=args.ws_io,
-        argv=tuple(sys.argv),
+        argv=tuple(sys.argv), shard=shard, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+        metrics_hold_s=args.metrics_hold,
     )
     from bench.runner.procs import ShardLostError
     from bench.runner.stops import STOPS

@@ -59,7 +59,11 @@ class RunConfig:
         target_url: the server's base URL, ``http(s)://host:port``.
         app_id: the app the events go to.
         options: TLS, source addresses, concurrency.
-        processes: shards of the fleet, one process each.
+        processes: shards of this run's slice of the fleet, one process each.
+        shard, shards: the slice of the fleet this run drives (``run --shard I/N``): the devices d with
+            d % shards == shard, the same slice ``--processes N`` gives its process I. With processes M
+            the slice is split further: process k runs shard ``shard + shards * k`` of ``shards * M``.
+        live_histograms: progress snapshots carry copies of the latency histograms (``--metrics-port``).
     """
 
     scenario: Scenario
@@ -68,6 +72,13 @@ class RunConfig:
     app_id: str
     options: TransportOptions = field(default_factory=TransportOptions)
     processes: int = 1
+    shard: int = 0
+    shards: int = 1
+    live_histograms: bool = False
+
+    def slice_devices(self) -> int:
+        """How many devices this run's slice of the fleet holds."""
+        return len(range(self.shard, self.scenario.devices, self.shards))
 
 
 def raise_nofile_limit() -> int:
@@ -94,8 +105,9 @@ class _Books:
     """The once-a-second bookkeeping: fold, expire, one series row; and progress snapshots."""
 
     def __init__(self, tracker: AckTracker, stats: TransportStats, scheduler: Scheduler,
-                 clock: Callable[[], int], progress: ProgressFn | None) -> None:
+                 clock: Callable[[], int], progress: ProgressFn | None, histograms: bool = False) -> None:
         self.tracker = tracker
+        self.histograms = histograms
         self.stats = stats
         self.scheduler = scheduler
         self.clock = clock
@@ -144,6 +156,8 @@ class _Books:
             "p50_1s": recent.get("ack_p50_us"), "p99_1s": recent.get("ack_p99_us"),
             "lag_p99": self.schedule_lag.percentile(99.0),
             "schedule_lag": self.schedule_lag.copy(),  # for callers that judge a stretch of the run
+            # the run's latency histograms so far, for the metrics endpoint (merged exactly across processes)
+            **({"corrected": t.corrected.copy(), "raw": t.raw.copy()} if self.histograms else {}),
         })
 
 
@@ -183,7 +197,7 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
         await transport.start()
     connects = sorted((plan.connect_at_ns(d), d) for d in plan.devices)
     scheduler = Scheduler(plan.wire_sends(config.transport), connects, transport, clock)
-    books = _Books(tracker, transport.stats, scheduler, clock, progress)
+    books = _Books(tracker, transport.stats, scheduler, clock, progress, config.live_histograms)
     monitor = books.monitor = Monitor(clock, books.on_second, books.snapshot if progress else None)
     if ready is not None:
         set_origin(await asyncio.get_running_loop().run_in_executor(None, ready))
@@ -244,6 +258,8 @@ class _CtrlC:
         self._term_before = signal.getsignal(signal.SIGTERM)
         self._int = self._add(signal.SIGINT, self._on_sigint)
         self._term = self._add(signal.SIGTERM, self._on_sigterm)
+        if STOPS.first is not None:  # stopped before the run could start (a shard's start-up): stop now
+            self._loop.call_soon(self._stop, STOPS.first)
 
     def _add(self, signum: int, handler: Callable[[], None]) -> bool:
         try:

@@ -1,8 +1,11 @@
 """``run_transport``: one transport's run, in this process or sharded over several, merged exactly.
 
 With ``processes > 1`` the fleet is split with ``Plan(shard=k, shards=n)`` and each shard runs in its own
-process (multiprocessing with *spawn*: a clean interpreter with its own uvloop loop, no inherited
-sockets or locks). Protocol between the parent and a child, all over one queue:
+process (multiprocessing with *spawn*: a clean interpreter with its own uvloop loop, no inherited sockets or
+locks). A run that drives one slice of a distributed fleet (``--shard I/N``) splits its slice the same way:
+process k runs shard ``I + N * k`` of ``N * n``, whose devices are the slice's d with ``(d // N) % n == k``.
+
+Protocol between the parent and a child, all over one queue:
 
 - child -> ``("ready", k)`` once set up; parent -> child pipe: the shared t=0 (absolute monotonic ns)
   once every child is ready, so all shards start together;
@@ -16,6 +19,7 @@ bucket by bucket), which gives exactly what one process would have counted.
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -26,6 +30,7 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
+from bench.metrics import Histogram
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.results.transport import TransportResult, merge_all
@@ -54,33 +59,48 @@ def run_transport(config: RunConfig, *, progress: ProgressFn | None = None) -> T
     if config.processes < 1:
         raise UsageError(f"--processes must be at least 1, not {config.processes}")
     if config.processes == 1:
-        return run_shard(config, progress=progress)
-    if config.processes > config.scenario.devices:
-        raise UsageError(f"--processes {config.processes} is more than the {config.scenario.devices} devices")
+        return run_shard(config, shard=config.shard, shards=config.shards, progress=progress)
+    if config.processes > (devices := config.slice_devices()):
+        raise UsageError(f"--processes {config.processes} is more than the {devices} devices "
+                         f"{'of the shard' if config.shards > 1 else ''}".rstrip())
     return _run_sharded(config, progress)
 
 
 def _child(config: RunConfig, shard: int, shards: int, out: Any, start_pipe: Connection,
            with_progress: bool) -> None:
-    """A child process: run one shard and ship its result back (JSON + the reported ids)."""
+    """A child process: run one shard and ship its result back (JSON + the reported ids).
+
+    Its messages name it by its place among the parent's children, ``k`` (its plan is shard ``shard`` of
+    ``shards``: the same as ``k`` of ``processes`` unless the run itself drives one slice of the fleet).
+    """
+    k = (shard - config.shard) // config.shards
+    # SIGTERM (from the parent, or to the whole group) ends the run's send phase while it runs (the engine
+    # takes it over then); before and after, it is only noted, so it never kills a shard that is sending
+    # its figures, and one that came during start-up stops the run as soon as it starts
+    signal.signal(signal.SIGTERM, _note_stop)
+
     def ready() -> int:
-        out.put(("ready", shard))
+        out.put(("ready", k))
         return int(start_pipe.recv())
 
     def progress(snapshot: dict[str, Any]) -> None:
-        out.put(("progress", shard, snapshot))
+        out.put(("progress", k, snapshot))
 
     try:
         result = run_shard(config, shard=shard, shards=shards, ready=ready,
                            progress=progress if with_progress else None)
     except UsageError as exc:
-        out.put(("error", shard, "usage", str(exc)))
+        out.put(("error", k, "usage", str(exc)))
         return
     except BaseException as exc:  # a harness bug in a child: report it in one line, never hang the parent
-        out.put(("error", shard, "bug", f"{type(exc).__name__}: {exc}"))
+        out.put(("error", k, "bug", f"{type(exc).__name__}: {exc}"))
         raise
     ids: list[EventId] | None = result.reported_ids
-    out.put(("result", shard, result.to_json(), ids))
+    out.put(("result", k, result.to_json(), ids))
+
+
+def _note_stop(signum: int, _frame: Any) -> None:
+    STOPS.record(signum)
 
 
 class ShardLostError(RuntimeError):
@@ -103,8 +123,9 @@ class _Children:
         self.procs: list[Any] = []
         for k in range(self.n):
             child_end, parent_end = ctx.Pipe(duplex=False)  # (receive end, send end)
+            shard, shards = config.shard + config.shards * k, config.shards * self.n
             proc = ctx.Process(target=_child, name=f"nucleus-bench-shard-{k}",
-                               args=(config, k, self.n, self.queue, child_end, progress is not None))
+                               args=(config, shard, shards, self.queue, child_end, progress is not None))
             self.pipes.append(parent_end)
             self.procs.append(proc)
         self.ready: set[int] = set()
@@ -150,7 +171,7 @@ class _Children:
             for proc in self.procs:
                 proc.join(timeout=10.0)
                 if proc.is_alive():
-                    proc.terminate()  # our own child, by its handle
+                    proc.kill()  # our own child, by its handle (SIGTERM is only noted by a shard)
                     proc.join(timeout=5.0)
         return [self.results[k] for k in sorted(self.results)]
 
@@ -252,7 +273,8 @@ def _how(exitcode: int) -> str:
 
 
 def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
-    """Progress of several shards: counters summed, percentiles the worst shard's (an upper bound)."""
+    """Progress of several shards: counters summed, percentiles the worst shard's (an upper bound), and
+    the latency histograms, where the snapshots carry them (``--metrics-port``), added exactly."""
     out: dict[str, Any] = {"t": max(s["t"] for s in snaps)}
     for key in ("sent", "acked", "lost", "rejected", "in_flight", "errors"):
         out[key] = sum(s[key] for s in snaps)
@@ -260,7 +282,16 @@ def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
         out[key] = max(s[key] for s in snaps)
     for key in ("p50_1s", "p99_1s"):  # None in a shard with no ack in its last second
         out[key] = max((s[key] for s in snaps if s.get(key) is not None), default=None)
+    for key in ("corrected", "raw"):
+        parts = [s[key] for s in snaps if key in s]
+        if parts:
+            out[key] = functools.reduce(_added, parts[1:], parts[0].copy())
     return out
+
+
+def _added(into: Histogram, other: Histogram) -> Histogram:
+    into.merge(other)
+    return into
 
 
 def _run_sharded(config: RunConfig, progress: ProgressFn | None) -> TransportResult:
