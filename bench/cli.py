@@ -20,6 +20,7 @@ DESCRIPTION = "Load generator and benchmark harness for Nucleus-compatible track
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "target": ("bench.target.cli", "serve the reference Nucleus-compatible target"),
     "run": ("bench.runner.cli", "drive a device fleet at a target and measure ack latency"),
+    "report": ("bench.report.cli", "write the HTML report and Markdown summary of one run or several"),
 }
 
 
