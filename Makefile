@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup bench test lint perf perf-target clean
+.PHONY: setup bench browser test lint perf perf-target clean
 
 # Idempotent: re-installs only when the build's inputs changed since the last install (setup.py compiles
 # bench/_native/*.c, the C twins of the hot path's per-event steps, into bench/ where a C compiler is found).
@@ -20,7 +20,14 @@ $(STAMP): pyproject.toml setup.py $(wildcard bench/_native/*.c bench/_native/*.h
 bench: setup
 	$(BIN)/nucleus-bench run scenarios/desktop-fleet.toml --transport both
 
-test: setup
+# The report's browser test opens a report in Debian's headless Chromium: installed here where apt-get can
+# (root), else that test is skipped and says why.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make: chromium is not installed and apt-get cannot install it: the report's browser test is skipped"
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 lint: setup
