@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -48,6 +49,14 @@ def flags(profile: Path) -> list[str]:
             f"--window-size={WIDTH},{HEIGHT}", "--remote-debugging-pipe", "about:blank"]
 
 
+def _above_four(fd: int) -> int:
+    """``fd`` moved to a number above 10, so that putting the pipe ends on fds 3 and 4 cannot overwrite
+    one of them (a fresh interpreter's first pipe is fds 3 and 4)."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved
+
+
 @dataclass
 class Visit:
     """What one page load showed: the requests it made, its own report of its plots, the screenshot."""
@@ -64,6 +73,7 @@ class DevTools:
     def __init__(self, profile: Path) -> None:
         to_child, self._write = os.pipe()   # our commands -> its fd 3
         self._read, from_child = os.pipe()  # its fd 4 -> our replies and events
+        to_child, from_child = _above_four(to_child), _above_four(from_child)
         # bash (dash takes one-digit fds only) puts the pipe ends on fds 3 and 4, then becomes Chromium
         script = f'exec "$0" "$@" 3<&{to_child} 4>&{from_child} {to_child}<&- {from_child}>&-'
         self.proc = subprocess.Popen(["/bin/bash", "-c", script, str(CHROMIUM), *flags(profile)],
