@@ -16,9 +16,14 @@ $(STAMP): pyproject.toml setup.py $(wildcard bench/_native/*.c bench/_native/*.h
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The default benchmark: embedded target, the realistic fleet over WebSocket and HTTP on one seeded stream.
+# The default benchmark: embedded target, the realistic fleet over WebSocket and HTTP on one seeded stream,
+# then the report of that run (report.html and report.md in its directory; the paths are the last lines).
+# A run that measured something (exit 0, or 1: the accounting failed) is reported; the run's status is make's.
 bench: setup
-	$(BIN)/nucleus-bench run scenarios/desktop-fleet.toml --transport both
+	$(BIN)/nucleus-bench run scenarios/desktop-fleet.toml --transport both --out results; \
+	status=$$?; \
+	if [ $$status -le 1 ]; then $(BIN)/nucleus-bench report --latest results || status=$$?; fi; \
+	exit $$status
 
 # The report's browser test opens a report in Debian's headless Chromium: installed here where apt-get can
 # (root), else that test is skipped and says why.
