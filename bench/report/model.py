@@ -222,9 +222,9 @@ def spectrum(h: Histogram) -> Spectrum:
 def _verdicts(block: Doc, error: str | None) -> tuple[Verdict, ...]:
     ev, rec = block.sub("events"), block.sub("reconciliation")
     sent, lost, rejected = ev.count("sent"), ev.count("lost"), ev.count("rejected")
-    out = [Verdict("run", "fail", error) if error else
-           Verdict("run", "warn", "interrupted (Ctrl-C)") if block.flag("interrupted") else
-           Verdict("run", "ok", "finished")]
+    # an interruption is the user's choice (the run's error then says so): a warning, not a failure
+    out = [Verdict("run", "warn", "interrupted (Ctrl-C): figures up to then") if block.flag("interrupted")
+           else Verdict("run", "fail", error) if error else Verdict("run", "ok", "finished")]
     accounting = block.sub("accounting")
     out.append(Verdict("accounting", "ok" if accounting.flag("ok") else "fail", str(accounting.opt("line"))))
     gen = block.sub("generator")

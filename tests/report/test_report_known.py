@@ -179,3 +179,31 @@ def test_capacity_without_a_knee(tmp_path: Path, knee: dict[str, object] | None,
     (curve,) = rep.capacity
     assert curve.knee_rate is None and not capacity_table(curve).marked
     assert f"{line}." in markdown.render(rep, "report.html", [str(run_dir)])
+
+
+def test_a_run_that_stopped_on_an_error_with_a_saturated_generator(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The run's error line heads both outputs; a saturated generator and an interrupted transport are
+    verdicts in words, never a silent figure."""
+    import copy
+
+    from report_helpers import block, latency
+
+    summary = copy.deepcopy(KNOWN_SUMMARY)
+    summary["error"] = "target http://127.0.0.1:9 is unreachable: Connection refused"
+    summary["transports"]["ws"] = block(sent=10, acked=10, rejected=0, lost=0, events_per_s=5.0,
+                                        corrected=latency(1.0, 2.0, 3.0, 4.0, 5.0),
+                                        raw=latency(1.0, 2.0, 3.0, 4.0, 5.0),
+                                        delivery=latency(1.0, 2.0, 3.0, 4.0, 5.0), events_per_cpu_s=100.0,
+                                        bytes_per_event=400.0, saturated=True)
+    summary["transports"]["http"]["interrupted"] = True
+    html_path, md_path = report(capsys, str(write_known_run(tmp_path / "run", summary=summary)))
+    md = md_path.read_text()
+    assert "> **run stopped on an error:** target http://127.0.0.1:9 is unreachable: Connection refused" in md
+    assert "| generator | SATURATED | kept its plan |" in md
+    assert "- **ws** generator WARN: saturated: schedule lag p99 12.0 ms > 10 ms" in md
+    assert "- **ws** run FAIL: target http://127.0.0.1:9 is unreachable" in md
+    assert "- **http** run WARN: interrupted (Ctrl-C): figures up to then" in md
+    text = Page(html_path.read_text()).body_text
+    assert "run stopped on an error: target http://127.0.0.1:9 is unreachable" in text.replace(" | ", " ")
+    assert "generator: saturated: schedule lag p99 12.0 ms > 10 ms" in text
