@@ -2,8 +2,9 @@
 
 matplotlib's object API is used directly (``Figure``, no pyplot): no display, no global backend, no state
 kept between plots. Text stays text in the SVG (``svg.fonttype: none``), so the page's plots are sharp,
-small and searchable; ids inside an SVG come from a fixed salt, so one set of files gives the same page
-byte for byte. The SVG's metadata block (creator URL, date) is dropped: the page names no address at all.
+small and searchable. Ids inside an SVG come from a fixed salt, so one set of files gives the same page
+byte for byte, and are prefixed with the plot's name, so they stay unique on the page. The SVG's metadata
+block (creator URL, date) is dropped: the page names no address at all.
 
 Each plot function takes the model's columns or curves and returns ``<svg ...>...</svg>``; ``PLOTS``
 lists them in page order.
@@ -35,6 +36,7 @@ _RC: dict[Any, Any] = {  # rc keys are Literal-typed in matplotlib's stubs
     "font.family": "sans-serif",
 }
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.S)
+_ID = re.compile(r'(\bid="|href="#|url\(#)([^")]+)')
 
 
 def colour(k: int) -> str:
@@ -223,7 +225,13 @@ PLOTS: tuple[tuple[str, str, Callable[[Report], bool], Callable[[Report], str]],
 )
 
 
+def scoped(svg: str, prefix: str) -> str:
+    """The SVG with every id, and every reference to one, prefixed: matplotlib numbers the elements of each
+    figure from 1 (``axes_1``), and ids must be unique across the page that holds several figures inline."""
+    return _ID.sub(lambda m: f"{m.group(1)}{prefix}-{m.group(2)}", svg)
+
+
 def draw(report: Report) -> list[tuple[str, str, str]]:
     """Every plot the report has data for, as (id, heading, svg), in page order."""
     with rc_context(_RC):
-        return [(pid, heading, plot(report)) for pid, heading, has, plot in PLOTS if has(report)]
+        return [(pid, heading, scoped(plot(report), pid)) for pid, heading, has, plot in PLOTS if has(report)]

@@ -77,6 +77,10 @@ def test_every_plot_is_an_inline_svg_and_nothing_is_fetched(tmp_path: Path,
     urls = [u for style in page.styles for u in re.findall(r"url\(\s*['\"]?([^'\")]*)", style)]
     assert all(u.startswith("#") for u in urls), urls
     assert not re.search(r"@import|@font-face", text)
+    ids = re.findall(r'\bid="([^"]+)"', text)
+    assert len(ids) == len(set(ids)) > 100  # the plots' own ids, unique on the page
+    refs = set(re.findall(r'(?:href="#|url\(#)([^")]+)', text))
+    assert refs and refs <= set(ids)  # and every reference of an SVG finds its target
 
 
 def test_capacity_curve_marks_the_knee(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
