@@ -76,9 +76,12 @@ class DevTools:
         to_child, from_child = _above_four(to_child), _above_four(from_child)
         # bash (dash takes one-digit fds only) puts the pipe ends on fds 3 and 4, then becomes Chromium
         script = f'exec "$0" "$@" 3<&{to_child} 4>&{from_child} {to_child}<&- {from_child}>&-'
-        self.proc = subprocess.Popen(["/bin/bash", "-c", script, str(CHROMIUM), *flags(profile)],
-                                     pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        profile.mkdir(parents=True, exist_ok=True)
+        self._log = profile / "chromium.log"  # a file, not a pipe: its chatter can never block it
+        with open(self._log, "wb") as log:
+            self.proc = subprocess.Popen(["/bin/bash", "-c", script, str(CHROMIUM), *flags(profile)],
+                                         pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=log)
         os.close(to_child)
         os.close(from_child)
         self._buf = b""
@@ -92,7 +95,7 @@ class DevTools:
                 raise TimeoutError("Chromium did not answer in time")
             chunk = os.read(self._read, 1 << 20)
             if not chunk:
-                err = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""
+                err = self._log.read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"Chromium closed its DevTools pipe:\n{err}")
             self._buf += chunk
         text, _, self._buf = self._buf.partition(b"\0")
@@ -134,8 +137,6 @@ class DevTools:
             self.proc.wait()
         os.close(self._write)
         os.close(self._read)
-        if self.proc.stderr:
-            self.proc.stderr.close()
 
 
 def _visit(browser: DevTools, page: Path) -> Visit:
