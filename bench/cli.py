@@ -20,6 +20,8 @@ DESCRIPTION = "Load generator and benchmark harness for Nucleus-compatible track
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "target": ("bench.target.cli", "serve the reference Nucleus-compatible target"),
     "run": ("bench.runner.cli", "drive a device fleet at a target and measure ack latency"),
+    "compare": ("bench.compare.cli", "compare two runs: per metric, a regression verdict with confidence"),
+    "export": ("bench.export.cli", "write a run's histograms for other tools (--hdr: HdrHistogram log)"),
     "report": ("bench.report.cli", "write the HTML report and Markdown summary of one run or several"),
 }
 

@@ -34,6 +34,10 @@ _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Event ids are device * 2**28 + sequence and must stay below 2**53 (exact in JSON doubles), so at most 2**25
 #: devices (bench.fleet.device.ID_STRIDE).
 MAX_DEVICES = 1 << 25
+#: Devices that come online per second by default (``[fleet] connect_rate``, ``--connect-rate``): a
+#: conservative rate of TCP + WebSocket handshakes for one client core beside a target on the same machine
+#: (one 2-core machine sets up about 2,500/s with both cores busy; at 7,500/s asked, connects time out).
+DEFAULT_CONNECT_RATE = 1500.0
 #: The most events one device sends in a run: its event ids are a block of this many (bench.fleet.device
 #: numbers device k's events from k * 2**28 + 1, every id below 2**53). A rate past it is refused at once.
 MAX_DEVICE_EVENTS = (1 << 28) - 1
@@ -106,6 +110,7 @@ class Scenario:
     duration_s: float = 60.0
     devices: int = 10
     ramp_s: float = 0.0
+    connect_rate: float = DEFAULT_CONNECT_RATE
     rate: float | None = None
     per_device_rate: float = 1.0
     events_per_message: int = 1
@@ -136,6 +141,20 @@ class Scenario:
         """Events per second of one device while it is in a session."""
         return self.rate / self.devices if self.rate is not None else self.per_device_rate
 
+    @property
+    def connect_ramp_s(self) -> float:
+        """How long the fleet takes to come online: the ramp, or longer when the connect rate asks for it."""
+        return max(self.ramp_s, self.devices / self.connect_rate)
+
+    def ramp_fits(self) -> str | None:
+        """Why the fleet cannot come online within the run at its connect rate, or None."""
+        need = self.devices / self.connect_rate
+        if need <= self.duration_s:
+            return None
+        return (f"{self.devices:,} devices at {self.connect_rate:,.6g} connects/s take {need:.3g} s to come "
+                f"online, longer than the duration of {self.duration_s:g} s: raise the connect rate "
+                f"([fleet] connect_rate, --connect-rate) or the duration")
+
     def plannable(self) -> str | None:
         """Why the plan cannot represent this scenario (one device would send more events than its ids
         number), or None. Checked before any plan is built: replaying such a plan would never end."""
@@ -154,7 +173,8 @@ class Scenario:
         raise KeyError(platform)
 
     def with_overrides(self, *, duration_s: float | None = None, rate: float | None = None,
-                       devices: int | None = None, seed: int | None = None) -> Scenario:
+                       devices: int | None = None, seed: int | None = None,
+                       connect_rate: float | None = None) -> Scenario:
         """A copy with command-line overrides applied and checked.
 
         Raises:
@@ -180,10 +200,17 @@ class Scenario:
             if not 0 <= seed < 1 << 63:
                 raise UsageError(f"seed must be an integer in [0, 2**63), not {seed}")
             changes["seed"] = seed
+        if connect_rate is not None:
+            if not connect_rate > 0:  # inf: no pacing, every device at its ramp time (NaN is refused too)
+                raise UsageError(f"connect rate must be a positive number of connects/s, not {connect_rate}")
+            changes["connect_rate"] = float(connect_rate)
         changed = dataclasses.replace(self, **changes)
         why = changed.plannable()
         if why is not None:
             raise UsageError(f"--rate {rate:g}: {why}" if rate is not None else why)
+        why = changed.ramp_fits()
+        if why is not None:
+            raise UsageError(why)
         return changed
 
 
@@ -264,7 +291,7 @@ class _Bad(Exception):
 _SCHEMA: dict[KeyPath, frozenset[str]] = {
     (): frozenset({"name", "seed", "duration", "app_id", "fleet", "attributes", "sessions", "events",
                    "errors", "transport"}),
-    ("fleet",): frozenset({"devices", "ramp"}),
+    ("fleet",): frozenset({"devices", "ramp", "connect_rate"}),
     ("attributes",): frozenset({"platform", "os_version", "total_ram", "version", "locale", "locale_field"}),
     ("sessions",): frozenset({"length", "idle_gap"}),
     ("events",): frozenset({"rate", "per_device_rate", "arrival", "names", "payload_bytes", "userid_share",
@@ -448,7 +475,8 @@ def _read_fleet(r: _Reader, doc: dict[str, Any], duration_s: float) -> dict[str,
     ramp = r.get(t, where, "ramp", _duration(positive=False), _D.ramp_s)
     if ramp > duration_s:
         r.fail((*where, "ramp"), f"ramp {ramp:g}s is longer than the duration {duration_s:g}s")
-    return {"devices": r.get(t, where, "devices", _integer(1, MAX_DEVICES), _D.devices), "ramp_s": ramp}
+    return {"devices": r.get(t, where, "devices", _integer(1, MAX_DEVICES), _D.devices), "ramp_s": ramp,
+            "connect_rate": r.get(t, where, "connect_rate", _number(0.0, lo_open=True), _D.connect_rate)}
 
 
 def _read_os_versions(r: _Reader, t: dict[str, Any], platforms: Mix[str]) -> tuple[tuple[str, Mix[str]], ...]:
@@ -571,6 +599,11 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
         written = [k for k in (("events", "rate"), ("events", "per_device_rate"), ("duration",))
                    if k in r.index.lines]
         r.fail(written[0] if written else ("events", "rate"), why)
+    why = scenario.ramp_fits()
+    if why is not None:
+        written = [k for k in (("fleet", "connect_rate"), ("fleet", "devices"), ("duration",))
+                   if k in r.index.lines]
+        r.fail(written[0] if written else ("fleet", "devices"), why)
     return scenario
 
 

@@ -9,9 +9,13 @@ then, before any connection), and the parent hands all of them one t=0.
 While they run, the parent polls every target's ``/stats`` (``connections.open``) twice a second. Once
 the sum reaches the fleet size and stays there for two polls (the plateau) it reads the resident memory
 of every client and target process and the kernel's count of ESTABLISHED connections at both ends
-(/proc/net/tcp), watches the count for ``CONFIRM_S`` more, then tells the clients to stop: each cancels
-its run, which closes its connections. On a loaded machine the plateau can come late: the run's hold
-is long, and only a plateau ends it early. Everything is bounded (the scenario's length, a deadline in
+(/proc/net/tcp). Memory read then is not the steady state: most devices have not sent a heartbeat yet,
+and each grows by what its first heartbeat and its reply leave behind. So the hold goes on until every
+device has had one full heartbeat period since it connected (the ramp's end + the period + a margin),
+reads the memory again (the steady state, the figure the floors judge), watches the count for
+``CONFIRM_S`` more, then tells the clients to stop: each cancels its run, which closes its connections.
+On a loaded machine the plateau can come late: the run is planned long, and only the parent's stop ends
+it early. Everything is bounded (the scenario's length, a deadline in
 the parent), and the parent only ever ends its own children.
 """
 
@@ -40,6 +44,10 @@ CONFIRM_S = 3.0
 LEAD_NS = 300_000_000
 #: Seconds past the run's own length before the parent gives up.
 SLACK_S = 60.0
+#: The idle fleet's heartbeat period (idle desktop apps: one a minute).
+HEARTBEAT_S = 60.0
+#: After the last device's first heartbeat is due, before the steady-state reading.
+STEADY_MARGIN_S = 5.0
 
 
 def idle_child(link: Link, config: Any) -> dict[str, Any]:
@@ -119,10 +127,13 @@ class Hold:
         held: the most connections open at once, summed over the targets' ``/stats``.
         steady: the fewest open over the ``CONFIRM_S`` after the plateau (0: no plateau).
         plateau_s: seconds from t=0 until every device was connected (None: never).
+        steady_s: seconds from t=0 to the steady-state reading (None: not reached).
         client_tcp / target_tcp: ESTABLISHED connections at the plateau by the kernel's count, client
             ends and target ends (None: no plateau).
         client_rss0_kb / client_rss_kb, target_rss0_kb / target_rss_kb: resident memory per process,
             before any connection and at the plateau (or at the most connections seen).
+        client_steady_rss_kb / target_steady_rss_kb: the same once every device has had a full heartbeat
+            period (empty: not reached).
         clients: what each client process returned ("stopped": ended by the parent after the plateau).
     """
 
@@ -130,36 +141,52 @@ class Hold:
     held: int = 0
     steady: int = 0
     plateau_s: float | None = None
+    steady_s: float | None = None
     client_tcp: int | None = None
     target_tcp: int | None = None
     client_rss0_kb: list[int] = field(default_factory=list)
     client_rss_kb: list[int] = field(default_factory=list)
     target_rss0_kb: list[int] = field(default_factory=list)
     target_rss_kb: list[int] = field(default_factory=list)
+    client_steady_rss_kb: list[int] = field(default_factory=list)
+    target_steady_rss_kb: list[int] = field(default_factory=list)
     clients: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def client_kb_per_device(self) -> float:
-        return (sum(self.client_rss_kb) - sum(self.client_rss0_kb)) / max(1, self.held)
+        """At the steady state when it was reached, else at the plateau."""
+        rss = self.client_steady_rss_kb or self.client_rss_kb
+        return (sum(rss) - sum(self.client_rss0_kb)) / max(1, self.held)
 
     @property
     def target_kb_per_device(self) -> float:
-        return (sum(self.target_rss_kb) - sum(self.target_rss0_kb)) / max(1, self.held)
+        rss = self.target_steady_rss_kb or self.target_rss_kb
+        return (sum(rss) - sum(self.target_rss0_kb)) / max(1, self.held)
+
+    @property
+    def client_kb_per_device_at_plateau(self) -> float:
+        return (sum(self.client_rss_kb) - sum(self.client_rss0_kb)) / max(1, self.held)
 
     def to_json(self) -> dict[str, Any]:
         return {"devices": self.devices, "held": self.held, "steady": self.steady,
-                "plateau_s": self.plateau_s, "client_tcp": self.client_tcp, "target_tcp": self.target_tcp,
+                "plateau_s": self.plateau_s, "steady_s": self.steady_s, "client_tcp": self.client_tcp,
+                "target_tcp": self.target_tcp,
                 "client_rss0_kb": self.client_rss0_kb, "client_rss_kb": self.client_rss_kb,
                 "target_rss0_kb": self.target_rss0_kb, "target_rss_kb": self.target_rss_kb,
+                "client_steady_rss_kb": self.client_steady_rss_kb,
+                "target_steady_rss_kb": self.target_steady_rss_kb,
                 "client_kb_per_device": self.client_kb_per_device,
+                "client_kb_per_device_at_plateau": self.client_kb_per_device_at_plateau,
                 "target_kb_per_device": self.target_kb_per_device, "clients": self.clients}
 
 
 class _Watch:
     """The parent's side of a hold: the ready barrier, the polls, the plateau's readings, the stop."""
 
-    def __init__(self, hold: Hold, group: Group, targets: Sequence[tuple[str, int]]) -> None:
+    def __init__(self, hold: Hold, group: Group, targets: Sequence[tuple[str, int]],
+                 steady_at_s: float) -> None:
         self.hold = hold
+        self.steady_at_s = steady_at_s
         self.group = group
         self.targets = targets
         self.ports = [urlsplit(url).port or 80 for url, _ in targets]
@@ -195,6 +222,14 @@ class _Watch:
                 self._read_rss()
         if hold.plateau_s is not None:
             hold.steady = min(hold.steady, open_now)
+            if hold.steady_s is None:
+                since_t0_s = (time.monotonic_ns() - self.t0_ns) / 1e9
+                if since_t0_s >= self.steady_at_s:  # every device has had a full heartbeat period
+                    hold.client_steady_rss_kb = [rss_kb_of(_pid(c)) for c in self.group.children]
+                    hold.target_steady_rss_kb = [rss_kb_of(pid) for _, pid in self.targets]
+                    hold.steady_s = since_t0_s
+                    self.confirm_until = time.monotonic() + CONFIRM_S
+                return
             if time.monotonic() >= self.confirm_until:
                 self._stop()
             return
@@ -205,7 +240,6 @@ class _Watch:
             hold.client_tcp, hold.target_tcp = sum(clients), sum(servers)
             hold.plateau_s = (time.monotonic_ns() - self.t0_ns) / 1e9
             hold.steady = open_now
-            self.confirm_until = time.monotonic() + CONFIRM_S
 
     def _read_rss(self) -> None:
         self.hold.client_rss_kb = [rss_kb_of(_pid(c)) for c in self.group.children]
@@ -227,15 +261,16 @@ def _pid(child: Child) -> int:
     return pid
 
 
-def hold_idle(targets: Sequence[tuple[str, int]], per_client: int, *, ramp_s: float, hold_s: float,
+def hold_idle(targets: Sequence[tuple[str, int]], per_client: int, *, ramp_s: float,
               source_addrs: Sequence[tuple[str, ...]] = ()) -> Hold:
     """Ramp ``per_client`` idle devices from one client process per target, hold them, measure.
 
     Args:
         targets: (base URL, PID) of each target; client k drives target k.
         per_client: devices of each client process.
-        ramp_s: devices connect evenly over this long.
-        hold_s: the most the run goes on after the ramp; it ends ``CONFIRM_S`` after the plateau.
+        ramp_s: devices connect evenly over this long. The hold lasts until the steady-state reading
+            (ramp + a heartbeat period + a margin) and ``CONFIRM_S`` more; the run is planned longer by
+            ``SLACK_S``, so only the parent's stop ends it.
         source_addrs: per client, the local addresses its connections bind (empty: any).
 
     Raises:
@@ -246,16 +281,18 @@ def hold_idle(targets: Sequence[tuple[str, int]], per_client: int, *, ramp_s: fl
     from bench.transports.common import TransportOptions
 
     specs = []
+    steady_at_s = ramp_s + HEARTBEAT_S + STEADY_MARGIN_S
+    hold_s = HEARTBEAT_S + STEADY_MARGIN_S + CONFIRM_S + SLACK_S
     for k, (url, _) in enumerate(targets):
         text = scenario_toml(devices=per_client, rate=0.0, epm=1, duration_s=ramp_s + hold_s,
-                             ramp_s=ramp_s, heartbeat_s=60.0, seed=100 + k, per_device_rate=0.0)
+                             ramp_s=ramp_s, heartbeat_s=HEARTBEAT_S, seed=100 + k, per_device_rate=0.0)
         options = TransportOptions(source_addrs=tuple(source_addrs[k]) if source_addrs else (),
                                    record_reported=False)
         config = RunConfig(parse_scenario(text, "perf-idle.toml"), "ws", url, secrets.token_hex(12), options)
         specs.append((f"idle-client-{k}", idle_child, (config,)))
     hold = Hold(devices=per_client * len(targets))
     with Group(specs) as group:
-        watch = _Watch(hold, group, targets)
+        watch = _Watch(hold, group, targets, steady_at_s)
         group.serve(watch.on_message, timeout_s=ramp_s + hold_s + SLACK_S, tick=watch.tick)
     hold.clients = [c.result for c in group.children]
     if not hold.client_rss_kb:

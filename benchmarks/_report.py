@@ -171,24 +171,34 @@ def memory_lines(idle: dict[str, Any] | None, held: dict[str, Any] | None) -> li
     if idle is not None:
         kb = float(idle["client_kb_per_device"])
         tag = "met" if kb <= RSS_FLOOR_KB else "NOT MET"
-        out.append(f"client RSS per idle connected device ({idle['held']:,} of {idle['devices']:,} held): "
-                   f"{kb:.1f} KiB (floor <= {RSS_FLOOR_KB:g} KiB: {tag}); "
+        out.append(f"client RSS per idle connected device ({idle['held']:,} of {idle['devices']:,} held, "
+                   f"{_when(idle)}): {kb:.1f} KiB (floor <= {RSS_FLOOR_KB:g} KiB: {tag}); "
                    f"target {float(idle['target_kb_per_device']):.1f} KiB per connection")
     if held is not None:
         n = int(held["steady"] or held["held"])
         judged = held["devices"] >= DEVICES_FLOOR
         tag = ("met" if n >= DEVICES_FLOOR else "NOT MET") if judged else "not judged (bound below floor)"
         if held["plateau_s"] is not None:
-            how = (f"all connected {held['plateau_s']:.1f} s after t=0 and held; ESTABLISHED per the "
-                   f"kernel: {held['client_tcp']:,} client ends, {held['target_tcp']:,} target ends")
+            rate = held["devices"] / max(held["plateau_s"], 1e-9)
+            how = (f"all connected {held['plateau_s']:.1f} s after t=0 ({rate:,.0f} connects/s) and held; "
+                   f"ESTABLISHED per the kernel: {held['client_tcp']:,} client ends, "
+                   f"{held['target_tcp']:,} target ends")
         else:
             how = "never all connected: the most open at once"
         out.append(f"most devices held at once: {n:,} of {held['devices']:,} tried, "
                    f"{len(held['client_rss_kb'])} client + {len(held['target_rss_kb'])} target processes "
                    f"(floor >= {DEVICES_FLOOR:,}: {tag})")
-        out.append(f"  {how}; client {float(held['client_kb_per_device']):.1f} KiB, "
-                   f"target {float(held['target_kb_per_device']):.1f} KiB per device")
+        out.append(f"  {how}; {_when(held)}: client {float(held['client_kb_per_device']):.1f} KiB, "
+                   f"target {float(held['target_kb_per_device']):.1f} KiB per device "
+                   f"(client at the plateau: {float(held['client_kb_per_device_at_plateau']):.1f} KiB)")
     return out
+
+
+def _when(hold: dict[str, Any]) -> str:
+    """When memory was read: at the steady state (after a full heartbeat period) or only at the plateau."""
+    if hold.get("steady_s") is not None:
+        return f"steady state at t={float(hold['steady_s']):.0f} s"
+    return "at the plateau only: the steady state was not reached"
 
 
 def breakdown_lines(parts: dict[str, dict[str, float]], rows: dict[str, Row]) -> list[str]:

@@ -19,6 +19,9 @@ CORE_MODULES = ("bench", "bench.protocol", "bench.metrics", "bench.fleet", "benc
 #: The results layer: both front ends stand on it, the Locust side too, so it must load none of them either.
 RESULTS_MODULES = ("bench.results.transport", "bench.results.summary", "bench.results.files",
                    "bench.results.terminal", "bench.results.reconcile", "bench.results.ids")
+#: Reading finished runs: compare and export never need a socket, a front end or Locust.
+READER_MODULES = ("bench.results.read", "bench.compare.report", "bench.compare.cli", "bench.export.hdr",
+                  "bench.export.cli")
 #: The report reads result files only: it loads none of the front ends' libraries either.
 REPORT_MODULES = ("bench.report.load", "bench.report.model", "bench.report.tables", "bench.report.plots",
                   "bench.report.html", "bench.report.markdown", "bench.report.write", "bench.report.cli")
@@ -50,7 +53,7 @@ def probe(module: str) -> dict[str, object]:
     return result
 
 
-@pytest.mark.parametrize("module", CORE_MODULES + RESULTS_MODULES + REPORT_MODULES)
+@pytest.mark.parametrize("module", CORE_MODULES + RESULTS_MODULES + READER_MODULES + REPORT_MODULES)
 def test_core_module_loads_no_network_or_gevent_library(module: str) -> None:
     """Importing the module in a fresh interpreter leaves every forbidden library out of sys.modules."""
     result = probe(module)

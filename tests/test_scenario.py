@@ -263,3 +263,31 @@ def test_a_rate_override_the_plan_cannot_number_is_refused() -> None:
         base.with_overrides(rate=1e12)
     most = MAX_DEVICE_EVENTS * 300 / 45.0  # every device right at the bound: still plannable
     assert base.with_overrides(rate=most).plannable() is None
+
+
+def test_the_connect_rate_paces_the_fleet_onto_the_network() -> None:
+    """Devices come online at the connect rate: the ramp lasts at least devices / connect_rate."""
+    from bench.fleet import Plan
+
+    scenario = parse_scenario("duration = 60\n[fleet]\ndevices = 3000\nconnect_rate = 500\n", "x.toml")
+    assert scenario.connect_rate == 500.0 and scenario.ramp_s == 0.0 and scenario.connect_ramp_s == 6.0
+    plan = Plan(scenario)
+    assert plan.connect_at_ns(0) == 0 and plan.connect_at_ns(2999) == 6_000_000_000 * 2999 // 3000
+    slow = scenario.with_overrides(connect_rate=100.0)  # --connect-rate 100: 30 s to come online
+    assert Plan(slow).connect_at_ns(1500) == 15_000_000_000
+    longer = parse_scenario("duration = 60\n[fleet]\ndevices = 30\nramp = 10\n", "y.toml")
+    assert longer.connect_ramp_s == 10.0  # a ramp longer than the pacing asks for stands
+
+
+def test_a_fleet_that_cannot_come_online_within_the_run_is_refused() -> None:
+    """At the default 1,500 connects/s, 250,000 devices need 167 s: a 60 s run is refused at its line."""
+    refused = r"x\.toml:3: fleet\.devices: 250,000 devices at 1,500 connects/s"
+    with pytest.raises(ScenarioError, match=refused):
+        parse_scenario("duration = 60\n[fleet]\ndevices = 250000\n", "x.toml")
+    base = Scenario(duration_s=60.0, devices=1000)
+    with pytest.raises(UsageError, match="raise the connect rate"):
+        base.with_overrides(devices=200_000)
+    assert base.with_overrides(devices=200_000, connect_rate=5000.0).connect_ramp_s == 40.0
+    for bad in (0.0, -1.0, math.nan):
+        with pytest.raises(UsageError, match="connect rate must be a positive number"):
+            base.with_overrides(connect_rate=bad)

@@ -195,7 +195,7 @@ class FleetConfig:
         content = Content.build(s)
         return cls(
             scenario=s, content=content, seeds=Seeds(s.seed), end_ns=to_ns(s.duration_s),
-            ramp_ns=to_ns(s.ramp_s),
+            ramp_ns=to_ns(s.connect_ramp_s),
             # at least 1 ns between bursts, so time always moves on (a fixed gap of 0 would never end)
             burst=s.events_per_message,
             burst_gap_ns=max(1.0, s.events_per_message * NS / rate) if rate > 0 else 0.0,

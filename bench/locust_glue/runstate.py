@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import resource
 import time
 from collections.abc import Callable
@@ -106,9 +107,11 @@ def plan_duration(scenario: Scenario, run_time_s: float | None) -> float:
 
 
 def fleet_scenario(scenario: Scenario, duration_s: float) -> Scenario:
-    """The scenario as Locust drives it (see the module docstring): same devices, unbounded fleet, no ramp."""
+    """The scenario as Locust drives it (see the module docstring): same devices, unbounded fleet, no ramp
+    (Locust's spawn rate paces the devices' arrival)."""
     rate = scenario.device_rate * MAX_DEVICES if scenario.rate is not None else None
-    wide = scenario.with_overrides(duration_s=duration_s, devices=MAX_DEVICES, rate=rate)
+    wide = scenario.with_overrides(duration_s=duration_s, devices=MAX_DEVICES, rate=rate,
+                                   connect_rate=math.inf)
     return dataclasses.replace(wide, ramp_s=0.0)
 
 
@@ -166,7 +169,8 @@ class TransportBooks:
         t = self.tracker
         self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
                           bytes_sent=self.stats.bytes_sent,
-                          histograms={"corrected": t.corrected, "schedule_lag": self.schedule_lag})
+                          histograms={"corrected": t.corrected, "raw": t.raw,
+                                      "schedule_lag": self.schedule_lag})
 
 
 class RunState:

@@ -4,9 +4,11 @@ A row is a handful of ints, added to in place; the hot path can call ``add`` per
 cheaper use is to add counter deltas once a second (e.g. the tracker's ``sent``/``acked``/``lost``
 since the last tick). Series from several processes merge by adding second by second (exact).
 
-Beside the counters, each second keeps what two histograms gained in it (``SECOND_HISTOGRAMS``): the ack
-latency from the intended send of the events acknowledged in that second (the tracker's ``corrected``),
-and the schedule lag of the sends of that second. They are kept in ``SECOND_LAYOUT``, the run's layout with
+Beside the counters, each second keeps what three histograms gained in it (``SECOND_HISTOGRAMS``): the ack
+latency of the events acknowledged in that second, from their intended send (the tracker's ``corrected``) and
+from their actual write (``raw``), and the schedule lag of the sends of that second. The seconds are the
+samples ``nucleus-bench compare`` resamples (bench.compare), hence both latencies: a verdict on
+the raw tail needs the raw tail's seconds. They are kept in ``SECOND_LAYOUT``, the run's layout with
 16 instead of 128 buckets per octave (each of its buckets the exact union of 8 of the run's: relative error
 <= 3.2 %, below what one second's few thousand samples can tell of a p99), as their non-empty buckets only:
 a few dozen to a few hundred per second, so that an hours-long run keeps tens of megabytes, not gigabytes.
@@ -29,8 +31,9 @@ from bench.metrics.histogram import DEFAULT_LAYOUT, Histogram, Layout
 
 #: The counters of a row, in JSON column order (after "second").
 COLUMNS: tuple[str, ...] = ("sent", "acked", "rejected", "lost", "bytes_sent")
-#: The histograms kept per second: ack latency from the intended send, and schedule lag (µs).
-SECOND_HISTOGRAMS: tuple[str, ...] = ("corrected", "schedule_lag")
+#: The histograms kept per second: ack latency from the intended send and from the actual write, and schedule
+#: lag (µs).
+SECOND_HISTOGRAMS: tuple[str, ...] = ("corrected", "raw", "schedule_lag")
 #: What ``latency`` reads from them for one second (µs; None when the second recorded nothing).
 LATENCY_COLUMNS: tuple[str, ...] = ("ack_p50_us", "ack_p99_us", "ack_max_us", "lag_p99_us")
 
@@ -201,7 +204,9 @@ class SecondSeries:
             raise MetricsFormatError(f"{where}: layout {layout.to_json()} differs from this build's "
                                      f"{self.layout.to_json()}; it cannot be read or merged")
         for name, seconds in self._hists.items():
-            entries = obj.get(name)
+            if name not in obj:  # results written before the series kept this one have none of it
+                continue
+            entries = obj[name]
             if not isinstance(entries, list):
                 raise MetricsFormatError(f"{where}: {name!r} must be a list (of its seconds)")
             for n, entry in enumerate(entries):

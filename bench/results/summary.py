@@ -10,6 +10,7 @@ their summaries here, so a report reads either without knowing which wrote it:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,7 +67,10 @@ class RunHeader:
                 # scenario's devices, else the file's ``per_device_rate`` (Scenario.device_rate)
                 "rate": sc.rate, "per_device_rate": sc.device_rate,
                 "events_per_message": sc.events_per_message, "http_flush_s": sc.http_flush_s,
-                "ack_timeout_s": sc.ack_timeout_s}
+                "ack_timeout_s": sc.ack_timeout_s,
+                # how long the fleet took to come online: the ramp, or devices / connect_rate if longer
+                "ramp_s": sc.connect_ramp_s if self.devices is None else sc.ramp_s,
+                "connect_rate": sc.connect_rate if math.isfinite(sc.connect_rate) else None}
 
     def target_json(self) -> dict[str, Any]:
         return {"url": self.target_url, "embedded": self.embedded}
@@ -116,7 +120,8 @@ def transport_summary(r: TransportResult) -> dict[str, Any]:
                    "cpu_us_per_event": r.cpu_s * 1e6 / t.sent if t.sent else 0.0,
                    "bytes_sent": st.bytes_sent, "bytes_received": st.bytes_received,
                    "bytes_per_event": st.bytes_sent / t.sent if t.sent else 0.0,
-                   "processes": r.processes, "max_rss_kb": r.max_rss_kb},
+                   "processes": r.processes, "max_rss_kb": r.max_rss_kb,
+                   "lost_processes": list(r.lost_processes)},
         "generator": {"schedule_lag_us": quantiles(r.schedule_lag), "loop_lag_us": quantiles(r.loop_lag),
                       "cpu_share_max": r.cpu_share_max, "behind_max_us": r.behind_max_us,
                       "saturated": bool(reasons), "reasons": reasons},

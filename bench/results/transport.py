@@ -36,7 +36,9 @@ class TransportResult:
     """
 
     transport: str
-    planned_events: int = 0
+    #: Trackable events in the plan; None when the run was interrupted: counting the part never reached
+    #: would replay the whole plan, so a Ctrl-C would wait in proportion to the plan's size.
+    planned_events: int | None = 0
     processes: int = 1
     tracker: TrackerResult = field(default_factory=TrackerResult)
     stats: TransportStats = field(default_factory=TransportStats)
@@ -52,7 +54,9 @@ class TransportResult:
     cpu_share_max: float = 0.0  # the busiest process's CPU share of one core while sending
     behind_max_us: float = 0.0  # the largest schedule lag in any process
     reasons: list[str] = field(default_factory=list)
-    interrupted: bool = False   # stopped by the user (Ctrl-C): the figures cover the run up to then
+    interrupted: bool = False   # stopped early (Ctrl-C, SIGTERM, a lost shard): figures up to then
+    #: One line per process of the run that ended before it sent its figures (they are not in this result).
+    lost_processes: list[str] = field(default_factory=list)
     reported_ids: list[EventId] | None = None
     reconciliation: Reconciliation = field(default_factory=lambda: not_done("not attempted"))
 
@@ -73,7 +77,7 @@ class TransportResult:
         if other.transport != self.transport:
             raise ValueError(f"cannot merge {other.transport} into {self.transport}")
         return TransportResult(
-            transport=self.transport, planned_events=self.planned_events + other.planned_events,
+            transport=self.transport, planned_events=_sum_planned(self.planned_events, other.planned_events),
             processes=self.processes + other.processes, tracker=self.tracker.merge(other.tracker),
             stats=_sum_stats(self.stats, other.stats),
             schedule_lag=_sum_histograms(self.schedule_lag, other.schedule_lag),
@@ -87,6 +91,7 @@ class TransportResult:
             behind_max_us=max(self.behind_max_us, other.behind_max_us),
             reasons=sorted(set(self.reasons) | set(other.reasons)),
             interrupted=self.interrupted or other.interrupted,
+            lost_processes=[*self.lost_processes, *other.lost_processes],
             reported_ids=_concat_ids((self.reported_ids, other.reported_ids)),
         )
 
@@ -108,13 +113,14 @@ class TransportResult:
             "max_rss_kb": self.max_rss_kb,
             "cpu_share_max": self.cpu_share_max, "behind_max_us": self.behind_max_us,
             "reasons": list(self.reasons), "interrupted": self.interrupted,
+            "lost_processes": list(self.lost_processes),
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], *, reported_ids: list[EventId] | None = None) -> TransportResult:
         """Read ``to_json``'s form back; ``reported_ids`` travel beside it (they are not in the JSON)."""
         return cls(
-            transport=obj["transport"], planned_events=int(obj["planned_events"]),
+            transport=obj["transport"], planned_events=_planned(obj["planned_events"]),
             processes=int(obj["processes"]), tracker=TrackerResult.from_json(obj["tracker"]),
             stats=TransportStats.from_json(obj["stats"]),
             schedule_lag=Histogram.from_json(obj["schedule_lag"]),
@@ -125,6 +131,7 @@ class TransportResult:
             max_rss_kb=int(obj["max_rss_kb"]), cpu_share_max=float(obj["cpu_share_max"]),
             behind_max_us=float(obj["behind_max_us"]), reasons=list(obj["reasons"]),
             interrupted=bool(obj.get("interrupted", False)), reported_ids=reported_ids,
+            lost_processes=[str(x) for x in obj.get("lost_processes", [])],
         )
 
     # -- derived figures ---------------------------------------------------------------------------
@@ -174,3 +181,12 @@ def _sum_series(a: SecondSeries, b: SecondSeries) -> SecondSeries:
     out.merge(a)
     out.merge(b)
     return out
+
+
+def _sum_planned(a: int | None, b: int | None) -> int | None:
+    """Planned events of two processes: unknown when either is (an interrupted process)."""
+    return None if a is None or b is None else a + b
+
+
+def _planned(value: Any) -> int | None:
+    return None if value is None else int(value)

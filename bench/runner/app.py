@@ -12,7 +12,7 @@ import contextlib
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from bench.results.transport import TransportResult
 from bench.runner.engine import RunConfig, raise_nofile_limit
 from bench.runner.procs import run_transport
 from bench.runner.progress import Progress
+from bench.runner.stops import STOPS, sigterm_as_interrupt
 from bench.scenario import Scenario, load_scenario, parse_duration
 from bench.transports.common import TransportOptions, parse_source_addrs
 
@@ -54,6 +55,7 @@ class RunRequest:
     duration: str | None = None
     rate: float | None = None
     devices: int | None = None
+    connect_rate: float | None = None
     processes: int = 1
     out_dir: str = "results"
     seed: int | None = None
@@ -71,7 +73,22 @@ class RunRequest:
 
 
 #: The run's ``error`` when Ctrl-C cut it short.
-INTERRUPTED = "interrupted (Ctrl-C): the figures cover the run up to then; unanswered events are in flight"
+#: Exit statuses of ``run`` besides 0 (every identity holds), 1 (one does not) and 2 (bad input): a shard
+#: process lost mid-run; 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
+EXIT_LOST_PROCESS = 4
+#: The connect rate's pacing is said before the run when it lengthens the scenario's ramp by this much.
+PACING_NOTE_S = 1.0
+
+
+def interrupted_line() -> str:
+    return (f"interrupted ({STOPS.label}): the figures cover the run up to then; unanswered events are in "
+            "flight")
+
+
+def lost_line(lost: list[str]) -> str:
+    more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+    return (f"{lost[0]}{more}: its events are not counted; the other shards stopped there and their "
+            "figures are kept")
 
 
 def load(request: RunRequest) -> Scenario:
@@ -79,7 +96,7 @@ def load(request: RunRequest) -> Scenario:
     scenario = load_scenario(request.scenario_path)
     duration = parse_duration(request.duration) if request.duration is not None else None
     return scenario.with_overrides(duration_s=duration, rate=request.rate, devices=request.devices,
-                                   seed=request.seed)
+                                   seed=request.seed, connect_rate=request.connect_rate)
 
 
 def preflight(base_url: str) -> None:
@@ -183,7 +200,7 @@ class _Session:
         try:
             rec = reconcile(request, result, self.base_url, app_id, self.embedded, before)
         except KeyboardInterrupt:  # Ctrl-C while the target is asked: keep what the load measured
-            rec = not_done("interrupted (Ctrl-C) during reconciliation")
+            rec = not_done(f"interrupted ({STOPS.label}) during reconciliation")
             result = replace(result, interrupted=True)
         result = replace(result, reconciliation=rec)
         self.results[transport] = result
@@ -239,24 +256,39 @@ def execute(request: RunRequest) -> int:
     if app_ids is not None and len(set(app_ids)) != len(request.transports):
         raise UsageError("the scenario's app_id serves one transport; for both give --app-id WS_ID,HTTP_ID")
     check_out_dir(request.out_dir)
+    if scenario.connect_ramp_s >= scenario.ramp_s + PACING_NOTE_S:
+        print(f"nucleus-bench run: {scenario.devices:,} devices come online at {scenario.connect_rate:,.6g} "
+              f"connects/s, over {scenario.connect_ramp_s:.3g} s (the scenario's ramp: "
+              f"{scenario.ramp_s:g} s)", file=sys.stderr)
     raise_nofile_limit()
     note_twins()
-    with target(request) as (base_url, embedded):
+    STOPS.reset()
+    with sigterm_as_interrupt(), target(request) as (base_url, embedded):
         session = _Session(request, scenario, base_url, embedded)
         try:
             for k, transport in enumerate(request.transports):
                 session.run_one(transport, app_ids[k] if app_ids else new_app_id(), options)
-                if session.results[transport].interrupted:
-                    session.write(error=INTERRUPTED)
-                    print(f"nucleus-bench run: {INTERRUPTED}", file=sys.stderr)
+                result = session.results[transport]
+                if result.interrupted:
+                    error = lost_line(result.lost_processes) if result.lost_processes else interrupted_line()
+                    session.write(error=error)
+                    print(f"nucleus-bench run: {error}", file=sys.stderr)
                     break
         except UsageError as exc:
             session.write(error=str(exc))  # whatever was measured is still written
             raise
     _report(session)
-    if any(r.interrupted for r in session.results.values()):
-        return 130  # as a shell reports a command ended by SIGINT
-    return 0 if session.summary.get("ok") else 1
+    return exit_status(session.results.values(), bool(session.summary.get("ok")))
+
+
+def exit_status(results: Iterable[TransportResult], ok: bool) -> int:
+    """0: every identity holds; 1: one does not; 4: a shard process was lost; 130/143: SIGINT/SIGTERM."""
+    done = list(results)
+    if any(r.lost_processes for r in done):
+        return EXIT_LOST_PROCESS
+    if any(r.interrupted for r in done):
+        return STOPS.exit_status()  # as a shell reports a command ended by the signal
+    return 0 if ok else 1
 
 
 def _report(session: _Session) -> None:

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", metavar="D", help="how long to send: 90s, 2m, or seconds")
     parser.add_argument("--rate", type=float, metavar="R", help="total open-loop events/s of the fleet")
     parser.add_argument("--devices", type=int, metavar="N", help="fleet size")
+    parser.add_argument("--connect-rate", type=float, metavar="R",
+                        help="devices that come online per second: the ramp lasts at least devices / R "
+                             "(default: the scenario's [fleet] connect_rate, else 1500)")
     parser.add_argument("--processes", type=int, default=1, metavar="N",
                         help="shard the fleet over N processes (default 1)")
     parser.add_argument("--out", metavar="DIR", default="results",
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     transports = TRANSPORT_CHOICES[args.transport]
     _positive("--rate", args.rate)
     _positive("--devices", args.devices)
+    _positive("--connect-rate", args.connect_rate)
     _positive("--processes", args.processes)
     _positive("--http-concurrency", args.http_concurrency)
     _positive("--reconcile-timeout", args.reconcile_timeout)
@@ -102,11 +106,21 @@ def run(args: argparse.Namespace) -> int:
         scenario_path=args.scenario, transports=transports,
         target_url=_check_target(args.target) if args.target else None,
         app_ids=_check_app_ids(args.app_id, transports), duration=args.duration, rate=args.rate,
-        devices=args.devices, processes=args.processes, out_dir=args.out, seed=args.seed,
+        devices=args.devices, connect_rate=args.connect_rate, processes=args.processes, out_dir=args.out,
+        seed=args.seed,
         insecure=args.insecure, source_addrs=args.source_addrs, progress=not args.no_progress,
         verify_url=args.verify_url, reconcile_timeout_s=args.reconcile_timeout,
         stats_token=args.stats_token, target_args=tuple(args.target_arg),
         target_store=args.target_store, http_concurrency=args.http_concurrency, ws_io=args.ws_io,
         argv=tuple(sys.argv),
     )
-    return execute(request)
+    from bench.runner.procs import ShardLostError
+    from bench.runner.stops import STOPS
+
+    try:
+        return execute(request)
+    except KeyboardInterrupt:  # before anything was measured (the run itself keeps what it measured)
+        return STOPS.exit_status()
+    except ShardLostError as exc:
+        print(f"nucleus-bench run: error: {exc}", file=sys.stderr)
+        return 4

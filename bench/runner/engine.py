@@ -35,6 +35,7 @@ from bench.protocol.message import Transport
 from bench.results.saturation import process_reasons
 from bench.results.transport import TransportResult
 from bench.runner.scheduler import Monitor, Scheduler
+from bench.runner.stops import STOPS
 from bench.scenario import Scenario
 from bench.transports.common import TransportOptions, TransportStats
 from bench.transports.http import HttpTransport, http_url
@@ -126,7 +127,8 @@ class _Books:
         self._second = max(self._second, second)
         self._rows.record(second, sent=t.sent, acked=t.acked, rejected=t.rejected, lost=t.lost,
                           bytes_sent=self.stats.bytes_sent,
-                          histograms={"corrected": t.corrected, "schedule_lag": self.schedule_lag})
+                          histograms={"corrected": t.corrected, "raw": t.raw,
+                                      "schedule_lag": self.schedule_lag})
 
     def snapshot(self) -> None:
         if self.progress is None:
@@ -216,20 +218,22 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     share = send_cpu / (send_ns / 1e9) if send_ns > 0 else 0.0
     behind_us = scheduler.behind_ns / 1000
     return replace(
-        _result(config, plan, tracker, transport, books), cpu_s=cpu, send_cpu_s=send_cpu,
-        send_s=send_ns / 1e9, wall_s=end_ns / 1e9,
+        _result(config, plan, tracker, transport, books, interrupted=ctrl_c.pressed),
+        cpu_s=cpu, send_cpu_s=send_cpu, send_s=send_ns / 1e9, wall_s=end_ns / 1e9,
         # HTTP's final flush is planned in the second after the end: that part of the send phase is the plan's
         plan_tail_s=max(0, scheduler.last_at_ns - plan.end_ns) / 1e9, cpu_share_max=share,
         behind_max_us=behind_us, reasons=process_reasons(share, behind_us), interrupted=ctrl_c.pressed)
 
 
 class _CtrlC:
-    """Ctrl-C during a run stops it early and keeps what it measured (marked ``interrupted``).
+    """Ctrl-C or SIGTERM during a run stops it early and keeps what it measured (marked ``interrupted``).
 
-    The first SIGINT cancels the run's task, which ends the send phase or the drain, skips the rest of
-    the drain (unanswered events stay in flight: they were not seen lost) and returns the figures; the
-    caller writes them and stops. A second SIGINT is the default KeyboardInterrupt. Only the main thread
-    can own a signal: elsewhere this does nothing.
+    The first SIGINT or SIGTERM cancels the run's task, which ends the send phase or the drain, skips the
+    rest of the drain (unanswered events stay in flight: they were not seen lost) and returns the figures;
+    the caller writes them and stops (``bench.runner.stops`` records which signal it was). A second SIGINT
+    is the default KeyboardInterrupt; more SIGTERMs change nothing (a sharded run's parent forwards its
+    SIGTERM to every shard, which may have had one already). Only the main thread can own a signal:
+    elsewhere this does nothing.
     """
 
     def __init__(self) -> None:
@@ -237,17 +241,32 @@ class _CtrlC:
         self.finishing = False
         self._task = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
+        self._term_before = signal.getsignal(signal.SIGTERM)
+        self._int = self._add(signal.SIGINT, self._on_sigint)
+        self._term = self._add(signal.SIGTERM, self._on_sigterm)
+
+    def _add(self, signum: int, handler: Callable[[], None]) -> bool:
         try:
-            self._loop.add_signal_handler(signal.SIGINT, self._on_sigint)
-            self._installed = True
+            self._loop.add_signal_handler(signum, handler)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
-            self._installed = False
+            return False
+        return True
+
+    def _stop(self, signum: int) -> None:
+        STOPS.record(signum)
+        if not self.pressed:
+            self.pressed = True
+            if self._task is not None and not self.finishing:
+                self._task.cancel()
 
     def _on_sigint(self) -> None:
-        self.pressed = True
-        self.remove()  # the next one is the default KeyboardInterrupt
-        if self._task is not None and not self.finishing:
-            self._task.cancel()
+        self._stop(signal.SIGINT)
+        if self._int:  # the next one is the default KeyboardInterrupt
+            self._int = False
+            self._loop.remove_signal_handler(signal.SIGINT)
+
+    def _on_sigterm(self) -> None:
+        self._stop(signal.SIGTERM)
 
     def take(self) -> bool:
         """Whether the cancellation being handled is ours; if so the task is no longer cancelled."""
@@ -257,9 +276,15 @@ class _CtrlC:
         return True
 
     def remove(self) -> None:
-        if self._installed:
-            self._installed = False
+        """Give both signals back: SIGINT to the default KeyboardInterrupt, SIGTERM to what it was before."""
+        if self._int:
+            self._int = False
             self._loop.remove_signal_handler(signal.SIGINT)
+        if self._term:
+            self._term = False
+            self._loop.remove_signal_handler(signal.SIGTERM)
+            before = self._term_before
+            signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
 async def _drain(transport: WsTransport | HttpTransport, tracker: AckTracker,
@@ -272,9 +297,11 @@ async def _drain(transport: WsTransport | HttpTransport, tracker: AckTracker,
 
 
 def _result(config: RunConfig, plan: Plan, tracker: AckTracker, transport: WsTransport | HttpTransport,
-            books: _Books) -> TransportResult:
+            books: _Books, *, interrupted: bool) -> TransportResult:
+    """The process's result; an interrupted run's planned count is not taken (see ``planned_events``)."""
     return TransportResult(
-        transport=config.transport, planned_events=plan.expected_events(), processes=1,
+        transport=config.transport, planned_events=None if interrupted else plan.expected_events(),
+        processes=1,
         tracker=tracker.result(), stats=transport.stats, schedule_lag=books.schedule_lag,
         loop_lag=books.loop_lag, series=books.series,
         max_rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

@@ -15,10 +15,14 @@ bucket by bucket), which gives exactly what one process would have counted.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -26,6 +30,7 @@ from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.results.transport import TransportResult, merge_all
 from bench.runner.engine import RunConfig, raise_nofile_limit, run_shard
+from bench.runner.stops import STOPS
 
 #: How long children get to start (spawn + imports) before the parent gives up.
 CHILD_START_TIMEOUT_S = 60.0
@@ -78,6 +83,14 @@ def _child(config: RunConfig, shard: int, shards: int, out: Any, start_pipe: Con
     out.put(("result", shard, result.to_json(), ids))
 
 
+class ShardLostError(RuntimeError):
+    """A shard process ended before the load started: nothing was measured (exit status 4 of ``run``)."""
+
+
+class _ShardDied(Exception):
+    """A shard process ended before it sent its figures (``_Children.lost`` says which and when)."""
+
+
 class _Children:
     """The child processes of one sharded run and the parent's side of their protocol."""
 
@@ -97,33 +110,90 @@ class _Children:
         self.ready: set[int] = set()
         self.results: dict[int, TransportResult] = {}
         self.snapshots: dict[int, dict[str, Any]] = {}
+        #: shard -> one line: which process ended, how and when, before it sent its figures
+        self.lost: dict[int, str] = {}
+        self._t0_ns: int | None = None
 
     def run(self) -> list[TransportResult]:
+        """Every shard's result; a shard lost mid-run is in ``lost`` and the others' results are kept.
+
+        Raises:
+            KeyboardInterrupt: Ctrl-C or SIGTERM before the shards started (nothing was measured).
+            ShardLostError: a shard process ended before the load started.
+            RuntimeError: a shard failed (a harness bug; its one-line reason is in the message).
+        """
         for proc in self.procs:
             proc.start()
+        before = self._take_sigterm()
         try:
-            self._wait(lambda: len(self.ready) == self.n, CHILD_START_TIMEOUT_S, "start")
-            start_at = time.monotonic_ns() + START_LEAD_NS
-            for pipe in self.pipes:
-                pipe.send(start_at)
             try:
-                self._wait(lambda: len(self.results) == self.n, None, "finish")
+                self._wait(lambda: len(self.ready) == self.n, CHILD_START_TIMEOUT_S, "start")
+            except _ShardDied:
+                self._signal_all()
+                raise ShardLostError(next(iter(self.lost.values()))) from None
             except KeyboardInterrupt:
-                self._after_ctrl_c()
+                self._signal_all()
+                raise
+            self._t0_ns = time.monotonic_ns() + START_LEAD_NS
+            for pipe in self.pipes:
+                pipe.send(self._t0_ns)
+            try:
+                self._wait(self._all_reported, None, "finish")
+            except (KeyboardInterrupt, _ShardDied):
+                # Ctrl-C (it reached the shards too when typed at a terminal), SIGTERM to this process, or a
+                # shard gone: every shard still running is stopped as by Ctrl-C and sends what it measured
+                self._signal_all()
+                self._collect_after_stop()
         finally:
+            if before is not None:
+                signal.signal(signal.SIGTERM, before)
             for proc in self.procs:
                 proc.join(timeout=10.0)
                 if proc.is_alive():
                     proc.terminate()  # our own child, by its handle
                     proc.join(timeout=5.0)
-        return [self.results[k] for k in range(self.n)]
+        return [self.results[k] for k in sorted(self.results)]
 
-    def _after_ctrl_c(self) -> None:
-        """Ctrl-C reached every shard too (one process group): each ends early and sends its figures."""
+    def _all_reported(self) -> bool:
+        return len(self.results) + len(self.lost) == self.n
+
+    def _take_sigterm(self) -> Any:
+        """SIGTERM to this process: recorded, and raised here as the KeyboardInterrupt of a Ctrl-C."""
+        def on_term(signum: int, _frame: Any) -> None:
+            STOPS.record(signum)
+            raise KeyboardInterrupt
+
         try:
-            self._wait(lambda: len(self.results) == self.n, INTERRUPT_WAIT_S, "finish after Ctrl-C")
-        except RuntimeError:  # a shard stopped before it could report (e.g. still starting): nothing to keep
-            raise KeyboardInterrupt from None
+            return signal.signal(signal.SIGTERM, on_term)
+        except ValueError:  # not the main thread
+            return None
+
+    def _signal_all(self) -> None:
+        """SIGTERM to every shard still running (our own children, by PID): each ends as on Ctrl-C."""
+        for k, proc in enumerate(self.procs):
+            if k not in self.results and proc.pid is not None and proc.exitcode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+
+    def _collect_after_stop(self) -> None:
+        """Wait for the stopped shards' figures; one that never sends them is lost, the rest are kept."""
+        deadline = time.monotonic() + INTERRUPT_WAIT_S
+        while not self._all_reported():
+            try:
+                self._wait(self._all_reported, max(0.0, deadline - time.monotonic()), "finish after a stop")
+            except _ShardDied:
+                continue  # recorded in lost; keep collecting the others
+            except RuntimeError:  # out of time: whoever has not reported is lost
+                for k in range(self.n):
+                    if k not in self.results and k not in self.lost:
+                        self.lost[k] = (f"shard {k} (pid {self.procs[k].pid}) sent no figures within "
+                                        f"{INTERRUPT_WAIT_S:g} s of the stop")
+                return
+            except KeyboardInterrupt:  # another Ctrl-C: stop waiting, keep what came
+                for k in range(self.n):
+                    if k not in self.results and k not in self.lost:
+                        self.lost[k] = f"shard {k} (pid {self.procs[k].pid}) was abandoned by a second Ctrl-C"
+                return
 
     def _wait(self, done: Callable[[], bool], timeout_s: float | None, what: str) -> None:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -131,13 +201,28 @@ class _Children:
             try:
                 message = self.queue.get(timeout=0.5)
             except queue_mod.Empty:
-                dead = [p.name for p in self.procs if p.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"shard process {dead[0]} died before it could {what}") from None
+                self._note_deaths(what)
                 if deadline is not None and time.monotonic() > deadline:
                     raise RuntimeError(f"shard processes did not {what} within {timeout_s:g} s") from None
                 continue
             self._handle(message)
+
+    def _note_deaths(self, what: str) -> None:
+        """Record every shard that ended without its figures; raise ``_ShardDied`` if there is a new one."""
+        new = False
+        for k, proc in enumerate(self.procs):
+            if k in self.results or k in self.lost or proc.exitcode in (None, 0):
+                continue
+            self.lost[k] = (f"shard {k} (pid {proc.pid}) {_how(proc.exitcode)}{self._when()} before it "
+                            f"could {what}")
+            new = True
+        if new:
+            raise _ShardDied
+
+    def _when(self) -> str:
+        if self._t0_ns is None:
+            return ""
+        return f" {max(0.0, (time.monotonic_ns() - self._t0_ns) / 1e9):.1f} s into the run"
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         kind, shard = message[0], message[1]
@@ -155,6 +240,17 @@ class _Children:
             raise RuntimeError(f"shard {shard}: {message[3]}")
 
 
+def _how(exitcode: int) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"was killed by {name}"
+    return f"exited with status {exitcode}"
+
+
 def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
     """Progress of several shards: counters summed, percentiles the worst shard's (an upper bound)."""
     out: dict[str, Any] = {"t": max(s["t"] for s in snaps)}
@@ -169,5 +265,10 @@ def merge_snapshots(snaps: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _run_sharded(config: RunConfig, progress: ProgressFn | None) -> TransportResult:
     raise_nofile_limit()
-    results = _Children(config, progress).run()
-    return merge_all(results)
+    children = _Children(config, progress)
+    results = children.run()
+    merged = merge_all(results) if results else TransportResult.empty(config.transport)
+    if children.lost:
+        lost = [children.lost[k] for k in sorted(children.lost)]
+        merged = replace(merged, lost_processes=lost, interrupted=True, planned_events=None)
+    return merged

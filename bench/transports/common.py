@@ -84,6 +84,11 @@ class TransportStats:
         "closed_by_peer",
         "coalesced_replies",
         "connect_errors",
+        "connect_refused",
+        "connect_rejected",
+        "connect_resets",
+        "connect_retries",
+        "connect_timeouts",
         "connects",
         "heartbeat_replies",
         "heartbeats_sent",
@@ -104,7 +109,12 @@ class TransportStats:
         self.bytes_sent = 0         # see results/README.md for what is counted per transport
         self.bytes_received = 0
         self.connects = 0           # WS handshakes that succeeded; HTTP connections opened
-        self.connect_errors = 0     # WS connects or handshakes that failed
+        self.connect_errors = 0     # WS connects or handshakes that failed, by cause below (the rest: other)
+        self.connect_timeouts = 0   # ... not connected and upgraded within the connect timeout
+        self.connect_refused = 0    # ... refused (nothing listening, or a full backlog)
+        self.connect_resets = 0     # ... reset or closed by the peer during the connect or the handshake
+        self.connect_rejected = 0   # ... answered with an HTTP status other than 101 (a bad appId: 404)
+        self.connect_retries = 0    # WS connects started again after a failure (jittered exponential backoff)
         self.closed_by_peer = 0     # WS connections that closed while we still wanted them
         self.malformed_replies = 0  # replies that are not exactly {"reportedIds": [...]}
         self.heartbeat_replies = 0  # empty WS replies taken as answers to heartbeats

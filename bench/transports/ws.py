@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import socket
 from collections import deque
 from collections.abc import Callable
@@ -77,13 +78,31 @@ _CONNECTING, _OPEN, _DONE = 0, 1, 2
 _Message = tuple[bytes, tuple[EventId, ...], int, tuple[int, ...]]
 
 
+#: A failed connect is tried again after CONNECT_BACKOFF_S * 2^(failures in a row - 1), at most
+#: CONNECT_BACKOFF_MAX_S, times a jitter in [0.5, 1.5): a fleet whose connects failed together (the target
+#: was restarting, its backlog was full) does not come back in one burst that fails again.
+CONNECT_BACKOFF_S = 0.25
+CONNECT_BACKOFF_MAX_S = 30.0
+
+
+def connect_backoff_s(failures: int, jitter: float) -> float:
+    """The wait before the next connect of a device after ``failures`` failed connects in a row."""
+    return min(CONNECT_BACKOFF_MAX_S, CONNECT_BACKOFF_S * 2.0 ** max(0, failures - 1)) * (0.5 + jitter)
+
+
+class HandshakeRefused(ConnectionError):
+    """The server answered the WebSocket upgrade with an HTTP status other than 101."""
+
+
 class _Device:
-    __slots__ = ("backlog", "conn", "index")
+    __slots__ = ("backlog", "conn", "failures", "index", "retry")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.conn: _WsConn | None = None
         self.backlog: list[_Message] = []
+        self.failures = 0  # failed connects in a row
+        self.retry: asyncio.TimerHandle | None = None  # the next connect after a failure, while waiting
 
 
 class _Masks:
@@ -319,7 +338,7 @@ class _WsConn(asyncio.Protocol):
         exc = self.proto.handshake_exc
         if exc is not None:  # e.g. HTTP 404 for a bad appId (contract.md, "Endpoints")
             if not self.opened.done():
-                self.opened.set_exception(ConnectionError(f"handshake refused: {exc}"))
+                self.opened.set_exception(HandshakeRefused(f"handshake refused: {exc}"))
             return
         self.phase = _OPEN
         self.established = True
@@ -416,6 +435,7 @@ class WsTransport:
         self._connecting = 0
         self._waiting: deque[_WsConn] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._jitter = random.Random(0x6E75636C).random  # the backoff's jitter: timing only, never the plan
         self._closing = False
         self._all_closed: asyncio.Event | None = None
         self._ssl = client_ssl_context(self.options.insecure) if self.uri.secure else None
@@ -451,8 +471,10 @@ class WsTransport:
             return
         dev.backlog.append((payload, ids, intended_ns, created_ns))
         self._backlogged += 1
-        if conn is None or conn.phase == _DONE:
-            self._start_connect(dev)  # reconnect on the next send, like the official modules
+        if (conn is None or conn.phase == _DONE) and dev.retry is None:
+            # reconnect on the next send, like the official modules; after a failed connect, the backoff
+            # decides when (the backlog waits for it)
+            self._start_connect(dev)
 
     def send_untracked(self, device: int, payload: bytes) -> None:
         """A heartbeat: written and counted, never tracked."""
@@ -491,6 +513,10 @@ class WsTransport:
         """Close every connection (a close frame when open) and wait up to ``timeout_s`` for them to go."""
         self._closing = True
         self._waiting.clear()
+        for dev in self._devices.values():
+            if dev.retry is not None:
+                dev.retry.cancel()
+                dev.retry = None
         for task in list(self._tasks):
             task.cancel()
         for conn in list(self.live):
@@ -546,8 +572,8 @@ class WsTransport:
                         lambda: conn, uri.host, uri.port, ssl=self._ssl,
                         server_hostname=uri.host if self._ssl else None, local_addr=local)
                 await conn.opened
-        except (OSError, TimeoutError):  # their fault (refused, reset, TLS, handshake): counted
-            self._on_connect_failed(conn)
+        except (OSError, TimeoutError) as exc:  # their fault (refused, reset, TLS, handshake): counted
+            self._on_connect_failed(conn, exc)
         finally:
             self._connecting -= 1
             while self._waiting and self._connecting < self.options.max_connecting:
@@ -575,11 +601,35 @@ class WsTransport:
             raise
         PolledSocket(poller, sock, conn)  # connection_made: the handshake request goes out
 
-    def _on_connect_failed(self, conn: _WsConn) -> None:
-        self.stats.connect_errors += 1
+    def _on_connect_failed(self, conn: _WsConn, exc: BaseException) -> None:
+        """Count the failure by its cause and try the device again after a jittered exponential backoff."""
+        stats = self.stats
+        stats.connect_errors += 1
+        if isinstance(exc, TimeoutError):
+            stats.connect_timeouts += 1
+        elif isinstance(exc, ConnectionRefusedError):
+            stats.connect_refused += 1
+        elif isinstance(exc, HandshakeRefused):
+            stats.connect_rejected += 1
+        elif isinstance(exc, ConnectionError):  # reset, aborted, or closed during the handshake
+            stats.connect_resets += 1
         conn.phase = _DONE
         if conn.transport is not None:
             conn.transport.abort()
+        dev = conn.device
+        if self._closing or dev.conn is not conn:
+            return
+        dev.failures += 1
+        delay = connect_backoff_s(dev.failures, self._jitter())
+        dev.retry = asyncio.get_running_loop().call_later(delay, self._retry, dev, conn)
+
+    def _retry(self, dev: _Device, failed: _WsConn) -> None:
+        """The backoff is over: connect again, unless a send has started a connection meanwhile."""
+        dev.retry = None
+        if self._closing or dev.conn is not failed:
+            return
+        self.stats.connect_retries += 1
+        self._start_connect(dev)
 
     def on_open(self, conn: _WsConn) -> None:
         """Handshake done: count it and write the device's backlog, oldest first."""
@@ -587,6 +637,7 @@ class WsTransport:
         dev = conn.device
         if dev.conn is not conn:
             return
+        dev.failures = 0
         backlog, dev.backlog = dev.backlog, []
         self._backlogged -= len(backlog)
         for payload, ids, intended_ns, created_ns in backlog:

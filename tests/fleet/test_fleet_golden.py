@@ -31,9 +31,9 @@ TRANSPORTS: tuple[Transport, ...] = ("ws", "http")
 #: sha256 of each shipped scenario's value (path aside) when the digests were taken: if a scenario file is
 #: edited, its cases are reported as such rather than as a change of the plan.
 SHIPPED = {
-    "desktop-fleet": "33b6306a88e4d116403e2323440ea2925d06aa4d214e1c3cd838e73a0091a29f",
-    "idle-heartbeats": "78be6e610bc415f9956418b076945fe04831a0cc05d2e4ddc385e76229f552c7",
-    "smoke": "7a07aff668b4bba2b869d26eedf33af77b1ed17192310a5ce8d2b58ac40a2708",
+    "desktop-fleet": "7f825d5a811c78c00c719830310e760c2c03e67736d1e977c3cf799709708b77",
+    "idle-heartbeats": "e65edc8a6a5686a8467e89e049dbae24b805a27616b27585c925ae869f2d9306",
+    "smoke": "a7078467b84bec3facb63accea18c6b27749fe2639284b70ceac1cb9739a1ac3",
 }
 
 
@@ -68,7 +68,7 @@ def _cases() -> dict[str, tuple[Scenario, int, int]]:
         "desktop-fleet-seed5-shard2of3": (desktop.with_overrides(seed=5, duration_s=20.0), 2, 3),
         "desktop-fleet-burst4": (replace(desktop, events_per_message=4, duration_s=15.0), 0, 1),
         "desktop-fleet-10k-devices-shard1of4": (
-            desktop.with_overrides(devices=10_000, rate=15_000.0, duration_s=6.0), 1, 4),
+            desktop.with_overrides(devices=10_000, rate=15_000.0, duration_s=6.0, connect_rate=1e9), 1, 4),
         "idle-heartbeats": (idle, 0, 1),
         "idle-heartbeats-seed11-shard0of2": (idle.with_overrides(seed=11, duration_s=30.0), 0, 2),
         "small": (SMALL, 0, 1),

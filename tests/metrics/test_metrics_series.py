@@ -213,9 +213,22 @@ def test_series_without_histograms_reads_as_empty() -> None:
     assert back == s and back.latency(1) == dict.fromkeys(LATENCY_COLUMNS)
 
 
+def test_series_without_one_histogram_reads_with_none_of_it() -> None:
+    """A result written before the series kept ``raw`` still reads: its seconds have no raw histogram, and
+    the others are as written."""
+    h = Histogram()
+    h.record_many([5.0, 50.0, 500.0])
+    s = SecondSeries()
+    s.add_histogram("corrected", 2, h)
+    doc = s.to_json()
+    del doc["histograms"]["raw"]
+    back = SecondSeries.from_json(doc)
+    assert back == s and back.histogram_total("raw").total == 0 and back.histogram("corrected", 2).count == 3
+
+
 def test_series_add_histogram_refuses_unknown_names_and_negative_seconds() -> None:
     with pytest.raises(ValueError, match="no per-second histogram"):
-        SecondSeries().add_histogram("raw", 0, Histogram())
+        SecondSeries().add_histogram("delivery", 0, Histogram())
     with pytest.raises(ValueError, match="second must be >= 0"):
         SecondSeries().add_histogram("corrected", -1, Histogram())
 

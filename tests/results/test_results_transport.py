@@ -33,6 +33,15 @@ def test_results_merge_exactly_and_round_trip_through_json() -> None:
     assert again.to_json() == merged.to_json() and again.accounting().ok
 
 
+def test_an_interrupted_process_makes_the_planned_count_unknown_and_json_keeps_it() -> None:
+    """An interrupted process does not count its plan (None): the merge says unknown, not a partial sum."""
+    cut = replace(make_result(6, 6, 200.0), planned_events=None, interrupted=True)
+    merged = merge_all([make_result(10, 8, 100.0), cut])
+    assert merged.planned_events is None and merged.interrupted
+    assert merged.tracker.sent == 16  # everything that was counted still adds
+    assert TransportResult.from_json(merged.to_json()).planned_events is None
+
+
 def test_merging_leaves_its_inputs_unchanged_and_shares_no_part_with_them() -> None:
     """merge and merge_all build new results: the inputs read the same after, and changing every
     mutable part of the merged result (counters, histograms, series, ids) changes no input."""

@@ -83,7 +83,9 @@ def test_ctrl_c_writes_what_was_measured_and_exits_130(tmp_path: Path, target: E
     assert ws["interrupted"] is True
     assert events["acked"] >= 50 and events["lost"] == 0
     assert events["sent"] == events["acked"] + events["rejected"] + events["lost"] + events["in_flight"]
-    assert events["sent"] < events["planned"]  # cut short of the ten minutes
+    # cut short of the ten minutes; the rest of the plan is not replayed to count it, so the exit does
+    # not wait in proportion to the plan's size
+    assert events["planned"] is None
     assert ws["client"]["processes"] == processes
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterator
@@ -309,3 +310,75 @@ def test_every_message_leaves_and_every_reply_enters_through_the_connections_one
 
     _run(main)
     assert len(texts) == 12 and len(replies) == 12
+
+
+async def _poll_until(done: Callable[[], bool]) -> None:
+    """Wait (bounded) for something no reply signals, such as a connect retry."""
+    async with asyncio.timeout(TIMEOUT_S):
+        while not done():
+            await asyncio.sleep(0.01)
+
+
+def test_a_refused_device_retries_with_growing_jittered_backoff_and_connects_when_the_server_comes(
+        io: IoMode) -> None:
+    """Refused connects are counted by cause and retried after a backoff (not at the next send, not at
+    once); once a server listens, the device connects, its backlog goes out in order and is acked."""
+    port = _free_port()
+
+    async def ack(conn: ServerConnection) -> None:
+        async for data in conn:
+            ids = [e["id"] for e in orjson.loads(data)["data"] if "id" in e]
+            await conn.send(orjson.dumps({"reportedIds": ids}).decode())
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        ws = WsTransport(f"ws://127.0.0.1:{port}/app/{APP}/track", tracker, make_clock(),
+                         TransportOptions(connect_timeout_s=TIMEOUT_S, ws_io=io))
+        payload, ids = _message(0, 1, init=True)
+        ws.send(0, payload, ids, 0, (0,))
+        stats = ws.stats
+        # waiting out a backoff: every connect so far failed, each failure but the last was retried
+        await _poll_until(lambda: stats.connect_errors >= 3
+                          and stats.connect_errors == stats.connect_retries + 1)
+        for k in range(2, 5):  # sends while the device waits out its backoff start no connect of their own
+            payload, ids = _message(0, k)
+            ws.send(0, payload, ids, 0, (0,))
+        assert stats.connect_refused == stats.connect_errors and stats.connect_retries <= stats.connect_errors
+        assert stats.connect_timeouts == stats.connect_resets == stats.connect_rejected == 0
+        async with serve(ack, "127.0.0.1", port):
+            await tracker.until(lambda: tracker.acked == 4)
+            assert stats.connects == 1 and ws.pending_writes == 0
+            # every connect was the first or a retry after a failure, none started by the sends: the
+            # last retry is the one that connected
+            assert stats.connect_errors == stats.connect_retries
+            await ws.close()
+        assert tracker.acked == tracker.sent == 4
+
+    _run(main)
+
+
+def test_a_refused_handshake_is_counted_as_rejected(target: EmbeddedTarget, io: IoMode) -> None:
+    """An HTTP status instead of the upgrade (a bad appId: 404) is a rejected connect, not a reset."""
+
+    async def main() -> None:
+        tracker = WaitingTracker()
+        base = target.url.replace("http://", "ws://", 1)
+        ws = WsTransport(f"{base}/app/bad-id!/track", tracker, make_clock(),
+                         TransportOptions(ws_io=io))
+        payload, ids = _message(0, 1, init=True)
+        ws.send(0, payload, ids, 0, (0,))
+        await _poll_until(lambda: ws.stats.connect_errors >= 1)
+        await ws.close()
+        assert ws.stats.connect_rejected == ws.stats.connect_errors >= 1 and ws.stats.connects == 0
+
+    _run(main)
+
+
+@pytest.mark.parametrize("failures", [1, 2, 3, 8, 30])
+def test_the_connect_backoff_doubles_up_to_its_cap_within_its_jitter(failures: int) -> None:
+    """CONNECT_BACKOFF_S * 2^(failures - 1), capped at CONNECT_BACKOFF_MAX_S, times [0.5, 1.5)."""
+    from bench.transports.ws import CONNECT_BACKOFF_MAX_S, CONNECT_BACKOFF_S, connect_backoff_s
+
+    base = min(CONNECT_BACKOFF_MAX_S, CONNECT_BACKOFF_S * 2 ** (failures - 1))
+    assert connect_backoff_s(failures, 0.0) == 0.5 * base
+    assert connect_backoff_s(failures, 0.999) == pytest.approx(1.499 * base)
