@@ -5,8 +5,8 @@ live run, so it works on a run of the hot path, a Locust run, a run that stopped
 from another machine. The parts, from the files up:
 
 Modules:
-    load: the one I/O of reading: a run directory into ``RunFiles`` (summary, histograms, per-second rows,
-        meta, capacity), every bad file one line naming it.
+    load: the one I/O of reading: a run directory into ``RunFiles`` (summary and results through
+        bench.results.read, meta, capacity), every bad file one line naming it.
     model: pure: ``RunFiles`` into a ``Report`` (headline figures, verdicts, spectra, capacity curves).
     tables: pure: the report's tables as rows of strings, shared by the HTML and the Markdown.
     plots: the plots, drawn with matplotlib (no pyplot, no display) into inline SVG.

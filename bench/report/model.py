@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.metrics import Histogram
+from bench.metrics import Histogram, SecondSeries
 from bench.protocol.errors import UsageError
-from bench.report.load import CAPACITY, SUMMARY, RunFiles, SecondRow
+from bench.report.load import CAPACITY, SUMMARY, RunFiles
 
 SUMMARY_SCHEMA = "nucleus-bench/summary/1"
 CAPACITY_SCHEMA = "nucleus-bench/capacity/1"
@@ -116,6 +116,35 @@ class Verdict:
     name: str
     state: str
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SecondRow:
+    """One second of a run (results/README.md, ``series-<t>.csv``): its counts, and the ack latency from
+    the intended send of the events acknowledged in it and the schedule lag of its sends, in µs (None: none).
+    """
+
+    second: int
+    sent: int
+    acked: int
+    rejected: int
+    lost: int
+    bytes_sent: int
+    ack_p50_us: float | None
+    ack_p99_us: float | None
+    ack_max_us: float | None
+    lag_p99_us: float | None
+
+
+def second_rows(series: SecondSeries) -> tuple[SecondRow, ...]:
+    """Every second of the series, gaps as zeros, with its latencies: the rows of ``series-<t>.csv``."""
+    out = []
+    for row in series.rows():
+        lat = series.latency(row["second"])
+        out.append(SecondRow(row["second"], row["sent"], row["acked"], row["rejected"], row["lost"],
+                             row["bytes_sent"], lat["ack_p50_us"], lat["ack_p99_us"], lat["ack_max_us"],
+                             lat["lag_p99_us"]))
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +275,7 @@ def _verdicts(block: Doc, error: str | None) -> tuple[Verdict, ...]:
 
 def _column(run: RunFiles, transport: str, block: Doc, label: str, error: str | None) -> Column:
     ev, lat, client = block.sub("events"), block.sub("ack_latency_us"), block.sub("client")
-    hists = run.histograms.get(transport, {})
+    result = run.run.results[transport] if run.run is not None else None
     return Column(
         run=run.label, transport=transport, label=label, sent=ev.count("sent"), acked=ev.count("acked"),
         rejected=ev.count("rejected"), lost=ev.count("lost"), in_flight=ev.count("in_flight"),
@@ -255,8 +284,9 @@ def _column(run: RunFiles, transport: str, block: Doc, label: str, error: str | 
         delivery=Latency.read(block.sub("delivery_delay_us")),
         events_per_cpu_s=client.num("events_per_cpu_s"), bytes_per_event=client.num("bytes_per_event"),
         saturated=block.flag("generator", "saturated"), verdicts=_verdicts(block, error),
-        spectra={name: spectrum(hists[name]) for name in ("corrected", "raw") if name in hists},
-        series=run.series.get(transport, ()), block=block)
+        spectra={} if result is None else {"corrected": spectrum(result.tracker.corrected),
+                                           "raw": spectrum(result.tracker.raw)},
+        series=() if result is None else second_rows(result.series), block=block)
 
 
 def columns(run: RunFiles, several: bool) -> list[Column]:

@@ -1,23 +1,22 @@
 """Helpers of the report tests: run directories written by hand with known numbers, and the page taken apart.
 
 ``write_known_run`` writes what a run writes (results/README.md), with figures chosen so that each one is
-recognisable in the report: summary.json as a dict literal, histograms.json from histograms of known values,
-series CSVs of known rows, and optionally a capacity.json of known steps. ``Page`` parses a report with the
-standard library's ``html.parser`` and keeps what the tests look at: the plots, every address the page
-names, its tables' text.
+recognisable in the report: summary.json as a dict literal, each transport's result-<t>.json with
+histograms and per-second rows of known values, and optionally a capacity.json of known steps. ``Page``
+parses a report with the standard library's ``html.parser`` and keeps what the tests look at: the plots,
+every address the page names, its tables' text.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import json
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import Histogram
-from bench.results.files import SERIES_COLUMNS
+from bench.metrics import Histogram, SecondSeries, TrackerResult
+from bench.results.transport import TransportResult
 
 
 def latency(p50: float, p90: float, p99: float, p999: float, top: float, count: int = 1000) -> dict[str, Any]:
@@ -79,11 +78,12 @@ KNOWN_SUMMARY: dict[str, Any] = {
     "transports": {"ws": KNOWN_WS, "http": KNOWN_HTTP},
 }
 
-#: Per-second rows: (second, sent, acked, rejected, lost, bytes_sent, p50, p99, max, lag p99) in µs.
-KNOWN_SERIES: list[tuple[Any, ...]] = [
-    (0, 4000, 3900, 15, 0, 1600000, 1200.0, 50000.0, 60000.0, 300.0),
-    (1, 4100, 4000, 15, 0, 1640000, 1250.0, 56000.0, 70000.0, 310.0),
-    (2, 4245, 4100, 15, 300, 1700000, 1300.0, 60000.0, 80000.0, ""),
+#: Per-second rows: (second, sent, acked, rejected, lost, bytes_sent). Second s's acks took 1..1000·(s+1) µs
+#: (so its p99 is about 990·(s+1) µs); its sends' schedule lag was 300 µs, but none in the last second.
+KNOWN_SERIES: list[tuple[int, ...]] = [
+    (0, 4000, 3900, 15, 0, 1600000),
+    (1, 4100, 4000, 15, 0, 1640000),
+    (2, 4245, 4100, 15, 300, 1700000),
 ]
 
 def step(n: int, rate: float, devices: int, p99_us: float) -> dict[str, Any]:
@@ -119,6 +119,30 @@ def known_histograms() -> dict[str, Histogram]:
             "loop_lag": Histogram()}
 
 
+def known_series() -> SecondSeries:
+    """``KNOWN_SERIES`` with its per-second histograms."""
+    series = SecondSeries()
+    for second, sent, acked, rejected, lost, bytes_sent in KNOWN_SERIES:
+        series.add(second, sent=sent, acked=acked, rejected=rejected, lost=lost, bytes_sent=bytes_sent)
+        ack = Histogram()
+        ack.record_many([float(v) for v in range(1, 1000 * (second + 1) + 1)])
+        series.add_histogram("corrected", second, ack)
+        if second < len(KNOWN_SERIES) - 1:
+            lag = Histogram()
+            lag.record_many([300.0] * 100)
+            series.add_histogram("schedule_lag", second, lag)
+    return series
+
+
+def known_result(transport: str) -> TransportResult:
+    """A transport's lossless result with the known histograms and per-second rows."""
+    h = known_histograms()
+    tracker = TrackerResult(sent=12345, acked=12345, corrected=h["corrected"], raw=h["raw"],
+                            delivery=h["delivery"])
+    return TransportResult(transport=transport, planned_events=12345, tracker=tracker, series=known_series(),
+                           send_s=3.0, wall_s=3.5)
+
+
 def write_known_run(run_dir: Path, *, summary: dict[str, Any] | None = None, capacity: bool = False,
                     transports: tuple[str, ...] = ("ws", "http")) -> Path:
     """A run directory with the known figures (``summary`` replaces the summary; ``capacity``: add the
@@ -127,14 +151,8 @@ def write_known_run(run_dir: Path, *, summary: dict[str, Any] | None = None, cap
     doc = copy.deepcopy(summary if summary is not None else KNOWN_SUMMARY)
     doc["transports"] = {t: doc["transports"][t] for t in transports}
     (run_dir / "summary.json").write_text(json.dumps(doc, indent=2))
-    hists = {t: {name: h.to_json() for name, h in known_histograms().items()} for t in transports}
-    (run_dir / "histograms.json").write_text(json.dumps({"schema": "nucleus-bench/histograms/1", "unit": "us",
-                                                          "transports": hists}))
     for t in transports:
-        with open(run_dir / f"series-{t}.csv", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(SERIES_COLUMNS)
-            writer.writerows(KNOWN_SERIES)
+        (run_dir / f"result-{t}.json").write_text(json.dumps(known_result(t).to_json()))
     (run_dir / "meta.json").write_text(json.dumps({"versions": {"python": "3.11.7", "nucleus-bench": "0.1.0"},
                                                    "host": {"name": "known-host", "cpus": 2}, "seed": 42}))
     if capacity:

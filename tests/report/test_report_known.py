@@ -131,14 +131,21 @@ def test_several_runs_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_latest_reports_the_run_written_last(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--latest: of a folder of runs, the one whose summary was written last (what `make bench` reports)."""
+    """--latest: of a folder of runs, the one started last by its name's UTC timestamp (which survives a
+    copy that resets file times), and of two started in the same second the one written last: what
+    `make bench` reports after its run."""
     import os
 
-    older = write_known_run(tmp_path / "results" / "20261206T110000Z-b")
-    newer = write_known_run(tmp_path / "results" / "20261206T100000Z-a")
-    os.utime(older / "summary.json", (1_000_000, 1_000_000))
-    html_path, _ = report(capsys, "--latest", str(tmp_path / "results"))
-    assert html_path == newer / "report.html"
+    results = tmp_path / "results"
+    write_known_run(results / "20261206T100000Z-a")  # written now, started earlier
+    copied = write_known_run(results / "20261206T110000Z-b")
+    for name in ("summary.json", "result-ws.json"):
+        os.utime(copied / name, (1_000_000, 1_000_000))
+    assert report(capsys, "--latest", str(results))[0] == copied / "report.html"
+    same_second = write_known_run(results / "20261206T110000Z-b-2")
+    assert report(capsys, "--latest", str(results))[0] == same_second / "report.html"
+    (results / "notes").mkdir()  # a folder that is no run is passed over
+    assert report(capsys, "--latest", str(results))[0] == same_second / "report.html"
 
 
 def test_spectrum_of_known_values() -> None:
@@ -160,7 +167,11 @@ def test_model_reads_the_summary(tmp_path: Path) -> None:
     assert {v.name: v.state for v in ws.verdicts} == {"run": "ok", "accounting": "ok", "generator": "ok",
                                                       "loss": "fail", "reconciliation": "ok"}
     assert all(v.state == "ok" for v in http.verdicts)
-    assert [r.acked for r in ws.series] == [3900, 4000, 4100] and ws.series[2].lag_p99_us is None
+    assert [r.acked for r in ws.series] == [3900, 4000, 4100]
+    assert [r.lag_p99_us for r in ws.series] == [pytest.approx(300.0, rel=0.033)] * 2 + [None]
+    for r in ws.series:  # second s: acks of 1..1000(s+1) µs, read back within the series' 3.2 %
+        assert r.ack_p99_us == pytest.approx(990.0 * (r.second + 1), rel=0.033)
+        assert r.ack_p50_us == pytest.approx(500.0 * (r.second + 1), rel=0.033)
 
 
 @pytest.mark.parametrize(("knee", "line"), [
