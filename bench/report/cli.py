@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the HTML report (default: RESULT/report.html for one run, report.html here for "
                              "several); the Markdown summary goes beside it as .md")
     parser.add_argument("--latest", action="store_true",
-                        help="each RESULT is a folder of runs (like results/): report the run written last")
+                        help="each RESULT is a folder of runs (like results/): report its latest run, by the "
+                             "UTC timestamp its directory's name starts with")
 
 
 def run(args: argparse.Namespace) -> int:

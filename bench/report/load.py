@@ -107,7 +107,7 @@ def _written(run_dir: Path) -> tuple[str, float, str] | None:
 
 
 def latest_run(root: str | os.PathLike[str]) -> Path:
-    """The run directory in ``root`` written last (see ``_written``).
+    """The run directory in ``root`` started last (see ``_written``).
 
     Raises:
         UsageError: ``root`` is no directory, or holds no run directory.
