@@ -7,20 +7,30 @@ report is. Tables come from bench.report.tables, so each figure reads as on the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from bench.report.model import Report
 from bench.report.tables import Table, capacity_table, headline_table, knee_line
+
+#: A cell that is a figure: numbers, separators, units and the "corrected / raw" pairs of the headline.
+_FIGURE = re.compile(r"[-\d.,/ %]*")
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _figures(cells: list[str]) -> bool:
+    """Whether a column holds mostly figures (aligned right) rather than words (aligned left)."""
+    return 2 * sum(1 for c in cells if _FIGURE.fullmatch(c)) >= len(cells)
+
+
 def table(t: Table) -> list[str]:
-    """A GitHub-flavoured Markdown table: the label column left, figures right; marked rows in bold."""
-    out = ["| " + " | ".join(_cell(h) for h in t.header) + " |",
-           "|" + "|".join([":---", *("---:" for _ in t.header[1:])]) + "|"]
+    """A GitHub-flavoured Markdown table: the label column and words left, figures right; marked rows bold."""
+    align = [":---", *("---:" if _figures([row[k] for row in t.rows]) else ":---"
+                       for k in range(1, len(t.header)))]
+    out = ["| " + " | ".join(_cell(h) for h in t.header) + " |", "|" + "|".join(align) + "|"]
     for k, row in enumerate(t.rows):
         cells = [_cell(c) for c in row]
         if k in t.marked:
