@@ -7,9 +7,10 @@ not miss (accounting, generator saturation, loss, reconciliation, how the run en
 spectrum of its histograms and its per-second rows. A capacity search adds one *curve* per transport: its
 steps (offered load, p99, loss, verdict) and the knee.
 
-Every figure is read from the summary.json the run wrote (results/README.md), through ``Doc``, which
+The figures are those of the summary.json the run wrote (results/README.md), read through ``Doc``, which
 names the file and the key of a value that is missing or of the wrong type: a hand-edited or truncated
-file is one line, not a traceback.
+file is one line, not a traceback. The spectra come from each transport's lossless histograms and the
+per-second rows from its series (``result-<t>.json``, read and checked by bench.results.read).
 """
 
 from __future__ import annotations
