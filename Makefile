@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup bench test lint perf perf-target clean
+.PHONY: setup bench browser test lint perf perf-target clean
 
 # Idempotent: re-installs only when the build's inputs changed since the last install (setup.py compiles
 # bench/_native/*.c, the C twins of the hot path's per-event steps, into bench/ where a C compiler is found).
@@ -16,11 +16,23 @@ $(STAMP): pyproject.toml setup.py $(wildcard bench/_native/*.c bench/_native/*.h
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The default benchmark: embedded target, the realistic fleet over WebSocket and HTTP on one seeded stream.
+# The default benchmark: embedded target, the realistic fleet over WebSocket and HTTP on one seeded stream,
+# then the report of that run (report.html and report.md in its directory; the paths are the last lines).
+# A run that measured something (exit 0, or 1: the accounting failed) is reported; the run's status is make's.
 bench: setup
-	$(BIN)/nucleus-bench run scenarios/desktop-fleet.toml --transport both
+	$(BIN)/nucleus-bench run scenarios/desktop-fleet.toml --transport both --out results; \
+	status=$$?; \
+	if [ $$status -le 1 ]; then $(BIN)/nucleus-bench report --latest results || status=$$?; fi; \
+	exit $$status
 
-test: setup
+# The report's browser test opens a report in Debian's headless Chromium: installed here where apt-get can
+# (root), else that test is skipped and says why.
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "make: chromium is not installed and apt-get cannot install it: the report's browser test is skipped"
+
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 lint: setup

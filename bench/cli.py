@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("bench.compare.cli", "compare two runs: per metric, a regression verdict with confidence"),
     "export": ("bench.export.cli", "write a run's histograms for other tools (--hdr: HdrHistogram log)"),
     "merge": ("bench.results.merge_cli", "merge the shards of a distributed run (run --shard I/N) exactly"),
+    "report": ("bench.report.cli", "write the HTML report and Markdown summary of one run or several"),
 }
 
 

@@ -23,6 +23,9 @@ RESULTS_MODULES = ("bench.results.transport", "bench.results.summary", "bench.re
 #: Reading finished runs: compare and export never need a socket, a front end or Locust.
 READER_MODULES = ("bench.results.read", "bench.compare.report", "bench.compare.cli", "bench.export.hdr",
                   "bench.export.cli")
+#: The report reads result files only: it loads none of the front ends' libraries either.
+REPORT_MODULES = ("bench.report.load", "bench.report.model", "bench.report.tables", "bench.report.plots",
+                  "bench.report.html", "bench.report.markdown", "bench.report.write", "bench.report.cli")
 #: What none of them may load, directly or through a dependency.
 FORBIDDEN = ("locust", "gevent", "aiohttp", "websockets", "uvloop")
 #: The repository root: the probe runs there so that ``bench`` imports from this tree.
@@ -51,7 +54,7 @@ def probe(module: str) -> dict[str, object]:
     return result
 
 
-@pytest.mark.parametrize("module", CORE_MODULES + RESULTS_MODULES + READER_MODULES)
+@pytest.mark.parametrize("module", CORE_MODULES + RESULTS_MODULES + READER_MODULES + REPORT_MODULES)
 def test_core_module_loads_no_network_or_gevent_library(module: str) -> None:
     """Importing the module in a fresh interpreter leaves every forbidden library out of sys.modules."""
     result = probe(module)
