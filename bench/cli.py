@@ -20,6 +20,8 @@ DESCRIPTION = "Load generator and benchmark harness for Nucleus-compatible track
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "target": ("bench.target.cli", "serve the reference Nucleus-compatible target"),
     "run": ("bench.runner.cli", "drive a device fleet at a target and measure ack latency"),
+    "capacity": ("bench.capacity.cli", "step the load up to the knee: the most devices served within an "
+                                       "objective"),
 }
 
 
