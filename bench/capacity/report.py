@@ -111,12 +111,15 @@ def knee_line(transport: str, block: Mapping[str, Any]) -> str:
     knee = block["knee"]
     if knee is None:
         return f"{transport}: no answer (the search did not finish)"
-    if knee["devices"] is None or knee["limit"] == "generator":  # no server figure to give
-        return f"{transport}: {knee['reason']}"
+    if knee["devices"] is None or knee["limit"] == "generator" or knee["ending"] == "interrupted":
+        return f"{transport}: {knee['reason']}"  # no server figure to give, or none settled
     figure = f"{knee['devices']:,} devices ({knee['rate']:,.0f} events/s)"
     if knee["limit"] == "none":
         return f"{transport}: at least {figure} within the objective: {knee['reason']}"
-    return f"{transport}: capacity {figure} within the objective; {knee['reason']}"
+    broke = knee["broke_at"]
+    unsettled = " (--max-steps reached before the resolution)" if knee["ending"] == "max-steps" else ""
+    return (f"{transport}: capacity {figure} within the objective{unsettled}; the target is the limit: at "
+            f"{broke['devices']:,} devices ({broke['rate']:,.0f} events/s), {broke['reason']}")
 
 
 def steps_table(doc: Mapping[str, Any]) -> Any:
@@ -126,18 +129,18 @@ def steps_table(doc: Mapping[str, Any]) -> Any:
     slo = doc["slo"]
     table = Table(title=f"{doc['scenario']['name']}: capacity at p99 <= {_ms(slo['p99_us'])} ms, "
                         f"loss <= {slo['max_loss']:.3%}",
-                  caption="events/s: the plan's, every device in a session; sent/s and p99: measured "
-                          "after each step's warm-up; flagged: the generator could not keep its plan, so "
-                          "the figure includes its own delay")
+                  caption="events/s: the plan's, every device in a session; sent/s, p99 and acks (the "
+                          "acks the p99 is of): measured after each step's warm-up; flagged: the generator "
+                          "could not keep its plan, so the figure includes its own delay")
     for name, justify in (("transport", "left"), ("step", "right"), ("devices", "right"),
-                          ("events/s", "right"), ("sent/s", "right"), ("p99 ms", "right"),
+                          ("events/s", "right"), ("sent/s", "right"), ("p99 ms", "right"), ("acks", "right"),
                           ("lost", "right"), ("errors", "right"), ("verdict", "left")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for transport, block in doc["transports"].items():
         for s in block["steps"]:
-            verdict = "met" if s["ok"] else f"{s['limit']}: {s['reason']}"
+            verdict = "met" if s["ok"] else s["reason"]
             p99 = _ms(s["p99_us"]) + (" (flagged)" if s["generator_saturated"] else "")
             table.add_row(transport, str(s["step"]), f"{s['devices']:,}", f"{s['rate']:,.0f}",
-                          f"{s['sent_per_s']:,.0f}", p99, str(s["lost"]),
+                          f"{s['sent_per_s']:,.0f}", p99, f"{s['samples']:,}", str(s["lost"]),
                           str(s["errors"] + s["rejected"]), verdict)
     return table

@@ -118,7 +118,7 @@ def judge(figures: StepFigures, objective: Objective) -> Outcome:
     """Met the objective, or the first reason it did not (see the module docstring for the order)."""
     f = figures
     if f.generator:
-        return Outcome(False, "the generator could not keep its plan: " + "; ".join(f.generator), "generator")
+        return Outcome(False, "generator saturated: " + "; ".join(f.generator), "generator")
     if f.error_count or f.rejected:
         parts = [f"{n} {name.replace('_', ' ')}" for name, n in f.errors.items()]
         if f.rejected:

@@ -15,7 +15,7 @@ StepFn = Callable[[float], Outcome]
 
 MET = Outcome(True, "met")
 SLOW = Outcome(False, "latency", "target")
-SATURATED = Outcome(False, "the generator could not keep its plan", "generator")
+SATURATED = Outcome(False, "generator saturated", "generator")
 
 
 def search(config: SearchConfig, step: StepFn) -> tuple[Knee, list[Tried]]:

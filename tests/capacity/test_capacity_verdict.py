@@ -138,7 +138,7 @@ def test_a_generator_knee_gives_no_server_figure() -> None:
     """When the generator is the limit the answer says so and the load it met is a lower bound only."""
     axis = Axis("devices", 4.0, 300)
     good = Tried(600, Outcome(True, "met"))
-    bad = Tried(1200, Outcome(False, "the generator could not keep its plan: x", "generator"))
+    bad = Tried(1200, Outcome(False, "generator saturated: x", "generator"))
     steps = [_step(1, good), _step(2, bad)]
     knee = knee_json(Knee(good, bad, "resolved"), axis, steps)
     assert knee["limit"] == "generator" and knee["broke_at"] == step_json(steps[1], axis)
