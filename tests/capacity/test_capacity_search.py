@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from timeouts import PROCESS_TIMEOUT_S
 
 from bench.capacity.search import Knee, Outcome, SearchConfig, Tried, bracket, next_load
 
@@ -138,3 +143,16 @@ def test_loads_stay_on_the_grid_and_inside_the_bounds() -> None:
         SearchConfig(start=5, low=10, high=5)
     with pytest.raises(ValueError):
         Outcome(True, "met", "target")
+
+
+def test_the_strategy_and_the_verdict_load_neither_the_runner_nor_a_network_library() -> None:
+    """search, verdict, axis and report are pure: imported in a fresh interpreter they load no network
+    library and neither the runner nor the target (only app.py runs steps)."""
+    probe = ("import json, sys; import bench.capacity.search, bench.capacity.verdict, bench.capacity.axis, "
+             "bench.capacity.report; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('aiohttp', 'websockets', 'uvloop', 'locust', 'gevent') or m.startswith(('bench.runner', "
+             "'bench.target')))))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False,
+                          timeout=PROCESS_TIMEOUT_S, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
