@@ -275,6 +275,7 @@ def execute(request: CapacityRequest) -> int:
     settings = plan(request, files_limit)
     check_out_dir(request.out_dir)
     with target(request) as (base_url, embedded):
+        preflight(base_url)  # an unreachable --target: one line, before a results directory is made
         session = _Session(request, settings, base_url, embedded)
         try:
             for transport in request.transports:

@@ -115,7 +115,8 @@ def knee_line(transport: str, block: Mapping[str, Any]) -> str:
         return f"{transport}: {knee['reason']}"  # no server figure to give, or none settled
     figure = f"{knee['devices']:,} devices ({knee['rate']:,.0f} events/s)"
     if knee["limit"] == "none":
-        return f"{transport}: at least {figure} within the objective: {knee['reason']}"
+        why = "no step failed up to --max" if knee["ending"] == "cap" else "--max-steps ended the climb"
+        return f"{transport}: at least {figure} within the objective ({why}: the knee is above it)"
     broke = knee["broke_at"]
     unsettled = " (--max-steps reached before the resolution)" if knee["ending"] == "max-steps" else ""
     return (f"{transport}: capacity {figure} within the objective{unsettled}; the target is the limit: at "
