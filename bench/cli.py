@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("bench.export.cli", "write a run's histograms for other tools (--hdr: HdrHistogram log)"),
     "merge": ("bench.results.merge_cli", "merge the shards of a distributed run (run --shard I/N) exactly"),
     "report": ("bench.report.cli", "write the HTML report and Markdown summary of one run or several"),
+    "capacity": ("bench.capacity.cli", "step the load up to the knee: the most devices served within an "
+                                       "objective"),
 }
 
 

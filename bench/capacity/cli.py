@@ -1,0 +1,123 @@
+"""``nucleus-bench capacity SCENARIO --slo-p99 250ms``: the most devices a target serves within an objective.
+
+Parses and checks the flags, builds a ``CapacityRequest`` and hands it to ``bench.capacity.app.execute``.
+Only stdlib and bench.protocol at module level: ``bench/cli.py`` imports this module to build --help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from bench.protocol.errors import UsageError
+from bench.protocol.message import Transport
+
+TRANSPORT_CHOICES: dict[str, tuple[Transport, ...]] = {"ws": ("ws",), "http": ("http",),
+                                                       "both": ("ws", "http")}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", metavar="SCENARIO",
+                        help="scenario file (TOML): scenarios/desktop-fleet.toml")
+    parser.add_argument("--slo-p99", required=True, metavar="T",
+                        help="the objective: ack latency p99 (from the intended send) at most T: 250ms, 1s")
+    parser.add_argument("--max-loss", default="0", metavar="SHARE",
+                        help="share of a step's events it may lose and still meet the objective: "
+                             "0 (default), 0.001 or 0.1%%")
+    parser.add_argument("--transport", choices=tuple(TRANSPORT_CHOICES), default="ws",
+                        help="ws, http, or both (a search each, ws first); default ws")
+    parser.add_argument("--vary", choices=("devices", "rate"), default="devices",
+                        help="what the steps change: devices (default: each device as the scenario's, so "
+                             "its connection counts too) or rate (the fleet's events/s over the scenario's "
+                             "devices)")
+    parser.add_argument("--start", type=float, metavar="N",
+                        help="load of the first step (devices or events/s). Default: the scenario's own")
+    parser.add_argument("--min", type=float, dest="low", metavar="N",
+                        help="lowest load tried when the first step already fails (default 1)")
+    parser.add_argument("--max", type=float, dest="high", metavar="N",
+                        help="highest load tried. Default: none for rate and HTTP; for devices over "
+                             "WebSocket, the open-files limit (one socket per device)")
+    parser.add_argument("--step-duration", default="20s", metavar="D",
+                        help="how long each step sends: 20s (default), 2m")
+    parser.add_argument("--warmup", metavar="D",
+                        help="the first D of each step are left out of its latency verdict. Default: the "
+                             "scenario's ramp + 2s, at most half the step")
+    parser.add_argument("--resolution", type=float, default=0.05, metavar="R",
+                        help="stop when the knee is bracketed within R of its load (default 0.05: 5%%)")
+    parser.add_argument("--factor", type=float, default=2.0, metavar="F",
+                        help="each climbing step multiplies the load by F (default 2)")
+    parser.add_argument("--max-steps", type=int, default=12, metavar="N",
+                        help="the most steps per transport (default 12)")
+    parser.add_argument("--target", metavar="URL",
+                        help="the server's base URL, http(s)://host:port. Default: start the embedded "
+                             "reference target once; every step runs against it")
+    parser.add_argument("--target-arg", action="append", default=[], metavar="ARG",
+                        help="extra flag for the embedded target, repeatable: "
+                             "--target-arg=--ack-delay-ms=exp:20")
+    parser.add_argument("--target-store", metavar="STORE",
+                        help="embedded target store: memory or a file path (default: SQLite in a temp dir)")
+    parser.add_argument("--processes", type=int, default=1, metavar="N",
+                        help="shard each step's fleet over N processes (default 1)")
+    parser.add_argument("--seed", type=int, metavar="S", help="override the scenario's seed")
+    parser.add_argument("--out", metavar="DIR", default="results",
+                        help="results go to DIR/<UTC timestamp>-capacity-<scenario>/ (default results)")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress line on stderr")
+    parser.add_argument("--insecure", action="store_true", help="skip TLS certificate checks (wss/https)")
+    parser.add_argument("--http-concurrency", type=int, default=128, metavar="N",
+                        help="HTTP requests in flight per process (default 128)")
+
+
+def parse_share(text: str, flag: str) -> float:
+    """``"0"``, ``"0.001"`` or ``"0.1%"`` as a share in [0, 1]."""
+    s = text.strip()
+    scale = 100.0 if s.endswith("%") else 1.0
+    try:
+        value = float(s.removesuffix("%")) / scale
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise UsageError(f"{flag} {text!r}: expected a share of the events between 0 and 1, or a percentage")
+    return value
+
+
+def _positive(name: str, value: float | int | None) -> None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{name} must be positive, not {value}")
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name, value in (("--start", args.start), ("--min", args.low), ("--max", args.high),
+                        ("--resolution", args.resolution), ("--max-steps", args.max_steps),
+                        ("--processes", args.processes), ("--http-concurrency", args.http_concurrency)):
+        _positive(name, value)
+    if not args.factor > 1:
+        raise UsageError(f"--factor must be above 1, not {args.factor}")
+    if args.low is not None and args.high is not None and args.high < args.low:
+        raise UsageError(f"--max {args.high:g} is below --min {args.low:g}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.capacity.app import CapacityRequest, execute
+    from bench.runner.cli import _check_target
+    from bench.scenario import parse_duration
+    from bench.transports.common import TransportOptions
+
+    _check(args)
+    slo = parse_duration(args.slo_p99)
+    step = parse_duration(args.step_duration)
+    _positive("--slo-p99", slo)
+    _positive("--step-duration", step)
+    request = CapacityRequest(
+        scenario_path=args.scenario, slo_p99_s=slo, max_loss=parse_share(args.max_loss, "--max-loss"),
+        transports=TRANSPORT_CHOICES[args.transport], vary=args.vary,
+        start=args.start, low=args.low, high=args.high, factor=args.factor, resolution=args.resolution,
+        max_steps=args.max_steps, step_duration_s=step,
+        warmup_s=parse_duration(args.warmup) if args.warmup is not None else None,
+        target_url=_check_target(args.target) if args.target else None, target_args=tuple(args.target_arg),
+        target_store=args.target_store, processes=args.processes, seed=args.seed, out_dir=args.out,
+        progress=not args.no_progress,
+        options=TransportOptions(insecure=args.insecure, http_concurrency=args.http_concurrency),
+        argv=tuple(sys.argv),
+    )
+    return execute(request)
