@@ -2,7 +2,7 @@
 (slowloris), the connection cap, and shutdown with a peer that reads nothing.
 
 The stuck peer is a raw socket: it does the WebSocket handshake, then only sends, with a 4 KiB receive
-buffer and no ``recv``, until the target stops reading it (a send that stalls). Every loop is bounded in
+buffer and no ``recv``, until the target stops reading it (its sends stall). Every loop is bounded in
 count and in time (``TIMEOUT_S``); nothing sleeps to synchronise except where the test is that a limit
 does *not* fire within a while.
 """
@@ -39,6 +39,8 @@ _EVENTS = 64
 _ID_PAD = "x" * 1000
 #: At most this many messages are sent by the stuck peer before its sends stall.
 _MAX_MESSAGES = 5000
+#: The stuck peer's sends have stalled when the socket takes no byte for this long.
+_STALL_S = 1.0
 
 
 def _address(target: EmbeddedTarget) -> tuple[str, int]:
@@ -96,15 +98,17 @@ class StuckPeer:
         self.sent: list[str] = []  # ids of the messages sent whole, in order
 
     def flood(self) -> None:
-        """Send until the target stops reading (a send stalls for half a second)."""
-        self.sock.settimeout(0.5)
+        """Send until the target stops reading: no byte taken for ``_STALL_S`` (a busy target that is
+        still reading takes some within that)."""
+        sock = self.sock
         deadline = time.monotonic() + TIMEOUT_S
         for n in range(_MAX_MESSAGES):
             ids = [f"{n:05d}-{k:02d}-{_ID_PAD}" for k in range(_EVENTS)]
-            try:
-                self.sock.sendall(_frame(message(*(ev(eid=eid) for eid in ids))))
-            except TimeoutError:
-                return
+            data = memoryview(_frame(message(*(ev(eid=eid) for eid in ids))))
+            while data:
+                if not select.select([], [sock], [], _STALL_S)[1]:
+                    return  # stalled, maybe in the middle of this message: it is not counted as sent
+                data = data[sock.send(data):]
             self.sent.extend(ids)
             assert time.monotonic() < deadline, "the target kept reading a peer that reads nothing"
         raise AssertionError(f"the target kept reading a peer that reads nothing ({_MAX_MESSAGES} messages)")
