@@ -31,6 +31,7 @@ import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, Literal, Protocol, cast
 
 from bench.protocol.errors import UsageError
@@ -114,6 +115,7 @@ class _Batch:
 
 
 _STOP: Any = object()
+_flatten = chain.from_iterable
 
 
 def _resolve(batches: list[_Batch], errors: list[BaseException | None] | None) -> None:
@@ -129,13 +131,16 @@ def _resolve(batches: list[_Batch], errors: list[BaseException | None] | None) -
 
 
 _NONE_ADAPTER = cast(Callable[[None], None], {}.get)
+_BYTES_ADAPTER = cast(Callable[[bytes], bytes], bytes.__bytes__)
 
 
 def _connect(path: str, sync: SyncMode) -> sqlite3.Connection:
-    # sqlite3 binds int, float, str and bytes directly, but looks every other type up in its adapter
-    # protocol (__adapt__, __conform__, raising and clearing AttributeErrors): for None that costs more
-    # than the insert itself. A registered adapter short-cuts the lookup; {}.get(None) is None, in C.
+    # sqlite3 binds int, float, str and bytearray directly, but looks every other type up in its adapter
+    # protocol (__adapt__, __conform__, raising and clearing AttributeErrors): for None and bytes that
+    # costs more than the insert itself. A registered adapter short-cuts the lookup, and these two are C
+    # functions that change nothing: {}.get(None) is None, bytes.__bytes__(b) is b.
     sqlite3.register_adapter(type(None), _NONE_ADAPTER)
+    sqlite3.register_adapter(bytes, _BYTES_ADAPTER)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                cached_statements=len(_INSERTS) + 8)
@@ -242,7 +247,7 @@ class SqliteStore:
     def _commit_group(self, batches: list[_Batch]) -> list[BaseException | None] | None:
         """One transaction for all ``batches``; None when it committed, else each batch's own outcome."""
         try:
-            self._commit([row for batch in batches for row in batch.rows])
+            self._commit(list(_flatten(batch.rows for batch in batches)))
             return None
         except Exception as exc:  # handed to the waiters: their acks are not sent
             if len(batches) == 1:
@@ -266,10 +271,6 @@ class SqliteStore:
             self._insert([_widen(row) for row in rows])
 
     def _insert(self, rows: Sequence[Row]) -> None:
-        flat: list[Any] = []
-        extend = flat.extend
-        for row in rows:
-            extend(row)
         conn = self._conn
         conn.execute("BEGIN")
         try:
@@ -278,7 +279,7 @@ class SqliteStore:
                 size = 1 << k
                 sql = _INSERTS[size]
                 while left >= size:
-                    conn.execute(sql, flat[done * _NCOL:(done + size) * _NCOL])
+                    conn.execute(sql, list(_flatten(rows[done:done + size])))
                     done += size
                     left -= size
             conn.execute("COMMIT")
