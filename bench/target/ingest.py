@@ -24,8 +24,16 @@ flushes an hour-old backlog keeps its sessions as they were on the device.
 The duplicate key is the event itself (contract.md, "Acknowledgements"): (appId, device, sessionId, id,
 type, name, date), the date as epoch ms (None when the event had none). Real modules draw ids at random
 (1..10,000 in the Python module), so two different events of a session may share an id; a re-send is
-identical in all of these. The key is kept as that tuple, never as ``hash()`` of it: a dict compares keys
-by equality, so two events whose hashes collide stay two events.
+identical in all of these. The key is kept exact, never as ``hash()`` of it: a dict compares keys by
+equality, so two events whose hashes collide stay two events. It is kept as the JSON of those seven
+fields (orjson, without the opening bracket), which is one-to-one: strings, integers, floats and null are
+told apart, a name that is another JSON value is written as ``[its JSON]`` (a string name never is a list),
+and ``-0.0`` is written ``0.0`` as SQLite gives it back. An int beyond orjson's 64 bits (a numeric-string
+sessionId of 20 digits) makes the key the ``repr`` of the tuple instead, a str, never equal to any bytes.
+Bytes rather than the tuple itself, for the garbage collector: a dict of tuples built at run time is
+tracked, and every collection walked all its keys (130 ms for a million); a dict of bytes is not tracked
+at all. And a copy (``[1:]``) rather than orjson's own output: that is a 1 KiB allocation shrunk in place,
+and a million of them kept fragment the C heap until each new one costs microseconds.
 
 Each key maps to the sequence number of the message that carried it, and a ``Hold`` per message tracks
 its write while it is pending (or after it failed); the transport reports each write with ``settle``,
@@ -35,9 +43,8 @@ original's write is pending is a duplicate too (never stored twice) whose ack wa
 failed (the client keeps it queued). A key whose write failed is no duplicate of anything, so the
 client's re-send is stored (contract.md: "keys enter the dedup index when its write commits, not
 before"). The window keeps two generations of keys, each ``window`` long, so a key is remembered for at
-least ``window`` and at most twice that. Keys and values hold no reference the garbage collector needs to
-follow (tuples of strings and numbers, integers), so millions of them cost a full collection nothing; a
-key costs about 170 bytes (the tuple, its float date and a dict slot).
+least ``window`` and at most twice that; a key costs about 180 bytes with a 24-character appId and a
+16-character device.
 
 Nothing here does I/O or reads a clock. The transport applies the result: it writes ``rows`` to the store
 and sends ``ack_ids`` once the store says they are durable.
@@ -72,8 +79,12 @@ Row = tuple[str, str, int, int, float, float, str, int | None, EventId | None, s
             str | bytes | None, str | bytes | None, bytes | None, bytes | None, int]
 ROW_ID: Final = 8
 
-#: The duplicate key: (app, device, session, id, type, name, date ms or None), see the module docstring.
-Key = tuple[str, str, int | None, EventId, str, str | bytes | None, float | None]
+#: A duplicate key or a session key, as kept: the JSON of its fields (orjson), or, when one is an int beyond
+#: orjson's 64 bits, the repr of their tuple (a str: never equal to any bytes). See the module docstring.
+Key = bytes | str
+#: The fields of a duplicate key, as ``Snapshot.recent`` lists them: (app, device, session, id, type, name as
+#: stored, date ms or None).
+KeyFields = tuple[str, str, int | None, EventId, str, str | bytes | None, float | None]
 
 #: Names of the fault counters in ``stats["faults"]`` (an addition to api.md's stats shape).
 FAULT_COUNTERS = ("delayed_messages", "dropped_ack_messages", "dropped_ack_ids", "lied_messages",
@@ -204,13 +215,13 @@ class Snapshot:
         counts: (app, type, stored, orphans, missing_fields) per app and type.
         sessions: (app, device, session, last event ms) of every session that had an ``init``.
         devices: (app, device) of every device with a stored event.
-        recent: the duplicate keys (``Key``) of events received within the duplicate window.
+        recent: the fields of the duplicate keys (``KeyFields``) of events received within the window.
     """
 
     counts: tuple[tuple[str, str, int, int, int], ...] = ()
     sessions: tuple[tuple[str, str, int, float], ...] = ()
     devices: tuple[tuple[str, str], ...] = ()
-    recent: tuple[Key, ...] = ()
+    recent: tuple[KeyFields, ...] = ()
 
 
 def _ack_only(app: str, envelope: Envelope) -> Outcome:
@@ -225,12 +236,27 @@ _dumps = orjson.dumps
 _BAD_FIELD = Reason.BAD_FIELD.value
 
 
-def _encode_fields(ev: Event) -> tuple[str | bytes | None, str | bytes | None, bytes | None, bytes | None]:
-    """userId, anonId, payload and extra as the store keeps them. Raises TypeError if orjson cannot."""
-    user, anon, payload, extra = ev.user_id, ev.anon_id, ev.payload, ev.extra
-    return (user if user is None or type(user) is str else _dumps(user),
-            anon if anon is None or type(anon) is str else _dumps(anon),
-            None if payload is None else _dumps(payload), None if extra is None else _dumps(extra))
+def _as_key(fields: tuple[Any, ...]) -> Key:
+    try:
+        return _dumps(fields)[1:]  # a copy, see the module docstring (``accept`` inlines this)
+    except TypeError:  # an int beyond 64 bits: orjson writes none
+        return repr(fields)
+
+
+def session_key(app: str, device: str, session: int | None) -> Key:
+    """The key of a session in the session table: its (app, device, session) as JSON."""
+    return _as_key((app, device, session))
+
+
+def _name_key(name: str | bytes | None) -> Any:
+    """The name as a key holds it: a string or None as it is, another value's JSON bytes as ``[json]``."""
+    return name if name is None or isinstance(name, str) else [name.decode()]
+
+
+def dedup_key(fields: KeyFields) -> Key:
+    """The duplicate key of an event, from its fields as stored (what ``accept`` builds from the event)."""
+    app, device, session, eid, kind, name, date = fields
+    return _as_key((app, device, session, eid, kind, _name_key(name), None if date is None else date + 0.0))
 
 
 class Ingest:
@@ -251,8 +277,9 @@ class Ingest:
         self._gen_ns = max(1, dedup_window_ns)
         self._gen_start_ns = now_ns
         self._timeout_ms = session_timeout_ms
-        # (app, device, session) -> time (ms) of the session's latest event; present only after an init.
-        self._sessions: dict[tuple[str, str, int | None], float] = {}
+        # Session key (``session_key``) -> time (ms) of the session's latest event; present only after an
+        # init.
+        self._sessions: dict[Key, float] = {}
 
     def stats(self, app: str) -> AppStats:
         st = self.apps.get(app)
@@ -297,6 +324,10 @@ class Ingest:
         out = Outcome(app, rows, ack, hold)
         waits = out.waits
         seen_device = None
+        # The session key of the latest (device, session): a message's events mostly share one.
+        skey: Key = b""
+        skey_device: str | None = None
+        skey_session: int | None = None
         for ev in envelope.events:
             cls = type(ev)
             device = ev.device_id
@@ -309,17 +340,29 @@ class Ingest:
             eid, session, date = ev.id, ev.session_id, ev.date
             if date is None:
                 at = received_ms
-            else:
-                at = float(date) if type(date) is int else date_ms(ev, received_ms)
+            elif type(date) is int:
+                at = float(date)
+            else:  # + 0.0: -0.0 is 0.0, as SQLite gives it back (the key must survive a restart)
+                at = date_ms(ev, received_ms) + 0.0
             kind = _KINDS[cls]
+            name: Any = ev.name
             try:
-                name: str | bytes | None = ev.name
-                if name is not None and type(name) is not str:
+                # The key's name is the name itself; another JSON value, which the store keeps as its JSON
+                # bytes, is that JSON in a list (a string is never a list): see ``_name_key``.
+                if name is None or type(name) is str:
+                    name_key: Any = name
+                else:
                     name = _dumps(name)
-                key: Key | None = None
+                    name_key = [name.decode()]
                 if eid is not None:
-                    key = (app, device, session, eid, kind, name, None if date is None else at)
-                    seen = keys.get(key) or old_keys.get(key)
+                    fields = (app, device, session, eid, kind, name_key, None if date is None else at)
+                    try:
+                        key: Key = _dumps(fields)[1:]
+                    except TypeError:  # an int beyond 64 bits (orjson's range): its repr, as a str
+                        key = repr(fields)
+                    seen = keys.get(key)
+                    if seen is None and old_keys:
+                        seen = old_keys.get(key)
                     if seen is not None:
                         first = holds.get(seen) if seen != seq else None  # None: durable, or this message
                         if first is None or first.state == PENDING:
@@ -329,15 +372,23 @@ class Ingest:
                             ack.append(eid)
                             continue
                 # Encoded now, whatever the store: what cannot be stored is refused before any ack.
-                user, anon, payload, extra = _encode_fields(ev)
+                user, anon, payload = ev.user_id, ev.anon_id, ev.payload
+                if user is not None and type(user) is not str:
+                    user = _dumps(user)
+                if anon is not None and type(anon) is not str:
+                    anon = _dumps(anon)
+                if payload is not None:
+                    payload = _dumps(payload)
+                extra = None if ev.extra is None else _dumps(ev.extra)
             except TypeError:
                 # orjson's encoder refuses what its parser read (nesting past 254 levels): an event that
                 # cannot be stored is refused before anything about it is counted, remembered or acked.
                 rejected[_BAD_FIELD] += 1
                 continue
-            if key is not None:
+            if eid is not None:
                 keys[key] = seq
-            skey = (app, device, session)
+            if session != skey_session or device != skey_device:
+                skey, skey_device, skey_session = session_key(app, device, session), device, session
             last = sessions.get(skey)
             if last is not None and at - last <= timeout:  # a live session: init again or not, no orphan
                 orphan = 0
@@ -389,8 +440,8 @@ class Ingest:
             st.orphans += orphans
             st.missing_fields += missing
         for app, device, session, last_ms in snapshot.sessions:
-            self._sessions[(app, device, session)] = last_ms
+            self._sessions[session_key(app, device, session)] = last_ms
             self.stats(app).sessions += 1
         for app, device in snapshot.devices:
             self.stats(app).devices.add(device)
-        self._keys.update(dict.fromkeys(snapshot.recent, _RESTORED))  # the very tuples accept() builds
+        self._keys.update(dict.fromkeys(map(dedup_key, snapshot.recent), _RESTORED))
