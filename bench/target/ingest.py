@@ -42,9 +42,34 @@ original's write is pending is a duplicate too (never stored twice) whose ack wa
 (``Outcome.waits``): its id is acked once the original is durable, and left out if the original's write
 failed (the client keeps it queued). A key whose write failed is no duplicate of anything, so the
 client's re-send is stored (contract.md: "keys enter the dedup index when its write commits, not
-before"). The window keeps two generations of keys, each ``window`` long, so a key is remembered for at
-least ``window`` and at most twice that; a key costs about 180 bytes with a 24-character appId and a
-16-character device.
+before").
+
+Bounds
+------
+Everything kept per app, per session and per event is bounded, and ``GET /stats`` shows each bound under
+``bounds`` (an addition to api.md's shape), so a run can tell whether one was reached:
+
+- apps: at most ``max_apps`` appIds (``--max-apps``, 10,000 by default, about 1.5 KiB each). A request
+  naming another one is refused before anything about it is counted (``admit``; the transport answers HTTP
+  503 or closes the WebSocket with 1013 and a reason) and counted in ``bounds.apps.refused``. Refusing
+  rather than forgetting: an app's counters are what ``/app/{appId}/stats`` reports, and forgetting them
+  would make it lie. Apps already in the store at start are all counted, over the cap or not.
+- duplicate keys: two generations, each turned over when it is ``window`` old or holds half of
+  ``dedup_max_keys`` (``--dedup-max-keys``, 2,000,000 by default; a key costs about 180 bytes with a
+  24-character appId and a 16-character device), so a key is remembered for at least ``window``, or, when
+  keys come faster than half the cap per window, for at least the shortest generation, which
+  ``bounds.dedup.shortest_window_s`` reports (``count_rotations`` counts such early turns). A re-send
+  that comes later than that is stored again.
+- sessions: two generations, the current one turned over when it holds half of ``max_sessions``
+  (``--max-sessions``, 1,000,000 by default, about 150 bytes each). A session is moved to the current
+  one whenever one of its events comes, so what is forgotten is the sessions nothing was heard of for a
+  whole generation; their number is ``bounds.sessions.forgotten``, and a later event of one counts as an
+  orphan. Nothing is forgotten below the cap.
+- devices: the per-app sets behind the ``devices`` counters hold at most ``max_devices`` devices in all
+  (``--max-devices``, 2,000,000 by default, about 70 bytes each). Once full, a device not in them is not
+  added, and each message that brings one counts in ``bounds.devices.overflow``: while that is 0 the
+  ``devices`` counters are exact, after it they are lower bounds.
+- each bound may be passed by the events of one message (at most ``--max-events``).
 
 Nothing here does I/O or reads a clock. The transport applies the result: it writes ``rows`` to the store
 and sends ``ack_ids`` once the store says they are durable.
@@ -85,6 +110,11 @@ Key = bytes | str
 #: The fields of a duplicate key, as ``Snapshot.recent`` lists them: (app, device, session, id, type, name as
 #: stored, date ms or None).
 KeyFields = tuple[str, str, int | None, EventId, str, str | bytes | None, float | None]
+
+DEFAULT_MAX_APPS = 10_000
+DEFAULT_MAX_SESSIONS = 1_000_000
+DEFAULT_DEDUP_MAX_KEYS = 2_000_000
+DEFAULT_MAX_DEVICES = 2_000_000
 
 #: Names of the fault counters in ``stats["faults"]`` (an addition to api.md's stats shape).
 FAULT_COUNTERS = ("delayed_messages", "dropped_ack_messages", "dropped_ack_ids", "lied_messages",
@@ -213,12 +243,15 @@ class Snapshot:
 
     Attributes:
         counts: (app, type, stored, orphans, missing_fields) per app and type.
-        sessions: (app, device, session, last event ms) of every session that had an ``init``.
+        session_counts: (app, sessions) of every app: how many sessions had an ``init``.
+        sessions: (app, device, session, last event ms) of the sessions that had an ``init``, the latest
+            ones only when there are more than the session table holds.
         devices: (app, device) of every device with a stored event.
         recent: the fields of the duplicate keys (``KeyFields``) of events received within the window.
     """
 
     counts: tuple[tuple[str, str, int, int, int], ...] = ()
+    session_counts: tuple[tuple[str, int], ...] = ()
     sessions: tuple[tuple[str, str, int, float], ...] = ()
     devices: tuple[tuple[str, str], ...] = ()
     recent: tuple[KeyFields, ...] = ()
@@ -260,13 +293,26 @@ def dedup_key(fields: KeyFields) -> Key:
 
 
 class Ingest:
-    """Duplicate detection, session tracking and the per-app counters. One per target; not thread-safe."""
+    """Duplicate detection, session tracking and the per-app counters. One per target; not thread-safe.
 
-    __slots__ = ("_gen_first_seq", "_gen_ns", "_gen_start_ns", "_holds", "_keys", "_old_keys",
-                 "_seq", "_sessions", "_timeout_ms", "apps")
+    Everything it keeps is bounded (see the module docstring, "Bounds"): ``max_apps`` apps, ``max_sessions``
+    sessions, ``dedup_max_keys`` duplicate keys, ``max_devices`` devices (plus one message's events over
+    each bound).
+    """
 
-    def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int) -> None:
+    __slots__ = ("_gen_first_seq", "_gen_keys", "_gen_ns", "_gen_start_ns", "_holds", "_keys", "_max_apps",
+                 "_old_keys", "_old_sessions", "_seq", "_sessions", "_sessions_half", "_timeout_ms", "apps",
+                 "apps_refused", "count_rotations", "dedup_max_keys", "devices_overflow", "devices_tracked",
+                 "max_devices", "max_sessions", "sessions_forgotten", "shortest_generation_ns")
+
+    def __init__(self, *, dedup_window_ns: int, session_timeout_ms: float, now_ns: int,
+                 max_apps: int = DEFAULT_MAX_APPS, max_sessions: int = DEFAULT_MAX_SESSIONS,
+                 dedup_max_keys: int = DEFAULT_DEDUP_MAX_KEYS,
+                 max_devices: int = DEFAULT_MAX_DEVICES) -> None:
         self.apps: dict[str, AppStats] = {}
+        self._max_apps = max_apps
+        #: Requests refused because they named a new app while ``max_apps`` apps were tracked.
+        self.apps_refused = 0
         # The two generations of the window: key -> sequence number of the message that carried it.
         self._keys: dict[Key, int] = {}
         self._old_keys: dict[Key, int] = {}
@@ -276,19 +322,72 @@ class Ingest:
         self._gen_first_seq = 1  # the first message of the current generation
         self._gen_ns = max(1, dedup_window_ns)
         self._gen_start_ns = now_ns
+        self.dedup_max_keys = dedup_max_keys
+        self._gen_keys = max(1, dedup_max_keys // 2)
+        #: Generations ended by their count of keys, not their age, and the shortest of them (ns; 0: none).
+        self.count_rotations = 0
+        self.shortest_generation_ns = 0
         self._timeout_ms = session_timeout_ms
         # Session key (``session_key``) -> time (ms) of the session's latest event; present only after an
-        # init.
+        # init. Two generations, like the duplicate window: a session is moved to the current one when it
+        # is used, and the old one is forgotten when the current one holds half of ``max_sessions``.
         self._sessions: dict[Key, float] = {}
+        self._old_sessions: dict[Key, float] = {}
+        self.max_sessions = max_sessions
+        self._sessions_half = max(1, max_sessions // 2)
+        #: Sessions forgotten to keep within ``max_sessions`` (their later events count as orphans).
+        self.sessions_forgotten = 0
+        #: Devices in all the apps' ``devices`` sets, their cap, and the messages that brought a device
+        #: there was no room for.
+        self.devices_tracked = 0
+        self.max_devices = max_devices
+        self.devices_overflow = 0
 
     def stats(self, app: str) -> AppStats:
+        """The counters of ``app``, created if need be (whatever ``max_apps`` says: see ``admit``)."""
         st = self.apps.get(app)
         if st is None:
             st = self.apps[app] = AppStats()
         return st
 
+    def admit(self, app: str) -> AppStats | None:
+        """The counters of ``app`` for a request that names it; None (counted) for a new app over the cap."""
+        st = self.apps.get(app)
+        if st is None:
+            if len(self.apps) >= self._max_apps:
+                self.apps_refused += 1
+                return None
+            st = self.apps[app] = AppStats()
+        return st
+
+    def _add_device(self, devices: set[str], device: str) -> None:
+        if self.devices_tracked < self.max_devices:
+            devices.add(device)
+            self.devices_tracked += 1
+        else:
+            self.devices_overflow += 1
+
+    def bounds(self) -> dict[str, Any]:
+        """What the bounds hold now, for ``GET /stats`` (an addition to api.md's shape)."""
+        shortest = self.shortest_generation_ns
+        return {
+            "apps": {"tracked": len(self.apps), "max": self._max_apps, "refused": self.apps_refused},
+            "sessions": {"tracked": len(self._sessions) + len(self._old_sessions), "max": self.max_sessions,
+                         "forgotten": self.sessions_forgotten},
+            "devices": {"tracked": self.devices_tracked, "max": self.max_devices,
+                        "overflow": self.devices_overflow},
+            "dedup": {"keys": len(self._keys) + len(self._old_keys), "max_keys": self.dedup_max_keys,
+                      "window_s": self._gen_ns / 1e9, "count_rotations": self.count_rotations,
+                      "shortest_window_s": shortest / 1e9 if shortest else None},
+        }
+
     def _rotate(self, now_ns: int) -> None:
-        if now_ns - self._gen_start_ns >= self._gen_ns:
+        age_ns = now_ns - self._gen_start_ns
+        if age_ns >= self._gen_ns or len(self._keys) >= self._gen_keys:
+            if age_ns < self._gen_ns:  # full before its time: keys are remembered for less than the window
+                self.count_rotations += 1
+                if not self.shortest_generation_ns or age_ns < self.shortest_generation_ns:
+                    self.shortest_generation_ns = max(1, age_ns)
             # The old generation's keys go; so do the failed holds only they could point to (a message's
             # keys all go into the generation current when it came).
             current = self._gen_first_seq
@@ -299,6 +398,10 @@ class Ingest:
             holds = self._holds
             for seq in [q for q, h in holds.items() if h.state == FAILED and q < current]:
                 del holds[seq]
+        if len(self._sessions) >= self._sessions_half:
+            self.sessions_forgotten += len(self._old_sessions)
+            self._old_sessions = self._sessions
+            self._sessions = {}
 
     def accept(self, app: str, envelope: Envelope, *, received_ms: float, now_ns: int,
                store: bool = True) -> Outcome:
@@ -314,7 +417,7 @@ class Ingest:
             return _ack_only(app, envelope)
         self._rotate(now_ns)
         keys, old_keys = self._keys, self._old_keys
-        sessions, timeout = self._sessions, self._timeout_ms
+        sessions, old_sessions, timeout = self._sessions, self._old_sessions, self._timeout_ms
         by_type, devices = st.by_type, st.devices
         rows: list[Row] = []
         ack: list[EventId] = []
@@ -332,8 +435,9 @@ class Ingest:
             cls = type(ev)
             device = ev.device_id
             if device != seen_device:  # a message's events mostly come from one device
-                devices.add(device)
                 seen_device = device
+                if device not in devices:
+                    self._add_device(devices, device)
             if cls is Heartbeat:
                 st.heartbeats += 1
                 continue
@@ -390,6 +494,10 @@ class Ingest:
             if session != skey_session or device != skey_device:
                 skey, skey_device, skey_session = session_key(app, device, session), device, session
             last = sessions.get(skey)
+            if last is None and old_sessions:
+                last = old_sessions.pop(skey, None)
+                if last is not None:
+                    sessions[skey] = last
             if last is not None and at - last <= timeout:  # a live session: init again or not, no orphan
                 orphan = 0
                 if at > last:
@@ -432,16 +540,27 @@ class Ingest:
         st.stored -= len(outcome.rows)
 
     def restore(self, snapshot: Snapshot) -> None:
-        """Start from what a store already holds: counts, live sessions, devices and recent keys."""
+        """Start from what a store already holds: counts, live sessions, devices and recent keys.
+
+        What is already stored is counted whatever ``max_apps`` says. The store lists no more sessions,
+        keys and devices than the bounds hold (the latest sessions and keys, the others counted as
+        forgotten; one device more than ``max_devices``, which then counts as an overflow).
+        """
         for app, kind, stored, orphans, missing in snapshot.counts:
             st = self.stats(app)
             st.stored += stored
             st.by_type[kind] = st.by_type.get(kind, 0) + stored
             st.orphans += orphans
             st.missing_fields += missing
+        for app, count in snapshot.session_counts:
+            self.stats(app).sessions += count
         for app, device, session, last_ms in snapshot.sessions:
             self._sessions[session_key(app, device, session)] = last_ms
-            self.stats(app).sessions += 1
+        # The sessions the store did not list (past the bound) are forgotten from the start.
+        listed = sum(count for _, count in snapshot.session_counts)
+        self.sessions_forgotten += max(0, listed - len(snapshot.sessions))
         for app, device in snapshot.devices:
-            self.stats(app).devices.add(device)
+            devices = self.stats(app).devices
+            if device not in devices:
+                self._add_device(devices, device)
         self._keys.update(dict.fromkeys(map(dedup_key, snapshot.recent), _RESTORED))

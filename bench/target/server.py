@@ -64,7 +64,9 @@ async def serve(config: TargetConfig, announce: Callable[[str], None]) -> None:
     store = open_store(config)
     state = TargetState(config, store, time.monotonic_ns())
     since_ms = (time.time() - config.dedup_window_s) * 1000.0
-    state.ingest.restore(store.snapshot(recent_since_ms=since_ms))
+    state.ingest.restore(store.snapshot(recent_since_ms=since_ms, max_recent=config.dedup_max_keys // 2,
+                                        max_sessions=config.max_sessions // 2,
+                                        max_devices=config.max_devices + 1))
     runner = web.AppRunner(build_app(state), access_log=None, handle_signals=False,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     uninstall_log = install_request_log(state)

@@ -78,8 +78,11 @@ class Store(Protocol):
     async def stored_ids(self, app: str) -> list[EventId]:
         """The id of every stored event of ``app`` that has one."""
 
-    def snapshot(self, *, recent_since_ms: float) -> Snapshot:
-        """What the store holds already; ``recent`` lists ids received at or after ``recent_since_ms``."""
+    def snapshot(self, *, recent_since_ms: float, max_recent: int, max_sessions: int,
+                 max_devices: int) -> Snapshot:
+        """What the store holds already: ``recent`` lists the keys of events received at or after
+        ``recent_since_ms``, the latest ``max_recent`` of them; ``sessions`` the latest ``max_sessions``;
+        ``devices`` at most ``max_devices``."""
 
     async def close(self) -> None:
         """Flush everything written so far and release the store."""
@@ -99,7 +102,8 @@ class MemoryStore:
     async def stored_ids(self, app: str) -> list[EventId]:
         return list(self._ids.get(app, ()))
 
-    def snapshot(self, *, recent_since_ms: float) -> Snapshot:
+    def snapshot(self, *, recent_since_ms: float, max_recent: int, max_sessions: int,
+                 max_devices: int) -> Snapshot:
         return Snapshot()
 
     async def close(self) -> None:
@@ -189,19 +193,24 @@ class SqliteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
 
-    def snapshot(self, *, recent_since_ms: float) -> Snapshot:
+    def snapshot(self, *, recent_since_ms: float, max_recent: int, max_sessions: int,
+                 max_devices: int) -> Snapshot:
         conn = self._conn
         counts = conn.execute("SELECT app, type, count(*), sum(orphan), sum(missing) FROM events "
                               "GROUP BY app, type").fetchall()
-        sessions = conn.execute("SELECT app, device, session, max(event_ms) FROM events "
-                                "GROUP BY app, device, session HAVING max(type = 'init') = 1").fetchall()
-        devices = conn.execute("SELECT DISTINCT app, device FROM events").fetchall()
-        # The duplicate keys, as ingest.accept builds them: (app, device, session, id, type, name, date).
+        started = ("SELECT app, device, session, max(event_ms) AS last FROM events "
+                   "GROUP BY app, device, session HAVING max(type = 'init') = 1")
+        session_counts = conn.execute(f"SELECT app, count(*) FROM ({started}) GROUP BY app").fetchall()
+        sessions = conn.execute(f"{started} ORDER BY last DESC LIMIT ?", (max_sessions,)).fetchall()
+        devices = conn.execute("SELECT DISTINCT app, device FROM events LIMIT ?", (max_devices,)).fetchall()
+        # The fields of the duplicate keys, as ingest.accept reads them: (app, device, session, id, type,
+        # name, date), the latest first (rowid order is arrival order).
         recent = conn.execute("SELECT app, device, session, id, type, name, "
                               "CASE WHEN dated THEN event_ms END FROM events "
-                              "WHERE id IS NOT NULL AND received_ms >= ?", (recent_since_ms,)).fetchall()
-        return Snapshot(tuple(counts), tuple((a, d, _narrow(s), t) for a, d, s, t in sessions),
-                        tuple(devices),
+                              "WHERE id IS NOT NULL AND received_ms >= ? ORDER BY rowid DESC LIMIT ?",
+                              (recent_since_ms, max_recent)).fetchall()
+        return Snapshot(tuple(counts), tuple(session_counts),
+                        tuple((a, d, _narrow(s), t) for a, d, s, t in sessions), tuple(devices),
                         tuple((a, d, _narrow(s), _narrow(i), k, n, t) for a, d, s, i, k, n, t in recent))
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
