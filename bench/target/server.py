@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import threading
@@ -18,6 +19,12 @@ from bench.target.config import TargetConfig
 from bench.target.store import MemoryStore, SqliteStore, Store
 
 _WILDCARDS = {"", "0.0.0.0", "::"}
+
+#: The cyclic garbage collector's first threshold in the target (Python's default is 700). The target keeps
+#: a few thousand rows alive between a message and its commit; at 700 net allocations the collector ran
+#: every dozen messages and walked them each time: 3-4 % of the target's CPU at full speed, against under
+#: 0.5 % at 10,000 (docs/performance.md, 2026-12-06). Little lives in cycles here, so little waits longer.
+GC_THRESHOLD = 10_000
 
 
 def open_store(config: TargetConfig) -> Store:
@@ -61,6 +68,7 @@ async def serve(config: TargetConfig, announce: Callable[[str], None]) -> None:
         UsageError: the store cannot be opened or the address cannot be bound.
     """
     loop = asyncio.get_running_loop()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     store = open_store(config)
     state = TargetState(config, store, time.monotonic_ns())
     since_ms = (time.time() - config.dedup_window_s) * 1000.0
