@@ -53,6 +53,7 @@ CLOSE_INVALID = int(WSCloseCode.INVALID_TEXT)       # 1007: not JSON, no data ar
 CLOSE_POLICY = int(WSCloseCode.POLICY_VIOLATION)    # 1008: the peer reads none of its acks
 CLOSE_TOO_BIG = int(WSCloseCode.MESSAGE_TOO_BIG)    # 1009: over a size cap
 CLOSE_ERROR = int(WSCloseCode.INTERNAL_ERROR)       # 1011: the store failed
+CLOSE_TRY_AGAIN = int(WSCloseCode.TRY_AGAIN_LATER)  # 1013: a new appId over --max-apps
 
 _NS = 1_000_000_000
 
@@ -72,7 +73,9 @@ class TargetState:
         self.limits = config.limits
         self.store = store
         self.ingest = Ingest(dedup_window_ns=round(config.dedup_window_s * _NS),
-                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns)
+                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns,
+                             max_apps=config.max_apps, max_sessions=config.max_sessions,
+                             dedup_max_keys=config.dedup_max_keys, max_devices=config.max_devices)
         self.faults = Faults(config.faults, start_ns)
         rate = config.limits.http_rate
         self.buckets = TokenBuckets(rate, config.limits.http_burst) if rate > 0 else None
@@ -119,6 +122,11 @@ def _bad_app(app_id: str) -> web.Response | None:
     if APP_ID.fullmatch(app_id):
         return None
     return _error(404, f"unknown appId {app_id[:80]!r}: 1-64 characters of A-Z a-z 0-9 _ -")
+
+
+def _too_many_apps(state: TargetState) -> str:
+    """Why a request naming a new app is refused (``Ingest.admit``): the HTTP error, the WebSocket reason."""
+    return f"too many apps: this target tracks {state.config.max_apps} appIds (--max-apps)"
 
 
 def _parse(data: bytes, limits: Limits) -> Envelope:
@@ -433,6 +441,9 @@ async def track_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(autoclose=False, compress=False, decode_text=False,
                                max_msg_size=state.limits.max_bytes + 1)
     await ws.prepare(request)
+    if state.ingest.admit(app_id) is None:
+        await ws.close(code=CLOSE_TRY_AGAIN, message=_too_many_apps(state).encode())
+        return ws
     await _Conn(state, ws, app_id, request.transport).serve()
     return ws
 
@@ -447,7 +458,9 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     if refused is not None:
         return refused
     state = request.app[STATE]
-    st = state.ingest.stats(app_id)
+    st = state.ingest.admit(app_id)
+    if st is None:
+        return _error(503, _too_many_apps(state))
     if state.buckets is not None:
         wait_s = state.buckets.take(request.remote or "", state.clock.now_ns())
         if wait_s > 0:
@@ -584,11 +597,13 @@ async def all_stats(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     state = request.app[STATE]
-    return _json(200, {**stats_json(state.ingest.apps.values()), **_target_counters(state)})
+    return _json(200, {**stats_json(state.ingest.apps.values()), **_target_counters(state),
+                       "bounds": state.ingest.bounds()})
 
 
 def _target_counters(state: TargetState) -> dict[str, int]:
-    """Additions to api.md's shape for what no app owns: requests no route saw, and the connection limits."""
+    """Additions to api.md's shape for what no app owns: requests no route saw, and the connection limits
+    (beside them, ``bounds``: what the target's bounded tables hold, ``Ingest.bounds``)."""
     gate = state.gate
     return {
         "bad_requests": state.bad_requests,

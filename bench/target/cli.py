@@ -32,6 +32,10 @@ DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_MAX_UNSENT_ACKS = 256
 DEFAULT_SLOW_PEER_TIMEOUT_S = 10.0
 DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
+DEFAULT_MAX_APPS = 10_000
+DEFAULT_MAX_SESSIONS = 1_000_000
+DEFAULT_DEDUP_MAX_KEYS = 2_000_000
+DEFAULT_MAX_DEVICES = 2_000_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +87,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "least this long (default: %(default)g)")
     limits.add_argument("--session-timeout-s", type=float, default=DEFAULT_SESSION_TIMEOUT_S, metavar="S",
                         help="silence (in event time) that ends a session (default: %(default)g)")
+    limits.add_argument("--dedup-max-keys", type=int, default=DEFAULT_DEDUP_MAX_KEYS, metavar="N",
+                        help="most duplicate keys remembered (about 180 bytes each); past half of them the "
+                             "window turns over early, GET /stats says how short it got "
+                             "(default: %(default)s)")
+    limits.add_argument("--max-apps", type=int, default=DEFAULT_MAX_APPS, metavar="N",
+                        help="most appIds tracked; a request naming another one gets HTTP 503 or WebSocket "
+                             "close 1013 (default: %(default)s)")
+    limits.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS, metavar="N",
+                        help="most sessions remembered; the least recently used are forgotten past it, "
+                             "counted in GET /stats (default: %(default)s)")
+    limits.add_argument("--max-devices", type=int, default=DEFAULT_MAX_DEVICES, metavar="N",
+                        help="most distinct devices counted; past it the devices counters are lower bounds, "
+                             "as GET /stats says (default: %(default)s)")
     parser.add_argument("--shutdown-timeout-s", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT_S, metavar="S",
                         help="on SIGINT/SIGTERM, how long open connections get to take their acks and close "
                              "before they are cut (default: %(default)g)")
@@ -125,8 +142,9 @@ def config_from_args(args: argparse.Namespace) -> TargetConfig:
             close_ratio=args.close_ratio, stall_ms=args.stall_ms, stall_every_ms=args.stall_every_ms,
             seed=args.fault_seed),
         stats_token=args.stats_token, dedup_window_s=args.dedup_window_s,
-        session_timeout_s=args.session_timeout_s, stop_on_stdin_eof=args.stop_on_stdin_eof,
-        shutdown_timeout_s=args.shutdown_timeout_s,
+        session_timeout_s=args.session_timeout_s, max_apps=args.max_apps, max_sessions=args.max_sessions,
+        dedup_max_keys=args.dedup_max_keys, max_devices=args.max_devices,
+        stop_on_stdin_eof=args.stop_on_stdin_eof, shutdown_timeout_s=args.shutdown_timeout_s,
     )
 
 
