@@ -10,11 +10,12 @@ columns it needs:
 - ``run``: the tab's state (no run yet, live with N processes, finished) and problems this run logged;
 - ``result`` (after the run): the reconciliation verdict, the results folder, summary.json and report.html
   (links in the Download Data tab: a cell of Locust's table holds text only);
+- ``latency``: per transport, the ack latency corrected for coordinated omission (ack - intended send),
+  raw (ack - actual write) and the delivery delay (ack - creation): count and p50/p90/p99/p99.9/max in µs
+  from the exact histograms, merged over every process;
 - ``accounting``: the identity ``sent = acked + rejected + lost + in flight`` and each term, rejections
   split by reason, duplicate acks;
-- ``latency``: per transport, the ack latency corrected for coordinated omission (ack - intended send),
-  raw (ack - actual write) and the delivery delay (ack - creation), then each event type's corrected and
-  raw: count and p50/p90/p99/p99.9/max in µs from the exact histograms, merged over every process;
+- ``event type``: each event type's corrected and raw ack latency, the same way;
 - ``generator``: the load generator's own health: schedule lag, event-loop lag, CPU share, saturation;
 - ``end of run``: the lines the terminal printed.
 """
@@ -66,6 +67,7 @@ class View:
         details: per transport, event-type histograms' summaries and refused events (``detail_json``).
         run_dir: the finished run's results folder.
         report: the folder holds report.html.
+        writing_report: report.html is being written (``nucleus-bench report``, at the end of a web UI run).
         lines: the end-of-run lines, as the terminal printed them.
         problems: warnings and errors this run logged (a refused form, a worker that sent no result...).
     """
@@ -76,6 +78,7 @@ class View:
     details: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     run_dir: str | None = None
     report: bool = False
+    writing_report: bool = False
     lines: Sequence[str] = ()
     problems: Sequence[str] = ()
 
@@ -110,17 +113,22 @@ def row(section: str, transport: str, figure: str, *, count: Any = "", value: st
     return out
 
 
-def latency_rows(name: str, block: Mapping[str, Any], detail: Mapping[str, Any]) -> list[Row]:
+def latency_rows(name: str, block: Mapping[str, Any]) -> list[Row]:
     lat = block["ack_latency_us"]
     out = [row("latency", name, "ack latency, corrected (ack - intended send)", latency=lat["corrected"]),
            row("latency", name, "ack latency, raw (ack - actual write)", latency=lat["raw"]),
            row("latency", name, "delivery delay (ack - creation)", latency=block["delivery_delay_us"])]
-    for event_type, kinds in detail.get("types", {}).items():
-        out.append(row("latency", name, f"type {event_type}: corrected", latency=kinds["corrected"]))
-        out.append(row("latency", name, f"type {event_type}: raw", latency=kinds["raw"]))
     if lat.get("flagged"):
         out.append(row("latency", name, "flagged", value="the generator was saturated: these latencies "
                                                           "include its own delay (see generator)"))
+    return out
+
+
+def event_type_rows(name: str, detail: Mapping[str, Any]) -> list[Row]:
+    out = []
+    for event_type, kinds in detail.get("types", {}).items():
+        out.append(row("event type", name, f"type {event_type}: corrected", latency=kinds["corrected"]))
+        out.append(row("event type", name, f"type {event_type}: raw", latency=kinds["raw"]))
     return out
 
 
@@ -178,9 +186,13 @@ def result_rows(view: View) -> list[Row]:
         out.append(row("result", "", "results folder", value=view.run_dir))
         out.append(row("result", "", "summary.json",
                        value=f"Download Data tab: summary.json of this run ({SUMMARY_HREF})"))
-        out.append(row("result", "", "report.html", value=(
-            f"Download Data tab: report.html of this run ({REPORT_HREF})" if view.report
-            else f"not written: nucleus-bench report {view.run_dir}")))
+        if view.report:
+            report = f"Download Data tab: report.html of this run ({REPORT_HREF})"
+        elif view.writing_report:
+            report = "being written (nucleus-bench report)"
+        else:
+            report = f"not written: nucleus-bench report {view.run_dir}"
+        out.append(row("result", "", "report.html", value=report))
     return out
 
 
@@ -191,9 +203,11 @@ def rows(view: View) -> list[Row]:
     if view.state == "finished":
         out += result_rows(view)
     for name, block in view.blocks.items():
-        out += accounting_rows(name, block, view.details.get(name, {}))
+        out += latency_rows(name, block)
     for name, block in view.blocks.items():
-        out += latency_rows(name, block, view.details.get(name, {}))
+        out += accounting_rows(name, block, view.details.get(name, {}))
+    for name in view.blocks:
+        out += event_type_rows(name, view.details.get(name, {}))
     for name, block in view.blocks.items():
         out += generator_rows(name, block)
     out += [row("end of run", "", "line", value=line) for line in view.lines]

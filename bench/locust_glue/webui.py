@@ -118,6 +118,7 @@ class WebTab:
         self._logs_seen_at: float | None = None
         self._logs_event = gevent.event.Event()
         self._sender: gevent.Greenlet | None = None
+        self._writing_report = False
 
     # -- set-up -------------------------------------------------------------------------------------
     def install(self) -> None:
@@ -265,7 +266,7 @@ class WebTab:
             return tab.View(state="finished", note=f"summary.json written to {done.run_dir}",
                             blocks=done.summary["transports"], details=done.details,
                             run_dir=str(done.run_dir), report=(done.run_dir / "report.html").is_file(),
-                            lines=done.lines, problems=problems)
+                            writing_report=self._writing_report, lines=done.lines, problems=problems)
         snaps = self._live_snapshots()
         if not snaps:
             note = "the run has started: figures come within 2 s" if c is not None else "no run yet"
@@ -302,7 +303,11 @@ class WebTab:
         runner = self.environment.runner
         may_wait = not interrupted and runner is not None and gevent.getcurrent() not in runner.greenlet
         if may_wait:
-            line = write_report(done.run_dir)
+            self._writing_report, self._rows = True, None
+            try:
+                line = write_report(done.run_dir)
+            finally:
+                self._writing_report = False
             print(line, flush=True)
             self.finished, self._rows = replace(done, lines=(*done.lines, line)), None
         to_log_buffer(self.finished.lines)
