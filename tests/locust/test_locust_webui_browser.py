@@ -9,8 +9,9 @@ refused on the page and starts nothing, Locust's own sub-millisecond columns are
 tab's summary.json link serves the file, the Logs tab holds the end-of-run lines after Stop, and the page
 logs no console error.
 
-Skipped, saying why, where /usr/bin/chromium is missing (``make test`` installs Debian's ``chromium`` where
-apt-get can).
+Each test leaves a screenshot of the tab after the run, ``nucleus-tab.png`` in its temporary folder
+(``--basetemp DIR`` puts them in DIR; docs/webui.md shows them). Skipped, saying why, where
+/usr/bin/chromium is missing (``make test`` installs Debian's ``chromium`` where apt-get can).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import signal
 import subprocess
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ from timeouts import PROCESS_TIMEOUT_S, TIMEOUT_S
 
 from bench.locust_glue import tab as nucleus_tab
 
+#: The page's size: wide enough for the tab's Value column; the screenshot shows the tab's first rows.
+SHOT_WIDTH, SHOT_HEIGHT = 1600, 1300
 #: Sets a field of Locust's React form the way typing does (the value setter, then an input event).
 _SET = """(name, value) => {
   const el = document.querySelector(`[name="${name}"]`);
@@ -88,10 +91,8 @@ def _locust(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 proc.wait(PROCESS_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
         stop(proc)
 
 
@@ -100,7 +101,7 @@ class Page:
 
     def __init__(self, browser: DevTools, base: str) -> None:
         self.base = base
-        self.tab = Tab(browser)
+        self.tab = Tab(browser, width=SHOT_WIDTH, height=SHOT_HEIGHT)
         self.tab.navigate(f"{base}/")
         self.tab.wait_for("document.querySelector('form button[type=submit]') !== null", "the start form")
 
@@ -181,8 +182,9 @@ def _check_downloads(page: Page, run_dir: Path) -> None:
     """The Download Data tab links this run's summary.json and report.html, and each serves the file."""
     page.click("tab", "download data")
     links = page.tab.wait_for("(() => { const a = [...document.querySelectorAll('a')]"
-                              ".filter(a => a.href.includes('/nucleus/')); return a.length ? a.map(x => x.href)"
-                              " : null; })()", "the Nucleus download links")
+                              ".filter(a => a.href.includes('/nucleus/'));"
+                              " return a.length ? a.map(x => x.href) : null; })()",
+                              "the Nucleus download links")
     by_name = {href.rsplit("/", 1)[-1]: href for href in links}
     assert set(by_name) == {"summary.json", "report.html"}
     assert _get(by_name["summary.json"]) == (run_dir / "summary.json").read_bytes()
@@ -193,7 +195,8 @@ def test_ws_run_in_the_page_shows_summary_figures(tmp_path: Path, chromium: Path
     """Standalone, embedded target: a refused form, then a run started and stopped from the page."""
     port, results = free_port(), tmp_path / "results"
     base = f"http://127.0.0.1:{port}"
-    argv = locust_argv("ws.py", "--web-host", "127.0.0.1", "--web-port", str(port), "--results-dir", str(results))
+    argv = locust_argv("ws.py", "--web-host", "127.0.0.1", "--web-port", str(port),
+                       "--results-dir", str(results))
     browser = DevTools(tmp_path / "profile", loopback_too=False)
     with _locust(argv, tmp_path / "locust.log"):
         try:
@@ -246,7 +249,8 @@ def test_http_master_and_worker_merge_in_the_tab(tmp_path: Path, chromium: Path)
     master = locust_argv("http.py", "--master", "--web-host", "127.0.0.1", "--web-port", str(port),
                          "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
                          "--results-dir", str(results), "--scenario", str(SMOKE.relative_to(ROOT)))
-    worker = locust_argv("http.py", "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port))
+    worker = locust_argv("http.py", "--worker", "--master-host", "127.0.0.1",
+                         "--master-port", str(master_port))
     browser = DevTools(tmp_path / "profile", loopback_too=False)
     with _locust(master, tmp_path / "master.log"), _locust(worker, tmp_path / "worker.log"):
         try:
@@ -265,6 +269,9 @@ def test_http_master_and_worker_merge_in_the_tab(tmp_path: Path, chromium: Path)
             page.click("tab", "logs")
             page.tab.wait_for(f"document.body.innerText.includes({json.dumps(f'results: {run_dir}')})",
                               "the end-of-run lines in the Logs tab")
+            page.click("tab", "nucleus")
+            page.tab.wait_for("document.body.innerText.includes('STOPPED')", "Locust's state STOPPED")
+            (tmp_path / "nucleus-tab.png").write_bytes(page.tab.screenshot())
             assert page.tab.errors() == []
         finally:
             browser.close()
