@@ -26,6 +26,12 @@ DEFAULT_HTTP_BURST = 20_000
 DEFAULT_IDLE_TIMEOUT_S = 300.0
 DEFAULT_DEDUP_WINDOW_S = 600.0
 DEFAULT_SESSION_TIMEOUT_S = 1800.0
+DEFAULT_MAX_CONNECTIONS = 0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_MAX_UNSENT_ACKS = 256
+DEFAULT_SLOW_PEER_TIMEOUT_S = 10.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,11 +61,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--idle-timeout-s", type=float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="S",
                         help="close a WebSocket that sent nothing (no event, no heartbeat) this long, "
                              "0 = never (default: %(default)g)")
+    limits.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                        help="connections (HTTP and WebSocket) served at once; over it a new one is answered "
+                             "503 with Retry-After and a one-line reason. 0 = as many as the open-file limit "
+                             "leaves room for, which also caps any N (default: %(default)s)")
+    limits.add_argument("--header-timeout-s", type=float, default=DEFAULT_HEADER_TIMEOUT_S, metavar="S",
+                        help="close a connection whose request head (request line and headers) is not "
+                             "whole S after it began (a connection's first head: after it opened); against "
+                             "slowloris; 0 = no limit (default: %(default)g)")
+    limits.add_argument("--body-timeout-s", type=float, default=DEFAULT_BODY_TIMEOUT_S, metavar="S",
+                        help="answer 408 and close when an HTTP body is not whole S after its head; "
+                             "0 = no limit (default: %(default)g)")
+    limits.add_argument("--max-unsent-acks", type=int, default=DEFAULT_MAX_UNSENT_ACKS, metavar="N",
+                        help="messages a WebSocket may have sent whose acks are not out yet; at N the target "
+                             "stops reading from it until its acks leave (default: %(default)s)")
+    limits.add_argument("--slow-peer-timeout-s", type=float, default=DEFAULT_SLOW_PEER_TIMEOUT_S, metavar="S",
+                        help="close with 1008 a WebSocket whose peer reads none of the acks queued for it "
+                             "for S; its unsent acks are not sent (default: %(default)g)")
     limits.add_argument("--dedup-window-s", type=float, default=DEFAULT_DEDUP_WINDOW_S, metavar="S",
                         help="a re-sent event is acked again and stored once if it comes back within at "
                              "least this long (default: %(default)g)")
     limits.add_argument("--session-timeout-s", type=float, default=DEFAULT_SESSION_TIMEOUT_S, metavar="S",
                         help="silence (in event time) that ends a session (default: %(default)g)")
+    parser.add_argument("--shutdown-timeout-s", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT_S, metavar="S",
+                        help="on SIGINT/SIGTERM, how long open connections get to take their acks and close "
+                             "before they are cut (default: %(default)g)")
     parser.add_argument("--stats-token", metavar="T",
                         help="let anyone with 'Authorization: Bearer T' read /stats and stored-ids "
                              "(default: loopback clients only)")
@@ -89,7 +115,10 @@ def config_from_args(args: argparse.Namespace) -> TargetConfig:
     return TargetConfig(
         host=args.host, port=args.port, store=args.store, sync=args.sync,
         limits=Limits(max_bytes=args.max_message_bytes, max_events=args.max_events, http_rate=args.http_rate,
-                      http_burst=args.http_burst, idle_timeout_s=args.idle_timeout_s),
+                      http_burst=args.http_burst, idle_timeout_s=args.idle_timeout_s,
+                      max_connections=args.max_connections, header_timeout_s=args.header_timeout_s,
+                      body_timeout_s=args.body_timeout_s, max_unsent_acks=args.max_unsent_acks,
+                      slow_peer_timeout_s=args.slow_peer_timeout_s),
         faults=FaultConfig(
             ack_delay=parse_delay(args.ack_delay_ms) if args.ack_delay_ms is not None else None,
             drop_ack_ratio=args.drop_ack_ratio, lie_ack_ratio=args.lie_ack_ratio,
@@ -97,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> TargetConfig:
             seed=args.fault_seed),
         stats_token=args.stats_token, dedup_window_s=args.dedup_window_s,
         session_timeout_s=args.session_timeout_s, stop_on_stdin_eof=args.stop_on_stdin_eof,
+        shutdown_timeout_s=args.shutdown_timeout_s,
     )
 
 

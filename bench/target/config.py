@@ -17,6 +17,8 @@ DEFAULT_STORE = "nucleus-target.sqlite3"
 MEMORY = "memory"
 DEFAULT_PORT = 8000
 SYNC_MODES = ("full", "normal", "off")
+#: How long shutdown waits for open connections to take their acks and close before it cuts them.
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class TargetConfig:
         session_timeout_s: silence that ends a session (contract.md, "Sessions": 30 minutes).
         stop_on_stdin_eof: stop (gracefully) when standard input closes: a child of ``EmbeddedTarget``
             then never outlives its parent.
+        shutdown_timeout_s: on SIGINT/SIGTERM, how long open connections get to take the acks they are owed
+            and close; those still open then are cut (a peer that does not read never holds shutdown up).
     """
 
     host: str = "127.0.0.1"
@@ -49,6 +53,7 @@ class TargetConfig:
     dedup_window_s: float = DEFAULT_DEDUP_WINDOW_S
     session_timeout_s: float = DEFAULT_SESSION_TIMEOUT_S
     stop_on_stdin_eof: bool = False
+    shutdown_timeout_s: float = DEFAULT_SHUTDOWN_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -58,7 +63,8 @@ class TargetConfig:
         if not self.store:
             raise UsageError("--store must name a file or be 'memory'")
         for flag, value in (("--dedup-window-s", self.dedup_window_s),
-                            ("--session-timeout-s", self.session_timeout_s)):
+                            ("--session-timeout-s", self.session_timeout_s),
+                            ("--shutdown-timeout-s", self.shutdown_timeout_s)):
             if not math.isfinite(value) or value <= 0:
                 raise UsageError(f"{flag} must be a positive number of seconds, not {value}")
         if self.stats_token == "":

@@ -49,7 +49,7 @@ except ImportError:  # pragma: no cover - a source install without a compiler
     from websockets.utils import apply_mask
 
 from bench.native import twins
-from bench.protocol.errors import UsageError
+from bench.protocol.errors import ConnectFailed, UsageError
 from bench.protocol.events import EventId
 from bench.transports.common import (
     AckSink,
@@ -90,7 +90,7 @@ def connect_backoff_s(failures: int, jitter: float) -> float:
     return min(CONNECT_BACKOFF_MAX_S, CONNECT_BACKOFF_S * 2.0 ** max(0, failures - 1)) * (0.5 + jitter)
 
 
-class HandshakeRefused(ConnectionError):
+class HandshakeRefused(ConnectFailed, ConnectionError):
     """The server answered the WebSocket upgrade with an HTTP status other than 101."""
 
 
