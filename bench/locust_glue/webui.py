@@ -52,7 +52,7 @@ logger = logging.getLogger("nucleus_bench")
 #: Locust's own bucketing, used from 10 ms up.
 _LOCUST_BUCKET = locust.stats.bucket_response_time
 #: The page asks for /logs every 5 s while a test runs: the end of a run waits at most this long for it.
-PAGE_WAIT_S = 6.0
+PAGE_WAIT_S = 10.0
 #: A page that asked for /logs within this many seconds is taken as watching.
 PAGE_SEEN_S = 12.0
 #: Live rows are rebuilt at most this often (the page asks every 2 s).

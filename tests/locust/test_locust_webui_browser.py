@@ -133,6 +133,12 @@ class Page:
         rows = self.rows() if self.tab.evaluate("document.querySelectorAll('table tr').length > 1") else []
         return rows[0]["value"] if rows and rows[0]["figure"] == "state" else ""
 
+    def wait_stopped(self) -> None:
+        """Until Locust's header shows the test stopped. Its page stops asking once it sees the test leave
+        RUNNING, so it may stay at CLEANUP (standalone) or STOPPING (master) if its last look fell there."""
+        self.tab.wait_for("['STOPPED', 'STOPPING', 'CLEANUP'].some(s => document.body.innerText.includes(s))",
+                          "Locust's header to show the test stopped")
+
     def wait_state(self, prefix: str) -> list[dict[str, str]]:
         wait_until(lambda: self.state().startswith(prefix), f"the Nucleus tab's state {prefix!r}", poll_s=0.2)
         return self.rows()
@@ -233,7 +239,7 @@ def test_ws_run_in_the_page_shows_summary_figures(tmp_path: Path, chromium: Path
                               "the end-of-run lines in the Logs tab")
             _check_downloads(page, run_dir)
             page.click("tab", "nucleus")
-            page.tab.wait_for("document.body.innerText.includes('STOPPED')", "Locust's state STOPPED")
+            page.wait_stopped()
             assert_tab_shows_summary(page.rows(), summary, run_dir)  # the page's last poll, after the stop
             (tmp_path / "nucleus-tab.png").write_bytes(page.tab.screenshot())
             assert page.tab.errors() == []
@@ -270,7 +276,8 @@ def test_http_master_and_worker_merge_in_the_tab(tmp_path: Path, chromium: Path)
             page.tab.wait_for(f"document.body.innerText.includes({json.dumps(f'results: {run_dir}')})",
                               "the end-of-run lines in the Logs tab")
             page.click("tab", "nucleus")
-            page.tab.wait_for("document.body.innerText.includes('STOPPED')", "Locust's state STOPPED")
+            page.wait_stopped()
+            assert_tab_shows_summary(page.rows(), summary, run_dir)
             (tmp_path / "nucleus-tab.png").write_bytes(page.tab.screenshot())
             assert page.tab.errors() == []
         finally:
