@@ -106,6 +106,7 @@ class Page:
         self.tab.wait_for("document.querySelector('form button[type=submit]') !== null", "the start form")
 
     def fill(self, **fields: str) -> None:
+        """Set form fields by name (the start form's, or Edit's while a test runs)."""
         for name, value in fields.items():
             assert self.tab.evaluate(f"({_SET})({json.dumps(name)}, {json.dumps(value)})") == value, name
 
@@ -218,6 +219,10 @@ def test_ws_run_in_the_page_shows_summary_figures(tmp_path: Path, chromium: Path
             page.start()
             page.click("tab", "nucleus")
             page.wait_state("live: figures so far of 1 process(es)")
+            page.click("button", "edit")  # Locust's Edit form carries our fields too: it is not refused
+            page.fill(userCount="5")
+            page.start()
+            wait_until(lambda: _stats(base)["user_count"] == 5, "the edited user count")
             wait_until(lambda: int(_cell(page.rows(), "ws", "acked")["count"] or 0) > 20, "acks in the tab")
             page.click("button", "stop")
             rows = page.wait_state("finished:")
