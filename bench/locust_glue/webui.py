@@ -172,6 +172,7 @@ class WebTab:
 
     def _send_live(self, runner: WorkerRunner) -> None:
         """Worker: a snapshot of its run every ``LIVE_S`` while it sends."""
+        failed_run = ""
         while True:
             gevent.sleep(live.LIVE_S)
             run = self.glue.run
@@ -179,8 +180,10 @@ class WebTab:
                 continue
             try:
                 runner.send_message(live.LIVE_MSG, live.snapshot(run, int(runner.worker_index)))
-            except Exception:  # never let the tab stop a worker: say why, keep sending
-                logger.exception("nucleus-bench: the live snapshot could not be sent")
+            except Exception:  # never let the tab stop a worker: say why (once a run), keep sending
+                if failed_run != run.spec.run_id:
+                    failed_run = run.spec.run_id
+                    logger.exception("nucleus-bench: the live snapshot could not be sent")
 
     # -- the page's requests ------------------------------------------------------------------------
     def before_request(self) -> Response | None:
@@ -194,7 +197,9 @@ class WebTab:
             problem = check_form(self.environment.parsed_options, form, embedded=self.glue.target is not None,
                                  check_host=check_base_url)
             if problem is not None:
-                logger.warning("nucleus-bench: the start form was refused: %s", problem)
+                # INFO: the page shows it under the form; the terminal and the Logs tab keep it (it is no
+                # problem of a run, for the tab's rows)
+                logger.info("nucleus-bench: the start form was refused: %s", problem)
                 return jsonify({"success": False, "message": problem, "host": self.environment.host})
         return None
 
