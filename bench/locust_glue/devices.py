@@ -95,7 +95,8 @@ class _Device:
         self.offset_ns = run.clock() - run.plan.connect_at_ns(self.index)
         self._sends: Iterator[Send] = run.plan.iter_device(self.index, self.transport)  # type: ignore[arg-type]
         self._next: Send | None = next(self._sends, None)
-        self._inflight: dict[EventId, tuple[str, int]] = {}  # id -> (type, first send ns), send order
+        # id -> (type, first write ns, intended send ns), in send order
+        self._inflight: dict[EventId, tuple[str, int, int]] = {}
         run.devices.append(self)
 
     def wait_s(self) -> float:
@@ -117,24 +118,26 @@ class _Device:
             books.planned += len(nxt.ids)
             yield nxt
 
-    def _remember(self, events: tuple[Event, ...], sent_ns: int) -> None:
+    def _remember(self, events: tuple[Event, ...], sent_ns: int, intended_ns: int) -> None:
         inflight = self._inflight
         for e in events:
             if e.id is not None:
-                inflight.setdefault(e.id, (e.TYPE.value, sent_ns))
+                inflight.setdefault(e.id, (e.TYPE.value, sent_ns, intended_ns))
 
     def _report_acks(self, kind: str, reported: tuple[EventId, ...], acked: int, rejected: int, now_ns: int,
                      created: Mapping[EventId, int] | None = None) -> None:
         """Fire ``acked`` successes (named by event type) and ``rejected`` failures for one reply.
 
-        A success is timed from the event's first send, or from its creation when ``created`` has it.
+        A success is timed from the event's first send, or from its creation when ``created`` has it; its
+        raw and corrected latencies also go to its event type's histograms (bench.locust_glue.detail).
         """
-        inflight, fired = self._inflight, 0
+        inflight, fired, detail = self._inflight, 0, self.books.detail
         for i in reported:
             entry = inflight.pop(i, None)
             if entry is None or fired >= acked:
                 continue
             fired += 1
+            detail.acked(entry[0], now_ns - entry[1], now_ns - entry[2])
             start = created.get(i, entry[1]) if created is not None else entry[1]
             self.report(kind, entry[0], (now_ns - start) / MS, None)
         for _ in range(rejected):
@@ -231,7 +234,7 @@ class WsDevice(_Device):
             actual = self.run.clock()
             books.tracker.on_send(self._conn_id, ids, intended_ns, actual, created_ns)
             books.stats.messages_sent += 1
-            self._remember(events, actual)
+            self._remember(events, actual, intended_ns)
         else:
             books.stats.heartbeats_sent += 1
             self.heartbeats_out += 1
@@ -343,7 +346,7 @@ class HttpDevice(_Device):
                            events, created_ns)
             books.stats.messages_sent += 1
             books.stats.bytes_sent += len(payload) + self._overhead + len(str(len(payload)))
-            self._remember(events, actual)
+            self._remember(events, actual, intended_ns)
             self._post(payload, functools.partial(self._handle, batch=batch))
             wait = batch.retry_in
             if wait is None or self.run.clock() + wait * 1e9 >= first_ns + self.run.timeout_ns:
@@ -396,6 +399,7 @@ class HttpDevice(_Device):
         tracker = self.books.tracker
         rejected = tracker.rejected
         tracker.on_http_failure(self._conn, batch.token, self.run.clock(), retry=False)
+        self.books.detail.refuse(reply.status, tracker.rejected - rejected)
         for _ in range(tracker.rejected - rejected):
             self.report("HTTP", "rejected", 0.0, EventRejected(f"batch refused with HTTP {reply.status}"))
         return f"HTTP {reply.status}"
