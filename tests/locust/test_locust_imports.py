@@ -17,8 +17,8 @@ ALLOWED = ("bench/locust_glue/", "locustfiles/")
 #: Modules of the Locust side that must stay importable without gevent (benchmarks.locust_cost runs Locust
 #: as a child process from asyncio code).
 PURE_GLUE = ("bench.locust_glue", "bench.locust_glue.gates", "bench.locust_glue.options",
-             "bench.locust_glue.runstate", "bench.locust_glue.messages", "bench.locust_glue.shadow",
-             "benchmarks.locust_cost")
+             "bench.locust_glue.runstate", "bench.locust_glue.messages", "bench.locust_glue.roster",
+             "bench.locust_glue.shadow", "benchmarks.locust_cost")
 
 
 def _imports(path: Path) -> set[str]:
