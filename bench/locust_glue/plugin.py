@@ -10,7 +10,7 @@ What happens when (each Locust process runs the listeners for its role):
   hello to its master with its ``Identity`` (user classes, locustfiles, nucleus-bench version) and starts
   watching for the master's death (``collect.MasterWatch``).
 - ``nucleus_hello`` (master): a worker whose identity differs from the master's is refused in one line on
-  both sides, and dropped before any user is dispatched to it; it exits 2.
+  both sides, and dropped before any user is dispatched to it; it exits 2 (bench.locust_glue.joining).
 - ``test_start``: the master/standalone process makes the run's ``RunSpec`` (scenario text, appIds, plan
   duration, the master's identity) and puts it in the parsed options, which Locust forwards to the workers
   with each spawn message; a master first waits (a few seconds at most) for the hello of every connected
@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -53,7 +52,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import gevent
 import gevent.event
@@ -75,8 +74,7 @@ from locust.runners import (
     WorkerRunner,
 )
 
-import bench
-from bench.locust_glue import collect, messages
+from bench.locust_glue import collect, joining, messages
 from bench.locust_glue.devices import check_base_url
 from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments, align_forked_workers
@@ -101,14 +99,10 @@ SPEC_OPTION = "nucleus_run"
 COLLECT_GRACE_S = 10.0
 #: How often the master samples its workers into the run's roster.
 SAMPLE_S = 0.5
-#: How long a starting run waits for the hello of a connected worker before refusing it.
-HELLO_WAIT_S = 5.0
 #: Exit code of a run cut short by Ctrl-C or SIGTERM (as a shell reports a command ended by SIGINT).
 EXIT_INTERRUPTED = 130
 #: Exit code of a worker that lost its master (its partial result is written where it runs).
 EXIT_MASTER_LOST = 1
-#: Exit code of a worker refused by its master (another locustfile, user classes or version): bad input.
-EXIT_REFUSED = 2
 _KINDS = {"ws": "WS", "http": "HTTP"}
 INTERRUPTED = "Locust quit mid-run (Ctrl-C or SIGTERM): the figures cover the run up to then"
 
@@ -195,7 +189,7 @@ class Glue:
                                (events.heartbeat_sent, self.on_heartbeat)):
             hook.add_listener(listener)
         runner = environment.runner
-        self.identity = identity_of(environment)
+        self.identity = joining.identity_of(environment)
         if runner is not None:
             self._register_messages(runner)
         if not isinstance(runner, WorkerRunner):
@@ -232,7 +226,7 @@ class Glue:
         runner = environment.runner
         if not isinstance(runner, WorkerRunner):
             if isinstance(runner, MasterRunner):
-                self._await_hellos(runner)
+                joining.await_hellos(runner, self.verified)
             try:
                 self.collection = self._new_collection(environment)
             except (UsageError, argparse.ArgumentTypeError) as exc:
@@ -322,7 +316,7 @@ class Glue:
         if differs is None:
             self.verified.add(node)
         else:
-            _refuse(runner, node, f"it runs {differs}")
+            joining.refuse(runner, node, f"it runs {differs}")
 
     def on_hello_asked(self, **_: Any) -> None:
         """Worker: say hello (at start, and again when the master asks: it may have missed the first)."""
@@ -333,24 +327,7 @@ class Glue:
     def on_refused(self, environment: Environment, msg: Message, **_: Any) -> None:
         """Worker: the master refused this worker (the reason, in one line); it exits 2."""
         reason = msg.data.get("reason", "") if isinstance(msg.data, dict) else ""
-        _leave(environment, str(reason) or "the master refused this worker")
-
-    def _await_hellos(self, runner: MasterRunner) -> None:
-        """Before the first dispatch, every connected worker has said hello; the silent ones are refused
-        (they run another nucleus-bench version, or a locustfile without the plugin)."""
-        deadline = time.monotonic() + HELLO_WAIT_S
-        asked: set[str] = set()
-        while pending := [node for node in runner.clients if node not in self.verified]:
-            for node in set(pending) - asked:
-                runner.send_message(messages.HELLO_MSG, None, client_id=node)
-                asked.add(node)
-            if time.monotonic() >= deadline:
-                silent = (f"it said no nucleus-bench hello within {HELLO_WAIT_S:g} s (another nucleus-bench "
-                          "version, or a locustfile without the plugin)")
-                for node in pending:
-                    _refuse(runner, node, silent)
-                return
-            gevent.sleep(0.05)
+        joining.leave(environment, str(reason) or "the master refused this worker")
 
     # -- a worker's master -------------------------------------------------------------------------
     def _watch_master(self, environment: Environment, runner: WorkerRunner) -> None:
@@ -433,12 +410,12 @@ class Glue:
             try:
                 spec = RunSpec.from_json(getattr(environment.parsed_options, SPEC_OPTION, None))
             except UsageError as exc:
-                _leave(environment, str(exc))
-            mine = self.identity or identity_of(environment)
+                joining.leave(environment, str(exc))
+            mine = self.identity or joining.identity_of(environment)
             reason = ("the master sent no identity (another nucleus-bench version)" if spec.identity is None
                       else spec.identity.differs(mine))
             if reason is not None:
-                _leave(environment, f"this worker runs {reason}")
+                joining.leave(environment, f"this worker runs {reason}")
         elif self.collection is not None:
             spec = self.collection.spec
         else:
@@ -566,47 +543,6 @@ class Glue:
                     "their acks died with them")
             rec = replace(rec, note=f"{rec.note}; {note}" if rec.note else note)
         return rec
-
-
-def identity_of(environment: Environment) -> Identity:
-    """This process's user classes, locustfiles (names and contents) and nucleus-bench version."""
-    classes = list(environment.available_user_classes or ()) or [c.__name__ for c in environment.user_classes]
-    files = []
-    for path in environment.parsed_locustfiles or []:
-        try:
-            data = Path(path).read_bytes()
-        except OSError:
-            data = b""
-        files.append((os.path.basename(path), data))
-    return Identity.of(bench.__version__, classes, files)
-
-
-def _refuse(runner: MasterRunner, node: str, reason: str) -> None:
-    """Master: tell a worker it is refused and forget it, as Locust forgets a worker that quits (users it
-    was given go to the others), but without stopping a master that waits for workers."""
-    index = runner.worker_indexes.get(node, -1)
-    logger.error("nucleus-bench: refused worker %d (%s): %s", index, node, reason)
-    refusal = {"reason": f"the master refused this worker: {reason}"}
-    runner.send_message(messages.REFUSED_MSG, refusal, client_id=node)
-    if node not in runner.clients:
-        return
-    client = runner.clients[node]
-    del runner.clients[node]
-    dispatcher = runner._users_dispatcher
-    if dispatcher is not None:
-        dispatcher.remove_worker(client)
-        if not dispatcher.dispatch_in_progress and runner.state == STATE_RUNNING:
-            gevent.spawn(runner.start, runner.target_user_count, runner.spawn_rate)
-
-
-def _leave(environment: Environment, reason: str) -> NoReturn:
-    """Worker: refuse the master's run in one line, tell the master, and exit 2 before any user starts."""
-    sys.stderr.write(f"nucleus-bench: error: {reason}\n")
-    sys.stderr.flush()
-    runner = environment.runner
-    if isinstance(runner, WorkerRunner):
-        runner.send_message("quit")  # as Locust's worker says when it quits: the master drops it
-    raise SystemExit(EXIT_REFUSED)
 
 
 def _observe(runner: Runner, c: _Collection) -> None:

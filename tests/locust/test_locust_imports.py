@@ -57,7 +57,7 @@ def test_the_locust_side_never_loads_the_hot_path() -> None:
     """The plugin and every Locust-side module import no ``bench.runner`` module: results, merge and
     summary come from bench.results, the floor both front ends stand on."""
     modules = ("bench.locust_glue.plugin", "bench.locust_glue.users", "bench.locust_glue.collect",
-               *PURE_GLUE)
+               "bench.locust_glue.joining", *PURE_GLUE)
     code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[:2] == ['bench', 'runner']))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
