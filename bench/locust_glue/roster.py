@@ -41,7 +41,7 @@ class LostWorker:
         last_heard_s: seconds from the run's start to its last heartbeat (negative: before the run
             started; None: never heard); a worker killed outright died within a second after it.
         lost_after_s: seconds from the run's start to when it was seen lost (Locust marks a worker
-            missing about 3 s after its last heartbeat).
+            missing 4 to 5 s after its last heartbeat).
         lost_at: the same moment in UTC.
         reason: how it was lost (``NO_HEARTBEAT``, ``LEFT`` or ``NO_RESULT``).
     """

@@ -95,6 +95,8 @@ def test_a_worker_killed_mid_run_is_listed_with_when_and_the_run_fails(target: E
     assert rec["done"] and rec["acked_not_stored"] == 0
     assert rec["stored"] == ws["events"]["acked"] + rec["stored_not_acked"] and rec["stored_not_acked"] > 0
     assert f"lost worker(s) {lost['worker']}" in rec["note"]
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("ws: reconciliation")]
+    assert line.endswith(f"({rec['note']})")  # the terminal's reconciliation line says whose the gap is
 
 
 def test_a_worker_running_another_locustfile_is_refused_in_one_line(target: EmbeddedTarget,
