@@ -53,6 +53,7 @@ CLOSE_INVALID = int(WSCloseCode.INVALID_TEXT)       # 1007: not JSON, no data ar
 CLOSE_POLICY = int(WSCloseCode.POLICY_VIOLATION)    # 1008: the peer reads none of its acks
 CLOSE_TOO_BIG = int(WSCloseCode.MESSAGE_TOO_BIG)    # 1009: over a size cap
 CLOSE_ERROR = int(WSCloseCode.INTERNAL_ERROR)       # 1011: the store failed
+CLOSE_PROTOCOL = int(WSCloseCode.PROTOCOL_ERROR)    # 1002: a close frame with a code no one may send
 
 _NS = 1_000_000_000
 
@@ -392,9 +393,23 @@ class _Conn:
         self.st.acked += len(ids)
 
 
+def _echo_code(code: int) -> int:
+    """The code to answer a client's close frame with (RFC 6455 7.4): its own, when it may be sent.
+
+    0 is a close frame without a code: answered 1000. 1005, 1006 and 1015 must never be sent, and codes
+    outside 1000-1003, 1007-1014 and 3000-4999 are not defined: a close frame carrying one is a protocol
+    error (1002), never echoed (aiohttp passes 1006 and codes from 5000 on).
+    """
+    if code == 0:
+        return int(WSCloseCode.OK)
+    if 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999:
+        return code
+    return CLOSE_PROTOCOL
+
+
 async def _on_close(conn: _Conn, data: Any) -> bool:
     # The client's close frame: its acks still due go out first (autoclose is off for that), then ours.
-    conn.close_code = int(data) if isinstance(data, int) and 1000 <= data < 5000 else int(WSCloseCode.OK)
+    conn.close_code = _echo_code(data) if isinstance(data, int) else int(WSCloseCode.OK)
     return False
 
 
@@ -424,7 +439,10 @@ _WS_HANDLERS: dict[WSMsgType, Callable[[_Conn, Any], Awaitable[bool]]] = {
 
 async def track_ws(request: web.Request) -> web.StreamResponse:
     """``GET /app/{appId}/track``, ``/{appId}/``, ``/{appId}``: the WebSocket tracking endpoint."""
-    app_id = request.match_info["app_id"]
+    return await _serve_ws(request, request.match_info["app_id"])
+
+
+async def _serve_ws(request: web.Request, app_id: str) -> web.StreamResponse:
     refused = _bad_app(app_id)
     if refused is not None:
         return refused
@@ -578,8 +596,14 @@ def _stats_refused(request: web.Request) -> web.Response | None:
     return _error(403, "stats answer loopback clients only (start the target with --stats-token)")
 
 
-async def all_stats(request: web.Request) -> web.Response:
-    """``GET /stats``: the counters of every app, summed."""
+async def all_stats(request: web.Request) -> web.StreamResponse:
+    """``GET /stats``: the counters of every app, summed.
+
+    A WebSocket handshake on ``/stats`` is the tracking endpoint of the appId "stats" (a valid appId: the
+    ``/{appId}`` form of contract.md, "Endpoints", which this fixed route would otherwise shadow).
+    """
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await _serve_ws(request, "stats")
     refused = _stats_refused(request)
     if refused is not None:
         return refused
@@ -649,7 +673,12 @@ class RequestErrorLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError | ConnectionError):
+        if isinstance(exc, web.RequestPayloadError):
+            # A body left unread behind a reply (a 413 on its Content-Length), which aiohttp drains after it
+            # and cannot decode (a corrupt Content-Encoding): the client's fault too, not an unhandled one.
+            self.state.bad_requests += 1
+            line = f"nucleus-bench target: unreadable body after the reply: {_one_line(exc.__cause__ or exc)}"
+        elif isinstance(exc, HttpProcessingError | ConnectionError):
             self.state.bad_requests += 1
             line = f"nucleus-bench target: {record.getMessage()}: {_one_line(exc)}"
         else:
