@@ -201,16 +201,38 @@ class _Ack:
         self.drop = drop
 
 
+class _AcksFirstResponse(web.WebSocketResponse):
+    """A WebSocket whose every close first waits for the acks its connection owes (``owed``).
+
+    aiohttp closes a WebSocket itself, inside ``receive()``, when a frame breaks RFC 6455 (1002) or the size
+    cap (1009). The acks of earlier messages still waiting on the store would then never leave, though their
+    events are stored: replies go out in message order, the close being the reply to the last message
+    (contract.md, "Acknowledgements").
+    """
+
+    __slots__ = ("owed",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.owed: Callable[[], Awaitable[None]] | None = None
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        if self.owed is not None and not self.closed:
+            await self.owed()
+        return await super().close(code=code, message=message, drain=drain)
+
+
 class _Conn:
     """One WebSocket: a reader loop (the handler) and, while acks wait on the store, a sender task."""
 
     __slots__ = ("app_id", "close_code", "closing", "cut_off", "last_rx_ns", "pending", "room", "sender",
                  "st", "state", "transport", "unread_since_ns", "unread_size", "ws")
 
-    def __init__(self, state: TargetState, ws: web.WebSocketResponse, app_id: str,
+    def __init__(self, state: TargetState, ws: _AcksFirstResponse, app_id: str,
                  transport: asyncio.Transport | None) -> None:
         self.state = state
         self.ws = ws
+        ws.owed = self.owed
         self.transport = transport
         self.app_id = app_id
         self.st = state.ingest.stats(app_id)
@@ -255,11 +277,15 @@ class _Conn:
             self.close_code = code
             self.state.spawn(self.finish())
 
-    async def finish(self) -> None:
-        """Send every ack still due, then close with ``close_code``."""
+    async def owed(self) -> None:
+        """Wait until every ack still due has gone out (the sender ends when none is left)."""
         sender = self.sender
         if sender is not None:
             await asyncio.wait([sender])
+
+    async def finish(self) -> None:
+        """Send every ack still due, then close with ``close_code``."""
+        await self.owed()
         if not self.ws.closed and not self.cut_off:
             await self.ws.close(code=self.close_code)
 
@@ -448,7 +474,7 @@ async def _serve_ws(request: web.Request, app_id: str) -> web.StreamResponse:
         return refused
     state = request.app[STATE]
     # +1: aiohttp refuses a frame of max_msg_size bytes or more; the cap allows max_bytes itself.
-    ws = web.WebSocketResponse(autoclose=False, compress=False, decode_text=False,
+    ws = _AcksFirstResponse(autoclose=False, compress=False, decode_text=False,
                                max_msg_size=state.limits.max_bytes + 1)
     await ws.prepare(request)
     await _Conn(state, ws, app_id, request.transport).serve()

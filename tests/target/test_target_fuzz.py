@@ -290,3 +290,36 @@ def test_the_not_found_class_covers_refused_handshakes() -> None:
     case = _case(only(NOT_FOUND))
     assert judge(case, Reply("hs-404", NOT_FOUND)) is None
     assert judge(case, Reply("hs-200", "other")) is not None
+
+
+async def _acks_then_close(t: EmbeddedTarget, app_id: str, frames: list[Frame]) -> list[object]:
+    """Send ``frames`` at once on a raw WebSocket; every reply (ack ids, then the close code) in order."""
+    parts = urlsplit(t.url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    replies: list[object] = []
+    try:
+        writer.write(handshake(f"/app/{app_id}/track", "x", "dGhlIHNhbXBsZSBub25jZQ=="))
+        assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"".join(encode_frame(f) for f in frames))
+        while True:
+            opcode, payload = await read_frame(reader)
+            if opcode == 8:
+                replies.append(struct.unpack(">H", payload[:2])[0])
+                return replies
+            replies.append(json.loads(payload)["reportedIds"])
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(("last", "code"), [(Frame(1, b"abcd", length=1 << 40), 1009),
+                                            (Frame(1, b"{}", rsv=4), 1002)], ids=["too big", "reserved bit"])
+def test_acks_owed_go_out_before_a_close_aiohttp_makes(target_factory: TargetFactory, app_id: str,
+                                                       tmp_path: Path, last: Frame, code: int) -> None:
+    """Found by the fuzzer (a pipeline: valid messages, then one over the size cap): aiohttp closes the
+    socket itself on a frame over the cap (1009) or against RFC 6455 (1002), and the acks of the earlier
+    messages, still waiting on the SQLite commit, were never sent though their events were stored. They go
+    out first now, in message order, then the close."""
+    t = target_factory(store=str(tmp_path / "t.sqlite3"), max_message_bytes=1000)
+    frames = [Frame(1, message(ev(eid=n))) for n in (1, 2, 3)]
+    assert run_async(_acks_then_close(t, app_id, [*frames, last])) == [[1], [2], [3], code]
+    assert sorted(stored_ids(t, app_id)) == [1, 2, 3]
