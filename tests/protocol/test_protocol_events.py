@@ -272,9 +272,9 @@ def test_explicit_nulls_read_as_absent() -> None:
 @pytest.mark.parametrize("nested", [b"[" * 1000 + b"0" + b"]" * 1000, b'{"a":' * 1000 + b"0" + b"}" * 1000],
                          ids=["arrays", "objects"])
 def test_a_type_nested_a_thousand_deep_is_refused_as_bad_type(nested: bytes) -> None:
-    """A ``type`` nested 1,000 levels deep (JSON orjson reads) is an InvalidEvent like any bad type: its detail
-    names the JSON type, never its repr, whose recursion would escape the parser as RecursionError (found by
-    the fuzzer: the target answered such a message with HTTP 500 and a traceback)."""
+    """A ``type`` nested 1,000 levels deep (JSON orjson reads) is an InvalidEvent like any bad type: its
+    detail names the JSON type, never its repr, whose recursion would escape the parser as RecursionError
+    (found by the fuzzer: the target answered such a message with HTTP 500 and a traceback)."""
     envelope = parse_envelope(b'{"data":[{"type":' + nested + b',"deviceId":"d","sessionId":1,"id":1},'
                               b'{"type":"init","deviceId":"d","sessionId":1,"id":2}]}')
     assert [e.id for e in envelope.events] == [2]

@@ -87,6 +87,7 @@ class Case:
     wire: bytes = b""  # http post: the body as sent (encoded); raw: the whole request
     half_close: bool = False
     bytewise: bool = False
+    batch: tuple[tuple[bytes, Expect], ...] = ()  # pipeline: messages sent at once, each with its answer
 
     def describe(self, limit: int = 300) -> str:
         shown = self.wire if self.send == "raw" else self.body
@@ -564,7 +565,30 @@ class Generator:
         path = template.format(app=name)
         case = Case(index, transport, family + (" (bad appId)" if bad_path else ""), path, app, body, expect,
                     "text")
+        if not bad_path and rng.random() < 0.06:
+            return self._pipeline(rng, case)
         return self._ws(rng, case) if transport == "ws" else self._http(rng, case, bad_path)
+
+    def _pipeline(self, rng: random.Random, case: Case) -> Case:
+        """2-6 messages at once (one WebSocket, back to back; or concurrent HTTP requests): the same valid
+        message again (duplicates that arrive while the first write is pending), recent ones, mutated and
+        broken ones. Each reply is judged against its own message; a WebSocket answers in message order and
+        nothing after the message that closed it."""
+        batch = []
+        earlier = self._last_valid(case.index)
+        for _ in range(rng.randint(2, 6)):
+            roll = rng.random()
+            if roll < 0.4:
+                body = self.canonical(case.index)
+            elif roll < 0.6 and earlier is not None:
+                body = self.canonical(earlier)
+            elif roll < 0.9:
+                body = events_body(rng, case.index)[0]
+            else:
+                body = bytes_body(rng, case.index)[0]
+            batch.append((body, self.expect(body)))
+        return replace(case, family=f"pipeline of {len(batch)}", send="pipeline", batch=tuple(batch),
+                       headers=(("Content-Type", "application/json"),))
 
     def _ws(self, rng: random.Random, case: Case) -> Case:
         roll = rng.random()
