@@ -14,6 +14,8 @@ goes through one family of mutations:
 - ``size`` and ``count``: exactly at, and one past, the byte and events-per-message caps;
 - ``resend``: an earlier input's valid events again (duplicates: acked again, stored once);
 - ``path``: appIds the contract refuses (HTTP 404, WebSocket handshake refused);
+- ``pipeline``: 2-6 such messages at once, on one WebSocket or as concurrent HTTP requests (duplicates
+  that arrive while the first write is still pending);
 - WebSocket forms: text, binary and fragmented frames, and raw frames the client library would not send
   (reserved bits, unknown opcodes, unmasked, fragmented control frames, bad close frames, huge lengths);
 - HTTP forms: gzip, deflate, brotli, corrupt and unknown ``Content-Encoding``; raw requests with chunked,

@@ -16,10 +16,13 @@ seed and index); each goes to the target over a real socket, one at a time, and 
   forbids), a refused handshake (404), HTTP 400/404/413, or 429 with ``Retry-After``. Anything else
   (1006, 1011, 500, silence) is a finding.
 
-Every ``check_every`` inputs and at the end: every id ever acked to an app is in its ``stored-ids``
-(contract.md, "Acknowledgements": an ack means stored durably), and the target's standard error holds only
-its own one-line messages (no traceback, no store error). At the end, each app's ``acked`` counter equals
-the ids the fuzzer received. A finding prints the input (truncated) and the reply.
+Every ``check_every`` inputs, a burst of concurrent requests from a loopback address of its own meets the
+target's per-IP rate limit (each reply an ack or 429). Then, and at the end: every id ever acked to an app
+is in its ``stored-ids`` (contract.md, "Acknowledgements": an ack means stored durably), and the target's
+standard error holds only its own one-line messages (no traceback, no store error). At the end, each app's
+``acked`` counter equals the ids the fuzzer received. A finding prints the input (truncated) and the reply.
+The one allowance beyond the contract is a connection reset (``judge``): a client still sending an
+oversized WebSocket message may lose the target's 1009 and the acks before it.
 """
 
 from __future__ import annotations
@@ -238,7 +241,9 @@ class Transports:
                 self.pool.pop(self.ws_base + path, None)
                 replies.append(_ws_close_reply(exc.rcvd.code if exc.rcvd is not None else None))
                 break
-        return replies + [Reply(UNANSWERED, UNANSWERED)] * (len(bodies) - len(replies))
+        # After a close frame nothing more may come; after a reset, anything sent may have been lost with it.
+        rest = replies[-1] if replies and replies[-1].outcome == EOF else Reply(UNANSWERED, UNANSWERED)
+        return replies + [rest] * (len(bodies) - len(replies))
 
     async def close_websockets(self) -> None:
         for conn in self.pool.values():
