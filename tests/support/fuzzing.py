@@ -635,19 +635,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", type=int, metavar="INDEX", help="send input INDEX of the seed alone")
     parser.add_argument("--store", choices=("sqlite", "memory"), default="sqlite")
+    parser.add_argument("--rounds", type=int, default=1, metavar="N",
+                        help="send the same inputs N times to one target, its RSS after each (new state "
+                             "comes with the first round; a leak would grow in every one)")
     args = parser.parse_args(argv)
-    if args.inputs < 1 or args.seconds <= 0:
-        parser.error("--inputs and --seconds must be positive")
+    if args.inputs < 1 or args.seconds <= 0 or args.rounds < 1:
+        parser.error("--inputs, --seconds and --rounds must be positive")
+    findings = 0
     with tempfile.TemporaryDirectory(prefix="nucleus-fuzz-") as tmp:
         store = "memory" if args.store == "memory" else os.path.join(tmp, "fuzz.sqlite3")
         flags = ["--sync", "normal", *FUZZ_TARGET_FLAGS]
         print(f"fuzz: target --store {args.store} {' '.join(flags)}; seed {args.seed}, at most {args.inputs} "
               f"inputs or {args.seconds:g} s", flush=True)
         with EmbeddedTarget(store=store, extra_args=flags) as target:
-            report = asyncio.run(fuzz_target(target, inputs=args.inputs, seed=args.seed, seconds=args.seconds,
-                                             only=args.only, burst=FUZZ_BURST_REQUESTS))
-    print(report.text())
-    return 1 if report.findings else 0
+            for round_ in range(1, args.rounds + 1):
+                report = asyncio.run(fuzz_target(target, inputs=args.inputs, seed=args.seed, only=args.only,
+                                                 seconds=args.seconds, burst=FUZZ_BURST_REQUESTS))
+                findings += len(report.findings)
+                if args.rounds > 1:
+                    print(f"round {round_}: ", end="")
+                print(report.text(), flush=True)
+    return 1 if findings else 0
 
 
 if __name__ == "__main__":
