@@ -47,7 +47,7 @@ from bench.fleet.content import unit
 from bench.fleet.device import KINDS, MAX_SESSION_ID, Device, FleetConfig, to_ns
 from bench.fleet.send import Send, encode_parts
 from bench.profiles import DEFAULT, Clients, Profile
-from bench.protocol.events import Event, EventId
+from bench.protocol.events import EVENT_CLASSES, Event, EventId, date_ms
 from bench.protocol.message import parse_envelope
 
 #: What a ``ClientSend`` asks of the transport.
@@ -113,6 +113,22 @@ class ClientSend:
     def __repr__(self) -> str:
         return (f"ClientSend(at_ns={self.at_ns}, device={self.device}, action={ACTIONS[self.action]!r}, "
                 f"ids={self.ids!r}, wire={self.wire!r})")
+
+
+#: An event as the reference target tells events apart (ingest.Key without the app): (device, session, id,
+#: type, name, date in epoch ms or None). Reconciliation of colliding ids compares these.
+Identity = tuple[str, int | None, EventId, str, str | None, float | None]
+_TYPES: dict[type[Event], str] = {cls: cls.TYPE.value for cls in EVENT_CLASSES.values()}
+
+
+def identity(event: Event) -> Identity:
+    """The event's duplicate key (contract.md, "Acknowledgements"), as ``bench.target.ingest`` builds it and
+    ``stored-ids?by=event`` answers it; ``event.id`` must be set."""
+    assert event.id is not None
+    name = event.name if event.name is None or type(event.name) is str else orjson.dumps(event.name).decode()
+    date = event.date
+    at = None if date is None else float(date) if type(date) is int else date_ms(event, 0.0)
+    return event.device_id, event.session_id, event.id, _TYPES[type(event)], name, at
 
 
 # --- one device's identity and forms -----------------------------------------------------------------------

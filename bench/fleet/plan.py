@@ -35,11 +35,11 @@ receive time when ``date`` is missing. A Send holds its events as the bytes they
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from heapq import heapify, heappop, heapreplace
 from typing import Any
 
-from bench.fleet.clients import ClientDevice, ClientPlan, client_sends
+from bench.fleet.clients import ClientDevice, ClientPlan, Identity, client_sends, identity
 from bench.fleet.device import Device, FleetConfig, count_events
 from bench.fleet.send import Send, WireSend, make_send, make_wire
 from bench.profiles import Profile
@@ -263,6 +263,20 @@ class Plan:
         """The sends of one device (of any shard), in its own order; the same as its share of ``sends()``."""
         self._check(device)
         return self._shaper(transport)(self._device(device), make_send)
+
+    def identities(self, keys: Iterable[EventId]) -> list[Identity]:
+        """The identity (``bench.fleet.clients.identity``) of each event of this plan that ``keys`` names, in
+        plan order: what reconciling colliding ids compares with the target's ``stored-ids?by=event``.
+        Builds the plan again (WebSocket); a key the plan never made is left out."""
+        wanted = set(keys)
+        out: list[Identity] = []
+        for send in self.sends("ws"):
+            ids = send.ids
+            if not ids or wanted.isdisjoint(ids):
+                continue
+            events = [e for e in send.events if e.id is not None]  # parallel to ids: heartbeats carry none
+            out += [identity(e) for key, e in zip(ids, events, strict=True) if key in wanted]
+        return out
 
     def expected_events(self) -> int:
         """How many trackable (id-carrying) events ``sends("ws")`` yields (``sends("http")``: the same)."""

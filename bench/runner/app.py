@@ -12,6 +12,7 @@ import contextlib
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from bench.fleet import Plan
 from bench.protocol.errors import UsageError
 from bench.results.files import make_run_dir, run_meta, write_results
 from bench.results.ids import new_app_id
@@ -27,6 +29,7 @@ from bench.results.reconcile import (
     fetch_stored_count,
     not_done,
     reconcile_counts,
+    reconcile_events,
     reconcile_reference,
     verify_url_for,
 )
@@ -106,8 +109,14 @@ def load(request: RunRequest) -> Scenario:
     """The scenario with the command line's overrides (ScenarioError / UsageError on bad input)."""
     scenario = load_scenario(request.scenario_path)
     duration = parse_duration(request.duration) if request.duration is not None else None
-    return scenario.with_overrides(duration_s=duration, rate=request.rate, devices=request.devices,
-                                   seed=request.seed, connect_rate=request.connect_rate)
+    scenario = scenario.with_overrides(duration_s=duration, rate=request.rate, devices=request.devices,
+                                       seed=request.seed, connect_rate=request.connect_rate)
+    if scenario.clients is not None:  # client devices date their events from the real start of the run
+        scenario = replace(scenario, clients=replace(scenario.clients, epoch_ms=int(time.time() * 1000)))
+        if "http" in request.transports and Plan(scenario).has_clients:
+            raise UsageError(f"{request.scenario_path}: client profiles, outages, releases and time_scale "
+                             "imitate the WebSocket modules: run it with --transport ws")
+    return scenario
 
 
 def preflight(base_url: str) -> None:
@@ -171,8 +180,10 @@ def target(request: RunRequest) -> Iterator[tuple[str, bool]]:
 
 
 def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_id: str,
-              embedded: bool, before: int | None) -> Reconciliation:
+              embedded: bool, before: int | None, scenario: Scenario | None = None) -> Reconciliation:
     """Reference reconciliation when the target is one; else --verify-url counts; else not done.
+
+    A fleet with client devices (``scenario``) is reconciled event by event: their ids collide.
 
     A shard does not reconcile: the other shards store into the same app while it runs, so only the union of
     their acknowledged ids can be compared with the store (``nucleus-bench merge`` does).
@@ -185,8 +196,12 @@ def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_i
                                    timeout_s=request.reconcile_timeout_s)
         return reconcile_counts(before, after, result.tracker.acked)
     reported = result.reported_ids or []
-    rec = reconcile_reference(base_url, app_id, reported, insecure=request.insecure,
-                              token=request.stats_token, timeout_s=request.reconcile_timeout_s)
+    if scenario is not None and scenario.clients is not None and (plan := Plan(scenario)).has_clients:
+        rec = reconcile_events(base_url, app_id, plan.identities(reported), insecure=request.insecure,
+                               token=request.stats_token, timeout_s=request.reconcile_timeout_s)
+    else:
+        rec = reconcile_reference(base_url, app_id, reported, insecure=request.insecure,
+                                  token=request.stats_token, timeout_s=request.reconcile_timeout_s)
     if rec.done or embedded:
         return rec
     return not_done("the target is not the reference target and no --verify-url was given")
@@ -226,7 +241,7 @@ class _Session:
         if self.live is not None:
             self.live.finish(transport, result)
         try:
-            rec = reconcile(request, result, self.base_url, app_id, self.embedded, before)
+            rec = reconcile(request, result, self.base_url, app_id, self.embedded, before, sc)
         except KeyboardInterrupt:  # Ctrl-C while the target is asked: keep what the load measured
             rec = not_done(f"interrupted ({STOPS.label}) during reconciliation")
             result = replace(result, interrupted=True)
