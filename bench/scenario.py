@@ -150,6 +150,9 @@ class Scenario:
     # alone, today's stream. Out of the repr: the golden digests of tests/fleet pin the shipped scenarios'
     # values by their repr, and a scenario without clients is the very value it was before they existed.
     clients: Clients | None = field(default=None, repr=False)
+    # [target] args: flags for the embedded reference target (a storm that needs slow acks); out of the repr
+    # for the same reason as clients
+    target_args: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def time_scale(self) -> float:
@@ -310,7 +313,8 @@ class _Bad(Exception):
 
 _SCHEMA: dict[KeyPath, frozenset[str]] = {
     (): frozenset({"name", "seed", "duration", "app_id", "fleet", "attributes", "sessions", "events",
-                   "errors", "transport", "time_scale", "profiles", "profile", "outage", "release"}),
+                   "errors", "transport", "time_scale", "profiles", "profile", "outage", "release",
+                   "target"}),
     ("fleet",): frozenset({"devices", "ramp", "connect_rate"}),
     ("attributes",): frozenset({"platform", "os_version", "total_ram", "version", "locale", "locale_field"}),
     ("sessions",): frozenset({"length", "idle_gap"}),
@@ -321,6 +325,7 @@ _SCHEMA: dict[KeyPath, frozenset[str]] = {
                                "ack_timeout"}),
     ("outage",): frozenset({"start", "length", "share"}),
     ("release",): frozenset({"at", "version", "spread", "share"}),
+    ("target",): frozenset({"args"}),
 }
 #: Tables whose keys are names the file chooses: ``[profiles]`` (profile = share), ``[profile]`` (one table
 #: per profile the file defines). Their keys are checked by ``_read_clients``.
@@ -652,6 +657,19 @@ def _read_clients(r: _Reader, doc: dict[str, Any], duration_s: float) -> dict[st
                                release=_read_release(r, doc, duration_s), time_scale=scale)}
 
 
+def _target_args(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(a, str) and a.startswith("--") for a in value):
+        raise _Bad(f"expected an array of flags (strings starting with --), got {value!r}")
+    return tuple(value)
+
+
+def _read_target(r: _Reader, doc: dict[str, Any]) -> dict[str, Any]:
+    """``[target] args``: flags the runner gives the embedded reference target (none with --target)."""
+    where = ("target",)
+    t = r.table(doc, where)
+    return {"target_args": r.get(t, where, "args", _target_args, ())}
+
+
 def _not_a_profile(name: str, defined: Mapping[str, Profile]) -> str:
     known = [*BUILTIN, *defined]
     close = difflib.get_close_matches(name, known, n=1)
@@ -716,6 +734,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     fields |= _read_errors(r, doc)
     fields |= _read_transport(r, doc)
     fields |= _read_clients(r, doc, fields["duration_s"])
+    fields |= _read_target(r, doc)
     total = fields["error_share"] + fields["userid_share"] + fields["props_share"]
     if total > 1.0 + 1e-9:  # the shares split each event slot; what is left over is a plain `event`
         written = [k for k in _SHARE_KEYS if k in r.index.lines]

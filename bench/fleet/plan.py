@@ -264,6 +264,16 @@ class Plan:
         self._check(device)
         return self._shaper(transport)(self._device(device), make_send)
 
+    def profile_counts(self) -> dict[str, int]:
+        """How many devices of the fleet (every shard) each profile has, in the scenario's order."""
+        clients = self._clients
+        if clients is None:
+            return {"default": self.scenario.devices}
+        counts = dict.fromkeys((name for name, _ in clients.clients.shares), 0)
+        for d in range(self.scenario.devices):
+            counts[clients.profile(d).name] += 1
+        return counts
+
     def identities(self, keys: Iterable[EventId]) -> list[Identity]:
         """The identity (``bench.fleet.clients.identity``) of each event of this plan that ``keys`` names, in
         plan order: what reconciling colliding ids compares with the target's ``stored-ids?by=event``.

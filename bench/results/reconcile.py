@@ -24,6 +24,7 @@ Plain stdlib HTTP (urllib): it runs once per transport after the load, never on 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import ssl
 import urllib.error
@@ -240,4 +241,15 @@ def reconcile_events(base_url: str, app_id: str, acked: Iterable[Sequence[Any]],
     if not isinstance(events, list) or not all(isinstance(e, list) and len(e) == 6 for e in events):
         return not_done("stored-ids?by=event did not answer {\"events\": [[device, session, id, type, name, "
                         "date], ...]}")
-    return compare_events(events, acked)
+    result = compare_events(events, acked)
+    try:  # what the target saw besides: re-sends it stored once, and its events by type (an error storm)
+        stats = fetch_json(f"{base_url.rstrip('/')}/app/{app_id}/stats", insecure=insecure, token=token,
+                           timeout_s=timeout_s)
+    except (OSError, ValueError):
+        return result
+    dup = stats.get("duplicates") if isinstance(stats, dict) else None
+    by_type = stats.get("stored", {}).get("by_type") if isinstance(stats, dict) else None
+    notes = [f"server saw {dup} duplicate deliveries (stored once)"] if isinstance(dup, int) and dup else []
+    if isinstance(by_type, dict) and by_type:
+        notes.append("stored by type: " + ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())))
+    return dataclasses.replace(result, note="; ".join(notes))

@@ -35,7 +35,8 @@ def transport_lines(name: str, block: Mapping[str, Any]) -> list[str]:
         if (col := rec.get("collisions")) is not None:  # by event: the ids of client devices collide
             out.append(f"{name}: ids: {col['same_session']} acked events shared their id with another of "
                        f"their session, {col['same_session_stored_once']} of them stored once each; "
-                       f"{col['across_fleet']} shared it across the fleet; {col['merged']} the key merges")
+                       f"{col['across_fleet']} shared it across the fleet; {col['merged']} the key merges"
+                       + (f"; {rec['note']}" if rec.get("note") else ""))
     else:
         out.append(f"{name}: reconciliation not done ({rec['note']})")
     return out

@@ -523,6 +523,7 @@ class WsTransport:
             raise ValueError(f"device {send.device} is not a client device")  # a harness bug, never input
         conn = dev.conn
         if send.action == DROP:  # the device loses the server: its socket goes, its events stay queued
+            dev.conn = None  # not wanted any more: its close is not the peer's (closed_by_peer)
             if conn is not None and conn.transport is not None:
                 conn.transport.abort()
             return
@@ -757,7 +758,7 @@ class WsTransport:
         if not conn.opened.done():
             conn.opened.set_exception(ConnectionError("connection closed during the handshake"))
         if conn.established:
-            if not self._closing:
+            if not self._closing and conn.device.conn is conn:  # still wanted (not replaced, not dropped)
                 self.stats.closed_by_peer += 1
             self.sink.on_conn_closed(conn.conn_id, self.clock())
         if self._closing and not self.live and self._all_closed is not None:
