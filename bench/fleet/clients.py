@@ -464,9 +464,7 @@ def _shape(device: ClientDevice) -> Iterator[ClientSend]:
             drop_at, offline = _NEVER, True
             yield ClientSend(real(t), index, DROP)
         elif t == tick_at:
-            tick_at = t + tick if t > connect else connect + tick  # the grid from connect on
-            while tick_at <= t:
-                tick_at += tick
+            tick_at = connect + ((t - connect) // tick + 1) * tick  # the module's interval runs from connect
             if offline and t >= back_at:
                 offline, greet = False, p.heartbeat == "connect"
             if offline:

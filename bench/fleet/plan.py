@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from heapq import heapify, heappop, heapreplace
 from typing import Any
 
-from bench.fleet.clients import ClientDevice, ClientPlan, Identity, client_sends, identity
+from bench.fleet.clients import ClientDevice, ClientPlan, ClientSend, Identity, client_sends, identity
 from bench.fleet.device import Device, FleetConfig, count_events
 from bench.fleet.send import Send, WireSend, make_send, make_wire
 from bench.profiles import Profile
@@ -194,24 +194,47 @@ class Plan:
         """Every send of this shard, merged across devices in non-decreasing ``at_ns``, generated lazily.
 
         Raises:
-            UsageError: an unknown transport (at the call, not at the first send), or HTTP with clients.
+            UsageError: an unknown transport (at the call, not at the first send), or a fleet with client
+                devices (``mixed_sends`` yields theirs too).
         """
-        return self._merge(self._shaper(transport), make_send)
+        return self._merge(self._shaper(transport, plain=True), make_send)
 
     def wire_sends(self, transport: Transport) -> Iterator[WireSend]:
         """``sends``, each as the hot path sends it (``WireSend``: its bytes, ids and times, no parts).
 
         Raises:
-            UsageError: an unknown transport (at the call, not at the first send), or HTTP with clients.
+            UsageError: an unknown transport (at the call, not at the first send), or a fleet with client
+                devices (``mixed_wire_sends`` yields theirs too).
+        """
+        return self._merge(self._shaper(transport, plain=True), make_wire)
+
+    def mixed_sends(self, transport: Transport) -> Iterator[Send | ClientSend]:
+        """``sends`` of a fleet that may have client devices: theirs are ``ClientSend``\\ s.
+
+        Raises:
+            UsageError: an unknown transport, or client devices over HTTP.
+        """
+        return self._merge(self._shaper(transport), make_send)
+
+    def mixed_wire_sends(self, transport: Transport) -> Iterator[WireSend | ClientSend]:
+        """``wire_sends`` of a fleet that may have client devices (the hot path's): theirs are
+        ``ClientSend``\\ s.
+
+        Raises:
+            UsageError: an unknown transport, or client devices over HTTP.
         """
         return self._merge(self._shaper(transport), make_wire)
 
-    def _shaper(self, transport: str) -> Callable[[Device, Make], Iterator[Any]]:
+    def _shaper(self, transport: str, plain: bool = False) -> Callable[[Device, Make], Iterator[Any]]:
         """The shaper of ``transport``; with clients, devices that have a profile are shaped by it (WS only:
-        every module the profiles imitate speaks WebSocket)."""
+        every module the profiles imitate speaks WebSocket). ``plain``: a fleet with client devices is
+        refused (the caller takes ``Send`` or ``WireSend`` only)."""
         shape = _transport(transport)
         if self._clients is None:
             return shape
+        if plain and self.has_clients:
+            raise UsageError("this fleet has client devices (bench.fleet.clients): their sends are "
+                             "ClientSends, which only the mixed sends yield")
         if transport != "ws" and self.has_clients:
             raise UsageError("client profiles, outages, releases and time_scale imitate the WebSocket "
                              "modules: run this scenario with --transport ws")
@@ -260,7 +283,18 @@ class Plan:
                 yield send
 
     def iter_device(self, device: int, transport: Transport) -> Iterator[Send]:
-        """The sends of one device (of any shard), in its own order; the same as its share of ``sends()``."""
+        """The sends of one device (of any shard), in its own order; the same as its share of ``sends()``.
+
+        Raises:
+            UsageError: a client device (``mixed_device_sends`` yields its ``ClientSend``\\ s).
+        """
+        self._check(device)
+        if self.profile_of(device) is not None:
+            raise UsageError(f"device {device} is a client device: its sends are ClientSends")
+        return _transport(transport)(Device(self._cfg, device), make_send)
+
+    def mixed_device_sends(self, device: int, transport: Transport) -> Iterator[Send | ClientSend]:
+        """``iter_device`` of any device: a client device's are ``ClientSend``\\ s."""
         self._check(device)
         return self._shaper(transport)(self._device(device), make_send)
 
@@ -280,7 +314,7 @@ class Plan:
         Builds the plan again (WebSocket); a key the plan never made is left out."""
         wanted = set(keys)
         out: list[Identity] = []
-        for send in self.sends("ws"):
+        for send in self.mixed_sends("ws"):
             ids = send.ids
             if not ids or wanted.isdisjoint(ids):
                 continue

@@ -203,7 +203,7 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     if isinstance(transport, HttpTransport):
         await transport.start()
     connects = sorted((plan.connect_at_ns(d), d) for d in plan.devices)
-    scheduler = Scheduler(plan.wire_sends(config.transport), connects, transport, clock)
+    scheduler = Scheduler(plan.mixed_wire_sends(config.transport), connects, transport, clock)
     books = _Books(tracker, transport.stats, scheduler, clock, progress, config.live_histograms)
     monitor = books.monitor = Monitor(clock, books.on_second, books.snapshot if progress else None)
     if ready is not None:
