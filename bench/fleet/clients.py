@@ -437,7 +437,7 @@ def _shape(device: ClientDevice) -> Iterator[ClientSend]:
     beat_at = connect + device.phase_ns(beat_ns, "heartbeat") if beat_ns else _NEVER
     greet = p.heartbeat == "connect"  # a heartbeat is due with the next send (v3: on every (re)connect)
     alternate = False
-    beat = device.heartbeat_part() if p.heartbeat != "none" else b""
+    beat = device.heartbeat_part  # made when sent: v4's carries the current sessionId
     while True:
         t = min(raw_at if raw_at is not None else _NEVER, tick_at, beat_at, drop_at, rel_at,
                 back_at if not tick and offline else _NEVER)
@@ -450,7 +450,7 @@ def _shape(device: ClientDevice) -> Iterator[ClientSend]:
             if not tick and not offline:
                 if greet:
                     greet = False
-                    yield ClientSend(real(t), index, BEAT, (beat,))
+                    yield ClientSend(real(t), index, BEAT, (beat(),))
                 yield queue.take(real(t), index)
         elif t == rel_at:
             rel_at = _NEVER
@@ -471,7 +471,7 @@ def _shape(device: ClientDevice) -> Iterator[ClientSend]:
                 continue
             if greet:
                 greet = False
-                yield ClientSend(real(t), index, BEAT, (beat,))
+                yield ClientSend(real(t), index, BEAT, (beat(),))
             if p.error_every_tick:
                 part, key = device.storm_error()
                 created, parts, ids, wire = device.raw(t, index, (part,), (key,))
@@ -480,20 +480,20 @@ def _shape(device: ClientDevice) -> Iterator[ClientSend]:
                 yield queue.take(real(t), index)
             elif p.heartbeat == "alternate":
                 alternate = not alternate
-                yield ClientSend(real(t), index, BEAT, (beat,) if alternate else ())
+                yield ClientSend(real(t), index, BEAT, (beat(),) if alternate else ())
             elif p.heartbeat == "idle":
-                yield ClientSend(real(t), index, BEAT, (beat,))
+                yield ClientSend(real(t), index, BEAT, (beat(),))
             elif p.resend:
                 yield ClientSend(real(t), index, TICK)
         elif t == beat_at:
             beat_at += beat_ns
             if not offline:
-                yield ClientSend(real(t), index, BEAT, (beat,))
+                yield ClientSend(real(t), index, BEAT, (beat(),))
         else:  # back online (each burst as made): the backlog goes now
             back_at, offline = _NEVER, False
             if greet or p.heartbeat == "connect":
                 greet = False
-                yield ClientSend(real(t), index, BEAT, (beat,))
+                yield ClientSend(real(t), index, BEAT, (beat(),))
             if queue.ids:
                 yield queue.take(real(t), index)
     if queue.ids:  # made before the end, not sent yet: at the next tick, no later than FINAL_FLUSH_NS after
