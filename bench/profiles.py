@@ -50,7 +50,9 @@ class Profile:
         open_delay_s: after a connection opens, the wait before the first send (v4 and v5: 1 s).
         heartbeat: ``interval``: every ``[transport] heartbeat`` (the document: once a minute); ``connect``:
             once after each (re)connect (v3); ``alternate``: an idle tick sends a heartbeat, the next an empty
-            batch (v4); ``idle``: a heartbeat every idle tick (v5); ``none``.
+            batch (contract.md's v4); ``idle``: a heartbeat every idle tick (v5, and v4 4.0.3 as published:
+            its report drops the undated heartbeat from the queue before each send, so it never
+            alternates); ``none``.
         resend: every tick re-sends every event not yet acknowledged, with the new ones (v3-v5, Python).
         id_max: event ids drawn at random in 1..id_max (collisions included); 0: unique ids.
         session_min, session_max: the sessionId range.
@@ -63,10 +65,11 @@ class Profile:
             with ``Z``), ``iso-local`` (ISO 8601 without a zone, microseconds, as Python's ``isoformat``).
         locale_key: ``language`` or ``locale``; ``scenario``: the scenario's ``[attributes] locale_field``.
         extras: the extra data of ``init`` and ``error``: ``document`` (platform, osVersion, totalRam,
-            version, language/locale), ``js`` (client "js", platform, osVersion, version, locale,
-            moduleVersion; and an anonId on every event), ``v3`` (the document's plus arch and explicit
-            nulls, totalRam a float), ``python`` (client "python", totalRam, arch as an integer,
-            moduleVersion, explicit null name and userId), ``minimal`` (platform and locale only).
+            version, language/locale), ``js`` (client "js", platform, osVersion, version, locale; an anonId
+            on every event; 4.0.3 never fills its moduleVersion, so it never sends one), ``v3`` (the
+            document's plus arch and explicit nulls, totalRam a float), ``python`` (client "python",
+            totalRam, arch as an integer, moduleVersion, explicit null name and userId), ``minimal``
+            (platform and locale only).
         frame: ``text``, or ``binary`` frames (the Swift module).
         reconnect: ``tick``: each tick opens a new socket while the current one is not open, leaving the old
             one as it is (every module); ``backoff``: a jittered exponential backoff (the harness's own).
@@ -114,10 +117,10 @@ BUILTIN: Mapping[str, Profile] = {p.name: p for p in (
     Profile(name="v3", imitates="Electron/Node module v3 (contract.md)", tick_s=20.0, heartbeat="connect",
             resend=True, id_max=1_000_000, session_max=99_999_999, device_form="sha256",
             device_key="machineId", date="iso-z", locale_key="language", extras="v3", reconnect="tick"),
-    Profile(name="v4", imitates="nucleus-analytics 4.0.3 (npm), read from its source", tick_s=20.0,
-            open_delay_s=1.0, heartbeat="alternate", resend=True, id_max=1_000_000, session_max=1_000_000,
-            session_string=0.1, device_form="base64-15", date="epoch-ms", locale_key="locale", extras="js",
-            reconnect="tick"),
+    Profile(name="v4", imitates="nucleus-analytics 4.0.3 (npm), read from its source and recorded",
+            tick_s=20.0, open_delay_s=1.0, heartbeat="idle", resend=True, id_max=1_000_000,
+            session_max=1_000_000, session_string=0.1, device_form="base64-15", date="epoch-ms",
+            locale_key="locale", extras="js", reconnect="tick"),
     Profile(name="v5", imitates="Electron/Node module v5 (contract.md)", tick_s=2.0, open_delay_s=1.0,
             heartbeat="idle", resend=True, id_max=1_000_000, session_max=1_000_000, device_form="random-12",
             date="epoch-ms", locale_key="locale", extras="minimal", reconnect="tick"),

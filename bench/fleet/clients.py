@@ -252,7 +252,7 @@ class ClientDevice(Device):
             "document": {"platform": platform, "osVersion": x.os_version, "totalRam": x.total_ram,
                          "version": version, key: locale},
             "js": {"client": "js", "platform": _OS_TYPE.get(platform, platform), "osVersion": x.os_version,
-                   "version": version, key: locale, "moduleVersion": "4.0.3"},
+                   "version": version, key: locale},
             "v3": {"platform": platform, "osVersion": x.os_version, "totalRam": float(x.total_ram or 0),
                    "version": version, key: locale, "arch": "x64"},
             "python": {"client": "python", "platform": _SYSTEM.get(platform, platform),
@@ -354,8 +354,10 @@ class ClientDevice(Device):
     def heartbeat_part(self) -> bytes:
         """The profile's heartbeat (v4 sends the sessionId and anonId with it)."""
         obj: dict[str, Any] = {"type": "heartbeat", self._key: self.device_id}
-        if self._anon is not None:
+        if self._anon is not None:  # the js module's: its queue entry, completed like any event
             obj["sessionId"] = self._session_w
+            if self.user_id is not None:
+                obj["userId"] = self.user_id
             obj["anonId"] = self._anon
         return orjson.dumps(obj)
 

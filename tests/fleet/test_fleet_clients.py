@@ -129,14 +129,15 @@ def test_report_tick_and_open_delay() -> None:
         assert all(c <= s.at_ns for c in s.created_ns)
 
 
-@pytest.mark.parametrize("name", ["v4", "v5", "v3"])
+@pytest.mark.parametrize("name", ["alternate", "v5", "v3"])
 def test_heartbeat_patterns(name: str) -> None:
-    """v4 alternates a heartbeat and an empty batch on idle ticks; v5 sends a heartbeat each idle tick; v3
-    sends one with its first send only."""
+    """``alternate`` (contract.md's v4) sends a heartbeat and an empty batch in turn on idle ticks; v5 a
+    heartbeat each idle tick; v3 one with its first send only."""
     quiet = replace(BASE, devices=1, per_device_rate=0.0, duration_s=200.0)
-    beats = [s for s in sends(fleet(BUILTIN[name], scenario=quiet)) if s.action == BEAT]
+    profile = BUILTIN.get(name) or derive_profile(name, BUILTIN["v4"], {"heartbeat": "alternate"})
+    beats = [s for s in sends(fleet(profile, scenario=quiet)) if s.action == BEAT]
     kinds = ["empty" if not b.parts else orjson.loads(b.parts[0])["type"] for b in beats]
-    if name == "v4":
+    if name == "alternate":
         assert kinds[:4] == ["heartbeat", "empty", "heartbeat", "empty"]
     elif name == "v5":
         assert len(kinds) > 50 and set(kinds) == {"heartbeat"}
