@@ -40,9 +40,9 @@ from heapq import heapify, heappop, heapreplace
 from typing import Any
 
 from bench.fleet.clients import ClientDevice, ClientPlan, ClientSend, Identity, client_sends, identity
-from bench.fleet.device import Device, FleetConfig, count_events
+from bench.fleet.device import ID_STRIDE, Device, FleetConfig, count_events
 from bench.fleet.send import Send, WireSend, make_send, make_wire
-from bench.profiles import Profile
+from bench.profiles import DEFAULT, Profile
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.protocol.message import Transport
@@ -149,7 +149,6 @@ class Plan:
         self._expected: int | None = None
         # the scenario's clients (bench.fleet.clients); None: every device as without them
         self._clients = ClientPlan(self._cfg, scenario.clients) if scenario.clients is not None else None
-        self._has_clients: bool | None = None
 
     @property
     def end_ns(self) -> int:
@@ -168,12 +167,15 @@ class Plan:
 
     @property
     def has_clients(self) -> bool:
-        """Some device of the fleet behaves like a client module (its sends are ``ClientSend`` sends)."""
-        if self._has_clients is None:
-            clients = self._clients
-            self._has_clients = clients is not None and not all(clients.plain(d)
-                                                                for d in range(self.scenario.devices))
-        return self._has_clients
+        """Devices of the fleet may behave like client modules (their sends are ``ClientSend`` sends): a
+        profile other than the default has a share, or a storm or time compression is asked for. Decided
+        from the scenario alone, never device by device (a Locust fleet numbers millions)."""
+        clients = self._clients
+        if clients is None:
+            return False
+        c = clients.clients
+        return (c.time_scale != 1.0 or c.outage is not None or c.release is not None
+                or any(w > 0 and name != DEFAULT.name for name, w in c.shares))
 
     def _check(self, device: int) -> None:
         if not 0 <= device < self.scenario.devices:
@@ -309,17 +311,23 @@ class Plan:
         return counts
 
     def identities(self, keys: Iterable[EventId]) -> list[Identity]:
-        """The identity (``bench.fleet.clients.identity``) of each event of this plan that ``keys`` names, in
-        plan order: what reconciling colliding ids compares with the target's ``stored-ids?by=event``.
-        Builds the plan again (WebSocket); a key the plan never made is left out."""
-        wanted = set(keys)
+        """The identity (``bench.fleet.clients.identity``) of each event ``keys`` names (device by device):
+        what reconciling colliding ids compares with the target's ``stored-ids?by=event``. Builds again the
+        sends of each device a key belongs to (key // ID_STRIDE, any shard's); a key no device made is left
+        out."""
+        by_device: dict[int, set[EventId]] = {}
+        for key in keys:
+            if isinstance(key, int) and 0 <= key // ID_STRIDE < self.scenario.devices:
+                by_device.setdefault(key // ID_STRIDE, set()).add(key)
         out: list[Identity] = []
-        for send in self.mixed_sends("ws"):
-            ids = send.ids
-            if not ids or wanted.isdisjoint(ids):
-                continue
-            events = [e for e in send.events if e.id is not None]  # parallel to ids: heartbeats carry none
-            out += [identity(e) for key, e in zip(ids, events, strict=True) if key in wanted]
+        for device in sorted(by_device):
+            wanted = by_device[device]
+            for send in self.mixed_device_sends(device, "ws"):
+                ids = send.ids
+                if not ids or wanted.isdisjoint(ids):
+                    continue
+                events = [e for e in send.events if e.id is not None]  # parallel to ids: beats carry none
+                out += [identity(e) for key, e in zip(ids, events, strict=True) if key in wanted]
         return out
 
     def expected_events(self) -> int:

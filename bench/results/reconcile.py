@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.fleet import Plan
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 
@@ -253,3 +254,15 @@ def reconcile_events(base_url: str, app_id: str, acked: Iterable[Sequence[Any]],
     if isinstance(by_type, dict) and by_type:
         notes.append("stored by type: " + ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())))
     return dataclasses.replace(result, note="; ".join(notes))
+
+
+def reconcile_fleet(plan: Plan, base_url: str, app_id: str, reported: Iterable[EventId], *,
+                    insecure: bool = False, token: str | None = None,
+                    timeout_s: float = FETCH_TIMEOUT_S) -> Reconciliation:
+    """The reference reconciliation that fits ``plan``'s fleet: by event when it has client devices (their
+    ids collide; ``reported`` holds their keys, ``Plan.identities`` turns them into events), else by id."""
+    if plan.has_clients:
+        return reconcile_events(base_url, app_id, plan.identities(reported), insecure=insecure, token=token,
+                                timeout_s=timeout_s)
+    return reconcile_reference(base_url, app_id, reported, insecure=insecure, token=token,
+                               timeout_s=timeout_s)

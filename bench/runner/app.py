@@ -30,7 +30,7 @@ from bench.results.reconcile import (
     fetch_stored_count,
     not_done,
     reconcile_counts,
-    reconcile_events,
+    reconcile_fleet,
     reconcile_reference,
     verify_url_for,
 )
@@ -216,9 +216,9 @@ def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_i
                                    timeout_s=request.reconcile_timeout_s)
         return reconcile_counts(before, after, result.tracker.acked)
     reported = result.reported_ids or []
-    if scenario is not None and scenario.clients is not None and (plan := Plan(scenario)).has_clients:
-        rec = reconcile_events(base_url, app_id, plan.identities(reported), insecure=request.insecure,
-                               token=request.stats_token, timeout_s=request.reconcile_timeout_s)
+    if scenario is not None:  # a fleet with client devices is reconciled by event
+        rec = reconcile_fleet(Plan(scenario), base_url, app_id, reported, insecure=request.insecure,
+                              token=request.stats_token, timeout_s=request.reconcile_timeout_s)
     else:
         rec = reconcile_reference(base_url, app_id, reported, insecure=request.insecure,
                                   token=request.stats_token, timeout_s=request.reconcile_timeout_s)
