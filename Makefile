@@ -25,12 +25,12 @@ bench: setup
 	if [ $$status -le 1 ]; then $(BIN)/nucleus-bench report --latest results || status=$$?; fi; \
 	exit $$status
 
-# The report's browser test opens a report in Debian's headless Chromium: installed here where apt-get can
-# (root), else that test is skipped and says why.
+# The browser tests (the report; Locust's web UI) open pages in Debian's headless Chromium: installed here where apt-get can
+# (root), else those tests are skipped and say why.
 browser:
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
-	  echo "make: chromium is not installed and apt-get cannot install it: the report's browser test is skipped"
+	  echo "make: chromium is not installed and apt-get cannot install it: the browser tests are skipped"
 
 # The interop test of the official JavaScript module drives nucleus-analytics 4.0.3 under Node: installed here
 # with npm where Node is present (pinned by tests/interop/package-lock.json, no install scripts run), else that

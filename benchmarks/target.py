@@ -1,6 +1,7 @@
 """How many events the reference target stores per CPU-second of its own (``make perf-target``).
 
-Run: ``.venv/bin/python -m benchmarks.target [--seconds S] [--repeats N]``.
+Run: ``.venv/bin/python -m benchmarks.target [--seconds S] [--repeats N] [--only CASE[,CASE]]
+[--against PATH]``.
 
 For each case (WebSocket with 1-, 10- and 50-event messages, HTTP with 50-event batches; SQLite and memory
 stores) a client in a separate process drives the target at full speed over several loopback connections,
@@ -14,18 +15,25 @@ device's session with an ``init``.
 
 Floors (printed as met / not met): 50-event messages into SQLite >= 100,000 events per target CPU-second;
 1-event messages into memory >= 25,000 messages per target CPU-second.
+
+``--against PATH`` measures another checkout's target (its ``bench`` package, e.g. the last commit's from
+``git worktree add``) alternately with this one's, repeat by repeat, with the same client: an A/B on the
+same noisy machine at the same moments. Each row then gives both medians, each run's figure, and their
+ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
 import os
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +44,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from bench.protocol.errors import UsageError
 from bench.protocol.message import Transport
 from bench.target.embedded import EmbeddedTarget
 
@@ -51,6 +60,11 @@ class Case:
     @property
     def label(self) -> str:
         return f"{self.transport.upper()} {self.events}-event"
+
+    @property
+    def key(self) -> str:
+        """The case's name for ``--only``: ``ws-50-sqlite``."""
+        return f"{self.transport}-{self.events}-{self.store}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +289,55 @@ def _client_main(case: Case, url: str, app_id: str, seconds: float,
 # ------------------------------------------------------------------------------------------------ runner
 
 
+class TreeTarget(EmbeddedTarget):
+    """The target of another checkout: ``python -c`` puts its root first on ``sys.path``, then runs
+    ``bench.target`` from there (``EmbeddedTarget`` runs this checkout's)."""
+
+    _BOOT = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+             "runpy.run_module('bench.target', run_name='__main__', alter_sys=True)")
+
+    def __init__(self, root: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.root = root
+
+    @property
+    def argv(self) -> list[str]:
+        mine = super().argv
+        return [mine[0], "-c", self._BOOT, self.root, *mine[3:]]  # mine[1:3] is "-m bench.target"
+
+
+def _tree(path: str) -> str:
+    """The root of a checkout given to ``--against`` (it must hold ``bench/target``)."""
+    root = os.path.abspath(path)
+    if not os.path.isfile(os.path.join(root, "bench", "target", "__main__.py")):
+        raise UsageError(f"--against {path}: no bench/target/__main__.py there (give a checkout's root)")
+    return root
+
+
+def _commit(root: str) -> str:
+    """The short commit of the checkout at ``root`` (``+`` when its tree differs from it), or ``?``."""
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return head + ("+" if dirty else "")
+
+
+def select_cases(only: list[str] | None) -> list[Case]:
+    """The cases ``--only`` names (comma lists, repeatable), in table order; all of them without it."""
+    if not only:
+        return list(CASES)
+    wanted = {k.strip() for item in only for k in item.split(",") if k.strip()}
+    known = [c.key for c in CASES]
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        raise UsageError(f"--only: unknown case {unknown[0]!r}; cases: {', '.join(known)}")
+    return [c for c in CASES if c.key in wanted]
+
+
 @dataclass(frozen=True, slots=True)
 class Result:
     messages: int
@@ -357,6 +420,28 @@ def print_table(rows: list[tuple[Case, list[Result]]]) -> None:
               f"{_floor_cell(case, results)}")
 
 
+def _runs(results: list[Result]) -> str:
+    return ", ".join(f"{r.events / r.cpu_s / 1000:,.0f}k" for r in results)
+
+
+def print_ab(rows: list[tuple[Case, list[Result], list[Result]]], this: str, that: str) -> None:
+    """Events per target CPU-second of both checkouts, case by case: medians, each run, the ratio."""
+    print(f"\nA/B, events per target CPU-second: this = {this}, that = {that} (runs in the order measured)")
+    for case, mine, theirs in rows:
+        a, b = _median(mine, "ev_cpu"), _median(theirs, "ev_cpu")
+        print(f"  {case.label:<14} {case.store:<7} this {a:>9,.0f} [{_runs(mine)}]  that {b:>9,.0f} "
+              f"[{_runs(theirs)}]  this/that {a / b:.2f}")
+
+
+def _targets(store: str, path: str, sync: str, against: str | None) -> list[EmbeddedTarget]:
+    """This checkout's target and, with ``--against``, the other one's (each with its own store file)."""
+    targets = [EmbeddedTarget(store=path, extra_args=["--sync", sync])]
+    if against is not None:
+        other = path if path == "memory" else path + ".that"
+        targets.append(TreeTarget(against, store=other, extra_args=["--sync", sync]))
+    return targets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.target", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.5, help="length of each timed run (default 2.5)")
@@ -364,21 +449,52 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs per case; the median is shown (default 3)")
     parser.add_argument("--sync", default="full", choices=("full", "normal", "off"),
                         help="SQLite synchronous mode of the target (default full)")
+    parser.add_argument("--only", action="append", metavar="CASE",
+                        help="run only these cases (comma list, repeatable): "
+                             + ", ".join(c.key for c in CASES))
+    parser.add_argument("--against", metavar="PATH",
+                        help="also measure the target of the checkout at PATH, alternately with this one's")
     args = parser.parse_args(argv)
+    try:
+        cases = select_cases(args.only)
+        against = _tree(args.against) if args.against is not None else None
+        if args.repeats < 1 or not 0 < args.seconds <= 600:
+            raise UsageError("--repeats must be at least 1 and --seconds in (0, 600]")
+    except UsageError as exc:
+        print(f"benchmarks.target: error: {exc}", file=sys.stderr)
+        return 2
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     print(f"reference target, {os.cpu_count()} CPUs, {args.repeats} x {args.seconds:g} s per case, "
-          f"medians; SQLite synchronous={args.sync}", flush=True)
+          f"medians; SQLite synchronous={args.sync}; this = {here} ({_commit(here)})"
+          + (f", that = {against} ({_commit(against)})" if against else ""), flush=True)
     rows: list[tuple[Case, list[Result]]] = []
-    with tempfile.TemporaryDirectory(prefix="nucleus-perf-") as tmp:
+    ab: list[tuple[Case, list[Result], list[Result]]] = []
+    with tempfile.TemporaryDirectory(prefix="nucleus-perf-") as tmp, contextlib.ExitStack() as stack:
         for store in ("sqlite", "memory"):
+            chosen = [c for c in cases if c.store == store]
+            if not chosen:
+                continue
             path = os.path.join(tmp, "perf.sqlite3") if store == "sqlite" else "memory"
-            with EmbeddedTarget(store=path, extra_args=["--sync", args.sync]) as target:
+            targets = [stack.enter_context(t) for t in _targets(store, path, args.sync, against)]
+            for target in targets:
                 run_case(Case("ws", 10, store, 4, 4), target, 0.5)  # warm-up: imports, caches, WAL file
-                for case in (c for c in CASES if c.store == store):
-                    results = [run_case(case, target, args.seconds) for _ in range(args.repeats)]
-                    rows.append((case, results))
-                    print(f"  {case.label} {store}: {_median(results, 'ev_cpu'):,.0f} events/CPU-s",
-                          file=sys.stderr, flush=True)
+            for case in chosen:
+                results: list[list[Result]] = [[] for _ in targets]
+                for repeat in range(args.repeats):
+                    order = range(len(targets)) if repeat % 2 == 0 else reversed(range(len(targets)))
+                    for index in order:  # ABBA...: neither checkout always runs first
+                        results[index].append(run_case(case, targets[index], args.seconds))
+                rows.append((case, results[0]))
+                if against is not None:
+                    ab.append((case, results[0], results[1]))
+                print(f"  {case.label} {store}: {_median(results[0], 'ev_cpu'):,.0f} events/CPU-s"
+                      + (f" (that: {_median(results[1], 'ev_cpu'):,.0f})" if against else ""),
+                      file=sys.stderr, flush=True)
+            for target in targets:
+                target.stop()
     print_table(rows)
+    if against is not None:
+        print_ab(ab, _commit(here), _commit(against))
     return 0
 
 

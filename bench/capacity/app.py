@@ -28,7 +28,7 @@ from bench.capacity.axis import Axis, Vary
 from bench.capacity.report import CAPACITY_SCHEMA, Step, knee_line, step_line, steps_table, transport_json
 from bench.capacity.search import Knee, SearchConfig, Tried, bracket, next_load
 from bench.capacity.verdict import Objective, judge, step_figures
-from bench.protocol.errors import UsageError
+from bench.protocol.errors import BenchError, UsageError
 from bench.protocol.message import Transport
 from bench.results.files import make_run_dir, run_meta
 from bench.results.ids import new_app_id
@@ -78,7 +78,7 @@ class CapacityRequest:
     argv: tuple[str, ...] = ()
 
 
-class AccountingFailed(RuntimeError):
+class AccountingFailed(BenchError, RuntimeError):
     """A step's events did not add up (sent != acked + rejected + lost + in flight): a harness bug."""
 
 

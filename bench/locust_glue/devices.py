@@ -102,7 +102,8 @@ class _Device:
         self._sends: Iterator[Send | ClientSend] = run.plan.mixed_device_sends(
             self.index, self.transport)  # type: ignore[arg-type]
         self._next: Send | ClientSend | None = next(self._sends, None)
-        self._inflight: dict[EventId, tuple[str, int]] = {}  # id -> (type, first send ns), send order
+        # id (a client device's: key) -> (type, first write ns, intended send ns), in send order
+        self._inflight: dict[EventId, tuple[str, int, int]] = {}
         run.devices.append(self)
 
     def wait_s(self) -> float:
@@ -124,24 +125,27 @@ class _Device:
             books.planned += len(nxt.ids)
             yield nxt
 
-    def _remember(self, ids: tuple[EventId, ...], events: tuple[Event, ...], sent_ns: int) -> None:
-        """Note each tracked event by its id (a client device's: its key) with its type and first send."""
+    def _remember(self, ids: tuple[EventId, ...], events: tuple[Event, ...], sent_ns: int,
+                  intended_ns: int) -> None:
+        """Note each tracked event by its id (a client device's: its key): type, first write, intended send."""
         inflight = self._inflight
         for i, e in zip(ids, [e for e in events if e.id is not None], strict=True):
-            inflight.setdefault(i, (e.TYPE.value, sent_ns))
+            inflight.setdefault(i, (e.TYPE.value, sent_ns, intended_ns))
 
     def _report_acks(self, kind: str, reported: tuple[EventId, ...], acked: int, rejected: int, now_ns: int,
                      created: Mapping[EventId, int] | None = None) -> None:
         """Fire ``acked`` successes (named by event type) and ``rejected`` failures for one reply.
 
-        A success is timed from the event's first send, or from its creation when ``created`` has it.
+        A success is timed from the event's first send, or from its creation when ``created`` has it; its
+        raw and corrected latencies also go to its event type's histograms (bench.locust_glue.detail).
         """
-        inflight, fired = self._inflight, 0
+        inflight, fired, detail = self._inflight, 0, self.books.detail
         for i in reported:
             entry = inflight.pop(i, None)
             if entry is None or fired >= acked:
                 continue
             fired += 1
+            detail.acked(entry[0], now_ns - entry[1], now_ns - entry[2])
             start = created.get(i, entry[1]) if created is not None else entry[1]
             self.report(kind, entry[0], (now_ns - start) / MS, None)
         for _ in range(rejected):
@@ -252,7 +256,7 @@ class WsDevice(_Device):
                 self.wired = True
                 books.tracker.on_send_wire(self._conn_id, ids, wire, intended_ns, actual, created_ns)
             books.stats.messages_sent += 1
-            self._remember(ids, events, actual)
+            self._remember(ids, events, actual, intended_ns)
         else:
             books.stats.heartbeats_sent += 1
             self.heartbeats_out += 1
@@ -369,7 +373,7 @@ class HttpDevice(_Device):
                            events, created_ns)
             books.stats.messages_sent += 1
             books.stats.bytes_sent += len(payload) + self._overhead + len(str(len(payload)))
-            self._remember(ids, events, actual)
+            self._remember(ids, events, actual, intended_ns)
             self._post(payload, functools.partial(self._handle, batch=batch))
             wait = batch.retry_in
             if wait is None or self.run.clock() + wait * 1e9 >= first_ns + self.run.timeout_ns:
@@ -422,6 +426,7 @@ class HttpDevice(_Device):
         tracker = self.books.tracker
         rejected = tracker.rejected
         tracker.on_http_failure(self._conn, batch.token, self.run.clock(), retry=False)
+        self.books.detail.refuse(reply.status, tracker.rejected - rejected)
         for _ in range(tracker.rejected - rejected):
             self.report("HTTP", "rejected", 0.0, EventRejected(f"batch refused with HTTP {reply.status}"))
         return f"HTTP {reply.status}"

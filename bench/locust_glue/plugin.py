@@ -47,7 +47,7 @@ from locust.event import Events
 from locust.rpc import Message
 from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner
 
-from bench.locust_glue import collect, messages
+from bench.locust_glue import collect, live, messages, webui
 from bench.locust_glue.devices import check_base_url
 from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments
@@ -119,6 +119,7 @@ class Glue:
         self.housekeeper: collect.Housekeeper | None = None
         self.final: dict[str, Any] | None = None
         self.collection: _Collection | None = None
+        self.web: webui.WebTab | None = None
         self._finalizing = gevent.lock.Semaphore()
 
     # -- Locust event listeners -------------------------------------------------------------------
@@ -127,6 +128,7 @@ class Glue:
 
     def on_init(self, environment: Environment, **_: Any) -> None:
         self.environment = environment
+        self.web = webui.install(environment, self)  # first: its test_start runs before the run's own
         route_sigint_to_main()
         events: Any = environment.events  # locust's EventHook is untyped
         for hook, listener in ((events.test_start, self.on_test_start),
@@ -285,7 +287,7 @@ class Glue:
                     return messages.empty_message("", worker, self.run_error or "no run in this process")
                 collect.drain(run, self._fire_lost, self.housekeeper)
                 self.housekeeper = None
-                self.final = messages.result_message(run, worker)
+                self.final = messages.result_message(run, worker) | {"detail": live.details_json(run)}
             return self.final
 
     # -- run end (master or standalone) ------------------------------------------------------------
@@ -322,16 +324,17 @@ class Glue:
                    for name, result in results.items()}
         summary, run_dir = _write(environment, c, results, missing, base_url, self.options.results_dir,
                                   self.target is not None)
-        for name in results:
-            for line in transport_lines(name, summary["transports"][name]):
-                print(line)
-        print(f"results: {run_dir}")
+        lines = [line for name in results for line in transport_lines(name, summary["transports"][name])]
+        lines.append(f"results: {run_dir}")
         if c.interrupted:
-            print(f"interrupted: {INTERRUPTED}")
+            lines.append(f"interrupted: {INTERRUPTED}")
         failed = evaluate(self.options.gates, summary["transports"])
-        for line in failed:
+        lines += failed
+        for line in lines:
             print(line)
         sys.stdout.flush()
+        if self.web is not None:  # the web UI's Nucleus tab and Logs tab show them too
+            self.web.ended(summary, run_dir, lines, c.messages)
         runner = environment.runner
         crashed = bool(locust_log.unhandled_greenlet_exception or (runner is not None and runner.exceptions))
         if not summary["ok"] or missing:  # a harness bug, or a worker's events not counted

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bench.fleet import Plan
+from bench.locust_glue.detail import Detail
 from bench.metrics import AckTracker, Histogram, SecondSeries, SeriesRows
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
@@ -156,10 +157,12 @@ class TransportBooks:
         self.lags_ns: list[int] = []    # actual - intended of each send, folded once a second
         self.reported: list[EventId] = []
         self.planned = 0                # trackable events the devices took from their plans
+        self.detail = Detail()          # latency per event type, rejections by reason
         self._rows = SeriesRows(self.series)
 
     def fold(self) -> None:
         self.tracker.fold()
+        self.detail.fold()
         if self.lags_ns:
             self.schedule_lag.record_many(np.asarray(self.lags_ns, dtype=np.int64) // 1000)
             self.lags_ns.clear()

@@ -31,7 +31,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.metrics import Histogram
-from bench.protocol.errors import UsageError
+from bench.protocol.errors import BenchError, UsageError
 from bench.protocol.events import EventId
 from bench.results.transport import TransportResult, merge_all
 from bench.runner.engine import RunConfig, raise_nofile_limit, run_shard
@@ -103,11 +103,11 @@ def _note_stop(signum: int, _frame: Any) -> None:
     STOPS.record(signum)
 
 
-class ShardLostError(RuntimeError):
+class ShardLostError(BenchError, RuntimeError):
     """A shard process ended before the load started: nothing was measured (exit status 4 of ``run``)."""
 
 
-class _ShardDied(Exception):
+class _ShardDied(BenchError):
     """A shard process ended before it sent its figures (``_Children.lost`` says which and when)."""
 
 

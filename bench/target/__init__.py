@@ -10,8 +10,10 @@ harness's reconciliation (api.md).
 Floors, bottom up (a module imports only from those above it in this list)::
 
     limits, faults, ingest    pure: values in, values out; time passed in (monotonic ns)
+    heads                     pure: where a connection's bytes stand among its request heads
     config                    the frozen configuration
     store                     MemoryStore, SqliteStore (group-commit writer thread)
+    gate                      the listening socket's door: connection cap, header timeout
     app                       aiohttp handlers, the ROUTES table, life-cycle hooks
     server                    open store, listen, announce the URL, serve until a signal, drain, flush
     cli, __main__             flags -> TargetConfig -> server.serve

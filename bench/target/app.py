@@ -7,7 +7,14 @@ decide the faults and the rate limit. This module reads the clocks, moves bytes 
 WebSocket acknowledgements leave through one choke point per connection (``_Conn._send_ack``), in the order
 the messages came in: the harness matches a reply to the oldest unanswered message of its connection
 (contract.md, "Acknowledgements"). A connection reads ahead while earlier messages wait for their commit,
-up to ``MAX_PENDING`` messages, so one busy connection still fills a group commit.
+up to ``--max-unsent-acks`` messages, so one busy connection still fills a group commit.
+
+A peer that does not read its acks is not read either: once its acks cannot leave, the sender waits, the
+read-ahead fills up and the reader stops. If the peer then takes none of what is queued for it for
+``--slow-peer-timeout-s``, it is closed with 1008 (policy: a client must read its acks) and counted in
+``slow_closes`` (``_Conn.cut``). Its messages not yet acked stay unacked: stored or not by the usual rule,
+re-sent by a real client and then acked as duplicates. Shutdown cuts such peers the same way once its
+drain timeout is over, so it never waits on them.
 """
 
 from __future__ import annotations
@@ -33,22 +40,20 @@ from bench.protocol.message import Envelope, encode_ack, parse_envelope
 from bench.target.clock import Clock, MonotonicClock
 from bench.target.config import TargetConfig
 from bench.target.faults import NO_FAULT, Decision, Faults
+from bench.target.gate import Gate
 from bench.target.ingest import FAILED, AppStats, Ingest, Outcome, stats_json
 from bench.target.limits import Limits, TokenBuckets, retry_after_header
 from bench.target.store import Store
 
 #: contract.md, "Endpoints": 1-64 characters of [A-Za-z0-9_-].
 APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-#: Messages a WebSocket may have waiting for their ack before the target stops reading it.
-MAX_PENDING = 256
 #: Close codes (RFC 6455, 7.4.1).
 CLOSE_GOING_AWAY = int(WSCloseCode.GOING_AWAY)      # shutdown, idle timeout, --close-ratio
 CLOSE_INVALID = int(WSCloseCode.INVALID_TEXT)       # 1007: not JSON, no data array
+CLOSE_POLICY = int(WSCloseCode.POLICY_VIOLATION)    # 1008: the peer reads none of its acks
 CLOSE_TOO_BIG = int(WSCloseCode.MESSAGE_TOO_BIG)    # 1009: over a size cap
 CLOSE_ERROR = int(WSCloseCode.INTERNAL_ERROR)       # 1011: the store failed
-
-#: How long shutdown waits for open WebSockets to send their acks and close.
-SHUTDOWN_TIMEOUT_S = 10.0
+CLOSE_TRY_AGAIN = int(WSCloseCode.TRY_AGAIN_LATER)  # 1013: a new appId over --max-apps
 
 _NS = 1_000_000_000
 
@@ -68,7 +73,9 @@ class TargetState:
         self.limits = config.limits
         self.store = store
         self.ingest = Ingest(dedup_window_ns=round(config.dedup_window_s * _NS),
-                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns)
+                             session_timeout_ms=config.session_timeout_s * 1000.0, now_ns=start_ns,
+                             max_apps=config.max_apps, max_sessions=config.max_sessions,
+                             dedup_max_keys=config.dedup_max_keys, max_devices=config.max_devices)
         self.faults = Faults(config.faults, start_ns)
         rate = config.limits.http_rate
         self.buckets = TokenBuckets(rate, config.limits.http_burst) if rate > 0 else None
@@ -77,6 +84,12 @@ class TargetState:
         self.sweeper: asyncio.Task[None] | None = None
         #: Requests aiohttp refused before any route saw them (a bad request line, header or chunk).
         self.bad_requests = 0
+        #: WebSockets closed because their peer read none of its acks (``_Conn.cut``).
+        self.slow_closes = 0
+        #: HTTP bodies not whole within ``--body-timeout-s`` (answered 408).
+        self.body_timeouts = 0
+        #: The door of the listening socket (the server sets it): connection cap and header timeout.
+        self.gate: Gate | None = None
 
     async def stall(self, st: AppStats | None) -> None:
         """Wait out a ``--stall-ms`` window, if one is open now; count it against ``st`` if given."""
@@ -109,6 +122,11 @@ def _bad_app(app_id: str) -> web.Response | None:
     if APP_ID.fullmatch(app_id):
         return None
     return _error(404, f"unknown appId {app_id[:80]!r}: 1-64 characters of A-Z a-z 0-9 _ -")
+
+
+def _too_many_apps(state: TargetState) -> str:
+    """Why a request naming a new app is refused (``Ingest.admit``): the HTTP error, the WebSocket reason."""
+    return f"too many apps: this target tracks {state.config.max_apps} appIds (--max-apps)"
 
 
 def _parse(data: bytes, limits: Limits) -> Envelope:
@@ -193,12 +211,14 @@ class _Ack:
 class _Conn:
     """One WebSocket: a reader loop (the handler) and, while acks wait on the store, a sender task."""
 
-    __slots__ = ("app_id", "close_code", "closing", "last_rx_ns", "pending", "room", "sender", "st", "state",
-                 "ws")
+    __slots__ = ("app_id", "close_code", "closing", "cut_off", "last_rx_ns", "pending", "room", "sender",
+                 "st", "state", "transport", "unread_since_ns", "unread_size", "ws")
 
-    def __init__(self, state: TargetState, ws: web.WebSocketResponse, app_id: str) -> None:
+    def __init__(self, state: TargetState, ws: web.WebSocketResponse, app_id: str,
+                 transport: asyncio.Transport | None) -> None:
         self.state = state
         self.ws = ws
+        self.transport = transport
         self.app_id = app_id
         self.st = state.ingest.stats(app_id)
         self.pending: deque[_Ack] = deque()
@@ -206,7 +226,12 @@ class _Conn:
         self.room = asyncio.Event()
         self.closing = False
         self.close_code = int(WSCloseCode.OK)
+        #: Set by ``cut``: no more frames go out, the reader lingers until the socket is gone.
+        self.cut_off = False
         self.last_rx_ns = state.clock.now_ns()
+        # What the sweeper last saw queued for the peer, and since when (``unread_for``).
+        self.unread_size = 0
+        self.unread_since_ns = self.last_rx_ns
 
     async def serve(self) -> None:
         st = self.st
@@ -225,6 +250,8 @@ class _Conn:
         finally:
             self.closing = True
             await self.finish()
+            if self.cut_off:
+                await self._linger()
             self.state.conns.discard(self)
             st.conn_open -= 1
 
@@ -240,8 +267,59 @@ class _Conn:
         sender = self.sender
         if sender is not None:
             await asyncio.wait([sender])
-        if not self.ws.closed:
+        if not self.ws.closed and not self.cut_off:
             await self.ws.close(code=self.close_code)
+
+    def unread_for(self, now_ns: int) -> int:
+        """How long the peer has taken none of the bytes queued for it: 0 when none are queued, or when the
+        queue changed since the last look (the peer read some, or more acks could be written).
+
+        The queue is the transport's write buffer, which holds bytes only once the kernel's send buffer is
+        full: a peer that reads its acks, however slowly, keeps it moving or empty. The sweeper looks about
+        once a second, so this costs the ack path nothing.
+        """
+        transport = self.transport
+        size = 0 if transport is None or transport.is_closing() else transport.get_write_buffer_size()
+        if size == 0 or size != self.unread_size:
+            self.unread_size = size
+            self.unread_since_ns = now_ns
+            return 0
+        return now_ns - self.unread_since_ns
+
+    def cut(self, code: int, reason: bytes, grace_s: float) -> None:
+        """Close a peer that reads nothing, without waiting on it (the sender may be stuck on its drain).
+
+        A close frame with ``code`` goes after the acks already queued (aiohttp writes whole frames, so the
+        stream stays well framed), then the end of our side of the stream (a FIN once the peer has taken
+        all that). Acks not written yet are never written (``_send_ack`` refuses, as for a lost
+        connection). The reader then reads and drops what the peer still sends (``_linger``): closing a
+        socket with unread bytes resets it, which would destroy the close frame on its way. After
+        ``grace_s`` the socket is aborted, read or not; at once if ``grace_s`` is 0 or the peer was cut
+        already (shutdown, past its drain timeout).
+        """
+        self.closing = True
+        self.close_code = code
+        self.room.set()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.cut_off or grace_s <= 0 or not transport.can_write_eof():
+            self.cut_off = True
+            transport.abort()
+            return
+        self.cut_off = True
+        # RFC 6455, 5.5.1: a server's close frame, unmasked: the code, then a reason of at most 123 bytes.
+        payload = code.to_bytes(2, "big") + reason[:123]
+        transport.write(bytes((0x88, len(payload))) + payload)
+        transport.write_eof()
+        # Even if the peer closes first: one that half-closes without reading would hold a closing socket.
+        asyncio.get_running_loop().call_later(grace_s, transport.abort)
+
+    async def _linger(self) -> None:
+        """After ``cut``: read and drop until the peer closes, or the socket is aborted."""
+        receive = self.ws.receive
+        while (await receive()).type not in _ENDS:
+            pass
 
     async def on_data(self, data: bytes) -> bool:
         """One text or binary message: parse, ingest, store, queue its ack. False: stop reading."""
@@ -278,7 +356,7 @@ class _Conn:
             self.close_code = CLOSE_GOING_AWAY
             st.faults["closed_connections"] += 1
             return False
-        if len(self.pending) >= MAX_PENDING:
+        if len(self.pending) >= state.limits.max_unsent_acks:
             self.room.clear()
             await self.room.wait()
         return True
@@ -286,6 +364,7 @@ class _Conn:
     async def _drain(self) -> None:
         """The sender: each pending ack in order, once stored, delayed and not stalled."""
         state, pending = self.state, self.pending
+        room = state.limits.max_unsent_acks
         try:
             while pending:
                 item = pending[0]
@@ -296,7 +375,7 @@ class _Conn:
                     await state.stall(None)  # acks wait too; the message was counted when it came in
                 pending.popleft()
                 await self._send_ack(ids, item.drop)
-                if len(pending) < MAX_PENDING:
+                if len(pending) < room:
                     self.room.set()
         except ConnectionError:
             pending.clear()
@@ -310,6 +389,8 @@ class _Conn:
 
     async def _send_ack(self, ids: list[EventId], drop: bool) -> None:
         """The one place a WebSocket ack is written (contract.md: exactly ``{"reportedIds": [...]}``)."""
+        if self.cut_off:  # after the close frame, and after our end of the stream
+            raise ConnectionResetError("the peer read none of its acks: cut off")
         if drop:
             faults = self.st.faults
             faults["dropped_ack_messages"] += 1
@@ -336,6 +417,9 @@ async def _on_error(conn: _Conn, data: Any) -> bool:
     return False
 
 
+#: What ends ``_Conn._linger``: the connection is gone, or the peer's close frame (it has read ours).
+_ENDS = frozenset((WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR))
+
 _WS_HANDLERS: dict[WSMsgType, Callable[[_Conn, Any], Awaitable[bool]]] = {
     WSMsgType.TEXT: _Conn.on_data,
     WSMsgType.BINARY: _Conn.on_data,  # the Swift module sends its JSON in binary frames
@@ -357,7 +441,10 @@ async def track_ws(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(autoclose=False, compress=False, decode_text=False,
                                max_msg_size=state.limits.max_bytes + 1)
     await ws.prepare(request)
-    await _Conn(state, ws, app_id).serve()
+    if state.ingest.admit(app_id) is None:
+        await ws.close(code=CLOSE_TRY_AGAIN, message=_too_many_apps(state).encode())
+        return ws
+    await _Conn(state, ws, app_id, request.transport).serve()
     return ws
 
 
@@ -371,7 +458,9 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     if refused is not None:
         return refused
     state = request.app[STATE]
-    st = state.ingest.stats(app_id)
+    st = state.ingest.admit(app_id)
+    if st is None:
+        return _error(503, _too_many_apps(state))
     if state.buckets is not None:
         wait_s = state.buckets.take(request.remote or "", state.clock.now_ns())
         if wait_s > 0:
@@ -383,7 +472,10 @@ async def track_http(request: web.Request) -> web.StreamResponse:
         st.oversized_messages += 1
         return _error(413, f"body is {size} bytes, the limit is {limits.max_bytes}")
     try:
-        body = await request.read()
+        body = await _read_body(request, limits.body_timeout_s)
+    except TimeoutError:
+        state.body_timeouts += 1
+        return _late_body(request, limits.body_timeout_s)
     except web.HTTPRequestEntityTooLarge:
         st.oversized_messages += 1
         return _error(413, f"body is over the limit of {limits.max_bytes} bytes")
@@ -408,6 +500,28 @@ async def track_http(request: web.Request) -> web.StreamResponse:
     if decision is not NO_FAULT:
         _count_decision(st, decision, outcome.ack_ids)
     return await _http_reply(request, state, st, outcome, decision, arrived_ns)
+
+
+async def _read_body(request: web.Request, timeout_s: float) -> bytes:
+    """The whole body. Raises TimeoutError when it is not whole within ``timeout_s`` (0: no limit).
+
+    A body already whole (the usual case: it came with its head) is read without a timer.
+    """
+    if timeout_s <= 0 or request.content.is_eof():
+        return await request.read()
+    async with asyncio.timeout(timeout_s):
+        return await request.read()
+
+
+def _late_body(request: web.Request, timeout_s: float) -> web.Response:
+    """408 for a body not whole within ``--body-timeout-s``; the connection closes after the reply.
+
+    As for an unreadable body, the body stream is marked finished: the rest of it is never read.
+    """
+    request.content.feed_eof()
+    response = _error(408, f"the body did not arrive within {timeout_s:g} s (--body-timeout-s)")
+    response.force_close()
+    return response
 
 
 def _one_line(exc: BaseException) -> str:
@@ -483,8 +597,21 @@ async def all_stats(request: web.Request) -> web.Response:
     if refused is not None:
         return refused
     state = request.app[STATE]
-    # bad_requests: an addition to api.md's shape, for requests no route saw (no appId to count them on).
-    return _json(200, {**stats_json(state.ingest.apps.values()), "bad_requests": state.bad_requests})
+    return _json(200, {**stats_json(state.ingest.apps.values()), **_target_counters(state),
+                       "bounds": state.ingest.bounds()})
+
+
+def _target_counters(state: TargetState) -> dict[str, int]:
+    """Additions to api.md's shape for what no app owns: requests no route saw, and the connection limits
+    (beside them, ``bounds``: what the target's bounded tables hold, ``Ingest.bounds``)."""
+    gate = state.gate
+    return {
+        "bad_requests": state.bad_requests,
+        "slow_closes": state.slow_closes,
+        "body_timeouts": state.body_timeouts,
+        "header_timeouts": gate.header_timeouts if gate is not None else 0,
+        "refused_connections": gate.refused if gate is not None else 0,
+    }
 
 
 async def app_stats(request: web.Request) -> web.Response:
@@ -570,15 +697,25 @@ def install_request_log(state: TargetState) -> Callable[[], None]:
     return undo
 
 
-async def _sweep_idle(state: TargetState) -> None:
-    """Close WebSockets that received nothing (no events, no heartbeat) for ``--idle-timeout-s``."""
-    timeout_s = state.limits.idle_timeout_s
-    timeout_ns = round(timeout_s * _NS)
+async def _sweep(state: TargetState) -> None:
+    """About once a second: close WebSockets whose peer read nothing queued for it for
+    ``--slow-peer-timeout-s`` (1008), and those that received nothing (no events, no heartbeat) for
+    ``--idle-timeout-s`` (1001)."""
+    limits = state.limits
+    slow_s, idle_s = limits.slow_peer_timeout_s, limits.idle_timeout_s
+    slow_ns, idle_ns = round(slow_s * _NS), round(idle_s * _NS)
+    period_s = min(1.0, slow_s / 4, idle_s / 4 if idle_s > 0 else 1.0)
     while True:
-        await asyncio.sleep(min(1.0, timeout_s / 4))
+        await asyncio.sleep(period_s)
         now_ns = state.clock.now_ns()
         for conn in list(state.conns):
-            if not conn.closing and now_ns - conn.last_rx_ns > timeout_ns:
+            if conn.closing:
+                continue
+            # Slow first: a stuck peer is silent too, and stop() would wait on its stuck sender.
+            if conn.unread_for(now_ns) >= slow_ns:
+                state.slow_closes += 1
+                conn.cut(CLOSE_POLICY, b"acks not read", grace_s=slow_s)
+            elif idle_ns and now_ns - conn.last_rx_ns > idle_ns:
                 conn.st.idle_closed += 1
                 conn.stop(CLOSE_GOING_AWAY)
 
@@ -588,19 +725,42 @@ async def _on_startup(app: web.Application) -> None:
     start = getattr(state.store, "start", None)
     if start is not None:
         start(asyncio.get_running_loop())
-    if state.limits.idle_timeout_s > 0:
-        state.sweeper = asyncio.ensure_future(_sweep_idle(state))
+    state.sweeper = asyncio.ensure_future(_sweep(state))
 
 
 async def _on_shutdown(app: web.Application) -> None:
-    """Graceful shutdown: every WebSocket sends the acks it owes, then closes with 1001."""
+    """Graceful shutdown: every WebSocket sends the acks it owes, then closes with 1001.
+
+    Within ``--shutdown-timeout-s``: a WebSocket still open then (its peer reads neither its acks nor the
+    close) is cut, so shutdown never waits on a peer that does not read.
+    """
     state = app[STATE]
     if state.sweeper is not None:
         state.sweeper.cancel()
     for conn in list(state.conns):
         conn.stop(CLOSE_GOING_AWAY)
-    if state.tasks:
-        await asyncio.wait(list(state.tasks), timeout=SHUTDOWN_TIMEOUT_S)
+    timeout_s = state.config.shutdown_timeout_s
+    await _closed(state, timeout_s)
+    stuck = list(state.conns)
+    for conn in stuck:
+        conn.cut(CLOSE_GOING_AWAY, b"shutting down", grace_s=0)
+    for task in list(state.tasks):
+        task.cancel()  # a close still waiting for the peer's own close frame
+    if stuck:
+        print(f"nucleus-bench target: shutdown cut {len(stuck)} WebSocket(s) that took neither their acks "
+              f"nor the close within {timeout_s:g} s", file=sys.stderr, flush=True)
+    await _closed(state, timeout_s)  # cut or cancelled: they end at once
+
+
+async def _closed(state: TargetState, timeout_s: float) -> None:
+    """Wait until every WebSocket is closed and every close is done, or ``timeout_s`` is over.
+
+    Shutdown only: it looks every 50 ms rather than hooking each connection's end.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (state.conns or state.tasks) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
 
 
 async def _on_cleanup(app: web.Application) -> None:

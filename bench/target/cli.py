@@ -26,6 +26,16 @@ DEFAULT_HTTP_BURST = 20_000
 DEFAULT_IDLE_TIMEOUT_S = 300.0
 DEFAULT_DEDUP_WINDOW_S = 600.0
 DEFAULT_SESSION_TIMEOUT_S = 1800.0
+DEFAULT_MAX_CONNECTIONS = 0
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_MAX_UNSENT_ACKS = 256
+DEFAULT_SLOW_PEER_TIMEOUT_S = 10.0
+DEFAULT_SHUTDOWN_TIMEOUT_S = 10.0
+DEFAULT_MAX_APPS = 10_000
+DEFAULT_MAX_SESSIONS = 1_000_000
+DEFAULT_DEDUP_MAX_KEYS = 2_000_000
+DEFAULT_MAX_DEVICES = 2_000_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,11 +65,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument("--idle-timeout-s", type=float, default=DEFAULT_IDLE_TIMEOUT_S, metavar="S",
                         help="close a WebSocket that sent nothing (no event, no heartbeat) this long, "
                              "0 = never (default: %(default)g)")
+    limits.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                        help="connections (HTTP and WebSocket) served at once; over it a new one is answered "
+                             "503 with Retry-After and a one-line reason. 0 = as many as the open-file limit "
+                             "leaves room for, which also caps any N (default: %(default)s)")
+    limits.add_argument("--header-timeout-s", type=float, default=DEFAULT_HEADER_TIMEOUT_S, metavar="S",
+                        help="close a connection whose request head (request line and headers) is not "
+                             "whole S after it began (a connection's first head: after it opened); against "
+                             "slowloris; 0 = no limit (default: %(default)g)")
+    limits.add_argument("--body-timeout-s", type=float, default=DEFAULT_BODY_TIMEOUT_S, metavar="S",
+                        help="answer 408 and close when an HTTP body is not whole S after its head; "
+                             "0 = no limit (default: %(default)g)")
+    limits.add_argument("--max-unsent-acks", type=int, default=DEFAULT_MAX_UNSENT_ACKS, metavar="N",
+                        help="messages a WebSocket may have sent whose acks are not out yet; at N the target "
+                             "stops reading from it until its acks leave (default: %(default)s)")
+    limits.add_argument("--slow-peer-timeout-s", type=float, default=DEFAULT_SLOW_PEER_TIMEOUT_S, metavar="S",
+                        help="close with 1008 a WebSocket whose peer reads none of the acks queued for it "
+                             "for S; its unsent acks are not sent (default: %(default)g)")
     limits.add_argument("--dedup-window-s", type=float, default=DEFAULT_DEDUP_WINDOW_S, metavar="S",
                         help="a re-sent event is acked again and stored once if it comes back within at "
                              "least this long (default: %(default)g)")
     limits.add_argument("--session-timeout-s", type=float, default=DEFAULT_SESSION_TIMEOUT_S, metavar="S",
                         help="silence (in event time) that ends a session (default: %(default)g)")
+    limits.add_argument("--dedup-max-keys", type=int, default=DEFAULT_DEDUP_MAX_KEYS, metavar="N",
+                        help="most duplicate keys remembered (about 180 bytes each); past half of them the "
+                             "window turns over early, GET /stats says how short it got "
+                             "(default: %(default)s)")
+    limits.add_argument("--max-apps", type=int, default=DEFAULT_MAX_APPS, metavar="N",
+                        help="most appIds tracked; a request naming another one gets HTTP 503 or WebSocket "
+                             "close 1013 (default: %(default)s)")
+    limits.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS, metavar="N",
+                        help="most sessions remembered; the least recently used are forgotten past it, "
+                             "counted in GET /stats (default: %(default)s)")
+    limits.add_argument("--max-devices", type=int, default=DEFAULT_MAX_DEVICES, metavar="N",
+                        help="most distinct devices counted; past it the devices counters are lower bounds, "
+                             "as GET /stats says (default: %(default)s)")
+    parser.add_argument("--shutdown-timeout-s", type=float, default=DEFAULT_SHUTDOWN_TIMEOUT_S, metavar="S",
+                        help="on SIGINT/SIGTERM, how long open connections get to take their acks and close "
+                             "before they are cut (default: %(default)g)")
     parser.add_argument("--stats-token", metavar="T",
                         help="let anyone with 'Authorization: Bearer T' read /stats and stored-ids "
                              "(default: loopback clients only)")
@@ -89,14 +132,19 @@ def config_from_args(args: argparse.Namespace) -> TargetConfig:
     return TargetConfig(
         host=args.host, port=args.port, store=args.store, sync=args.sync,
         limits=Limits(max_bytes=args.max_message_bytes, max_events=args.max_events, http_rate=args.http_rate,
-                      http_burst=args.http_burst, idle_timeout_s=args.idle_timeout_s),
+                      http_burst=args.http_burst, idle_timeout_s=args.idle_timeout_s,
+                      max_connections=args.max_connections, header_timeout_s=args.header_timeout_s,
+                      body_timeout_s=args.body_timeout_s, max_unsent_acks=args.max_unsent_acks,
+                      slow_peer_timeout_s=args.slow_peer_timeout_s),
         faults=FaultConfig(
             ack_delay=parse_delay(args.ack_delay_ms) if args.ack_delay_ms is not None else None,
             drop_ack_ratio=args.drop_ack_ratio, lie_ack_ratio=args.lie_ack_ratio,
             close_ratio=args.close_ratio, stall_ms=args.stall_ms, stall_every_ms=args.stall_every_ms,
             seed=args.fault_seed),
         stats_token=args.stats_token, dedup_window_s=args.dedup_window_s,
-        session_timeout_s=args.session_timeout_s, stop_on_stdin_eof=args.stop_on_stdin_eof,
+        session_timeout_s=args.session_timeout_s, max_apps=args.max_apps, max_sessions=args.max_sessions,
+        dedup_max_keys=args.dedup_max_keys, max_devices=args.max_devices,
+        stop_on_stdin_eof=args.stop_on_stdin_eof, shutdown_timeout_s=args.shutdown_timeout_s,
     )
 
 

@@ -132,8 +132,12 @@ class EmbeddedTarget:
         self._close_pipes()
         return self.returncode
 
-    def stop(self, timeout_s: float = 10.0) -> int:
-        """SIGTERM, wait up to ``timeout_s`` (then SIGKILL); the exit code (0 after a clean shutdown)."""
+    def stop(self, timeout_s: float = 20.0) -> int:
+        """SIGTERM, wait up to ``timeout_s`` (then SIGKILL); the exit code (0 after a clean shutdown).
+
+        The default outlasts the target's own shutdown bound (``--shutdown-timeout-s``, 10 s: peers that
+        read nothing are cut then) and its last flush, so a stuck peer never gets the store killed.
+        """
         proc = self._proc
         if proc is None:
             return self.returncode if self.returncode is not None else 0

@@ -20,6 +20,22 @@ DEFAULT_HTTP_RATE = 20_000.0
 DEFAULT_HTTP_BURST = 20_000
 #: A WebSocket that receives nothing (no events, no heartbeat) this long is closed (0 = never).
 DEFAULT_IDLE_TIMEOUT_S = 300.0
+#: Connections served at once; 0: as many as the open-file limit leaves room for (``connection_cap``).
+DEFAULT_MAX_CONNECTIONS = 0
+#: A request head (request line and headers) must arrive whole within this long of its first byte, and a
+#: new connection's first head within this long of the connection (0 = no limit).
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+#: An HTTP body must arrive whole within this long of its head (0 = no limit).
+DEFAULT_BODY_TIMEOUT_S = 30.0
+#: Messages a WebSocket may have sent whose acks are not out yet (waiting for their commit, or for the
+#: peer to read); at this many the target stops reading from it. Deep enough that one busy connection
+#: still fills a group commit.
+DEFAULT_MAX_UNSENT_ACKS = 256
+#: A WebSocket whose peer takes none of the bytes queued for it this long is closed with 1008.
+DEFAULT_SLOW_PEER_TIMEOUT_S = 10.0
+#: File descriptors kept out of the connection cap: standard streams, the store's files, the listening
+#: socket and the event loop's own, and the refused connections still being answered (``gate.py``).
+FD_RESERVE = 128
 
 _NS = 1_000_000_000
 
@@ -34,6 +50,12 @@ class Limits:
         http_rate: HTTP requests per second per client IP (429 with ``Retry-After``).
         http_burst: depth of each IP's token bucket.
         idle_timeout_s: a WebSocket silent this long is closed with 1001.
+        max_connections: connections served at once (HTTP and WebSocket); more are answered 503. 0: as many
+            as the open-file limit leaves room for.
+        header_timeout_s: a request head open this long closes its connection (slowloris).
+        body_timeout_s: an HTTP body still incomplete this long after its head: 408.
+        max_unsent_acks: a WebSocket's messages whose acks are not out yet; at this many it is not read.
+        slow_peer_timeout_s: a WebSocket whose peer reads none of its acks this long is closed with 1008.
     """
 
     max_bytes: int = DEFAULT_MAX_BYTES
@@ -41,6 +63,11 @@ class Limits:
     http_rate: float = DEFAULT_HTTP_RATE
     http_burst: int = DEFAULT_HTTP_BURST
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    max_unsent_acks: int = DEFAULT_MAX_UNSENT_ACKS
+    slow_peer_timeout_s: float = DEFAULT_SLOW_PEER_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.max_bytes < 1:
@@ -51,8 +78,31 @@ class Limits:
             raise UsageError(f"--http-rate must be a non-negative number, not {self.http_rate}")
         if self.http_burst < 1:
             raise UsageError(f"--http-burst must be at least 1, not {self.http_burst}")
-        if not math.isfinite(self.idle_timeout_s) or self.idle_timeout_s < 0:
-            raise UsageError(f"--idle-timeout-s must be a non-negative number, not {self.idle_timeout_s}")
+        for flag, value in (("--idle-timeout-s", self.idle_timeout_s),
+                            ("--header-timeout-s", self.header_timeout_s),
+                            ("--body-timeout-s", self.body_timeout_s)):
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(f"{flag} must be a non-negative number, not {value}")
+        if self.max_connections < 0:
+            raise UsageError(f"--max-connections must be 0 (the open-file limit) or more, "
+                             f"not {self.max_connections}")
+        if self.max_unsent_acks < 1:
+            raise UsageError(f"--max-unsent-acks must be at least 1, not {self.max_unsent_acks}")
+        # No 0 = never here: a peer that reads nothing would hold its connection, and its idle close, forever.
+        if not math.isfinite(self.slow_peer_timeout_s) or self.slow_peer_timeout_s <= 0:
+            raise UsageError(f"--slow-peer-timeout-s must be a positive number of seconds, "
+                             f"not {self.slow_peer_timeout_s}")
+
+
+def connection_cap(max_connections: int, open_files: int) -> int:
+    """The connections the target serves at once: ``max_connections`` (0: no cap of its own), never more
+    than the open-file limit ``open_files`` leaves room for after ``FD_RESERVE``, and at least 1.
+
+    Over the open-file limit the kernel refuses the ``accept`` and the client is reset; under the cap the
+    target refuses with a reply it can read (``gate.py``).
+    """
+    room = max(1, open_files - FD_RESERVE)
+    return room if max_connections == 0 else min(max_connections, room)
 
 
 class TokenBuckets:

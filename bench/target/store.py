@@ -31,6 +31,7 @@ import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any, Literal, Protocol, cast
 
 from bench.protocol.errors import UsageError
@@ -83,8 +84,11 @@ class Store(Protocol):
     async def stored_events(self, app: str) -> list[StoredEvent] | None:
         """Every stored event of ``app`` that has an id, by its duplicate key; None: not kept here."""
 
-    def snapshot(self, *, recent_since_ms: float) -> Snapshot:
-        """What the store holds already; ``recent`` lists ids received at or after ``recent_since_ms``."""
+    def snapshot(self, *, recent_since_ms: float, max_recent: int, max_sessions: int,
+                 max_devices: int) -> Snapshot:
+        """What the store holds already: ``recent`` lists the keys of events received at or after
+        ``recent_since_ms``, the latest ``max_recent`` of them; ``sessions`` the latest ``max_sessions``;
+        ``devices`` at most ``max_devices``."""
 
     async def close(self) -> None:
         """Flush everything written so far and release the store."""
@@ -107,7 +111,8 @@ class MemoryStore:
     async def stored_events(self, app: str) -> list[StoredEvent] | None:
         return None  # ids only
 
-    def snapshot(self, *, recent_since_ms: float) -> Snapshot:
+    def snapshot(self, *, recent_since_ms: float, max_recent: int, max_sessions: int,
+                 max_devices: int) -> Snapshot:
         return Snapshot()
 
     async def close(self) -> None:
@@ -123,6 +128,7 @@ class _Batch:
 
 
 _STOP: Any = object()
+_flatten = chain.from_iterable
 
 
 def _resolve(batches: list[_Batch], errors: list[BaseException | None] | None) -> None:
@@ -138,13 +144,16 @@ def _resolve(batches: list[_Batch], errors: list[BaseException | None] | None) -
 
 
 _NONE_ADAPTER = cast(Callable[[None], None], {}.get)
+_BYTES_ADAPTER = cast(Callable[[bytes], bytes], bytes.__bytes__)
 
 
 def _connect(path: str, sync: SyncMode) -> sqlite3.Connection:
-    # sqlite3 binds int, float, str and bytes directly, but looks every other type up in its adapter
-    # protocol (__adapt__, __conform__, raising and clearing AttributeErrors): for None that costs more
-    # than the insert itself. A registered adapter short-cuts the lookup; {}.get(None) is None, in C.
+    # sqlite3 binds int, float, str and bytearray directly, but looks every other type up in its adapter
+    # protocol (__adapt__, __conform__, raising and clearing AttributeErrors): for None and bytes that
+    # costs more than the insert itself. A registered adapter short-cuts the lookup, and these two are C
+    # functions that change nothing: {}.get(None) is None, bytes.__bytes__(b) is b.
     sqlite3.register_adapter(type(None), _NONE_ADAPTER)
+    sqlite3.register_adapter(bytes, _BYTES_ADAPTER)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                cached_statements=len(_INSERTS) + 8)
@@ -193,19 +202,24 @@ class SqliteStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.commits = 0
 
-    def snapshot(self, *, recent_since_ms: float) -> Snapshot:
+    def snapshot(self, *, recent_since_ms: float, max_recent: int, max_sessions: int,
+                 max_devices: int) -> Snapshot:
         conn = self._conn
         counts = conn.execute("SELECT app, type, count(*), sum(orphan), sum(missing) FROM events "
                               "GROUP BY app, type").fetchall()
-        sessions = conn.execute("SELECT app, device, session, max(event_ms) FROM events "
-                                "GROUP BY app, device, session HAVING max(type = 'init') = 1").fetchall()
-        devices = conn.execute("SELECT DISTINCT app, device FROM events").fetchall()
-        # The duplicate keys, as ingest.accept builds them: (app, device, session, id, type, name, date).
+        started = ("SELECT app, device, session, max(event_ms) AS last FROM events "
+                   "GROUP BY app, device, session HAVING max(type = 'init') = 1")
+        session_counts = conn.execute(f"SELECT app, count(*) FROM ({started}) GROUP BY app").fetchall()
+        sessions = conn.execute(f"{started} ORDER BY last DESC LIMIT ?", (max_sessions,)).fetchall()
+        devices = conn.execute("SELECT DISTINCT app, device FROM events LIMIT ?", (max_devices,)).fetchall()
+        # The fields of the duplicate keys, as ingest.accept reads them: (app, device, session, id, type,
+        # name, date), the latest first (rowid order is arrival order).
         recent = conn.execute("SELECT app, device, session, id, type, name, "
                               "CASE WHEN dated THEN event_ms END FROM events "
-                              "WHERE id IS NOT NULL AND received_ms >= ?", (recent_since_ms,)).fetchall()
-        return Snapshot(tuple(counts), tuple((a, d, _narrow(s), t) for a, d, s, t in sessions),
-                        tuple(devices),
+                              "WHERE id IS NOT NULL AND received_ms >= ? ORDER BY rowid DESC LIMIT ?",
+                              (recent_since_ms, max_recent)).fetchall()
+        return Snapshot(tuple(counts), tuple(session_counts),
+                        tuple((a, d, _narrow(s), t) for a, d, s, t in sessions), tuple(devices),
                         tuple((a, d, _narrow(s), _narrow(i), k, n, t) for a, d, s, i, k, n, t in recent))
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -251,7 +265,7 @@ class SqliteStore:
     def _commit_group(self, batches: list[_Batch]) -> list[BaseException | None] | None:
         """One transaction for all ``batches``; None when it committed, else each batch's own outcome."""
         try:
-            self._commit([row for batch in batches for row in batch.rows])
+            self._commit(list(_flatten(batch.rows for batch in batches)))
             return None
         except Exception as exc:  # handed to the waiters: their acks are not sent
             if len(batches) == 1:
@@ -275,10 +289,6 @@ class SqliteStore:
             self._insert([_widen(row) for row in rows])
 
     def _insert(self, rows: Sequence[Row]) -> None:
-        flat: list[Any] = []
-        extend = flat.extend
-        for row in rows:
-            extend(row)
         conn = self._conn
         conn.execute("BEGIN")
         try:
@@ -287,7 +297,7 @@ class SqliteStore:
                 size = 1 << k
                 sql = _INSERTS[size]
                 while left >= size:
-                    conn.execute(sql, flat[done * _NCOL:(done + size) * _NCOL])
+                    conn.execute(sql, list(_flatten(rows[done:done + size])))
                     done += size
                     left -= size
             conn.execute("COMMIT")

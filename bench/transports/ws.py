@@ -57,7 +57,7 @@ except ImportError:  # pragma: no cover - a source install without a compiler
 from bench.fleet.clients import BEAT, DROP, EVENTS, ClientSend
 from bench.fleet.send import encode_parts
 from bench.native import twins
-from bench.protocol.errors import UsageError
+from bench.protocol.errors import ConnectFailed, UsageError
 from bench.protocol.events import EventId
 from bench.transports.clients import ClientQueue, frame_binary_py
 from bench.transports.common import (
@@ -99,7 +99,7 @@ def connect_backoff_s(failures: int, jitter: float) -> float:
     return min(CONNECT_BACKOFF_MAX_S, CONNECT_BACKOFF_S * 2.0 ** max(0, failures - 1)) * (0.5 + jitter)
 
 
-class HandshakeRefused(ConnectionError):
+class HandshakeRefused(ConnectFailed, ConnectionError):
     """The server answered the WebSocket upgrade with an HTTP status other than 101."""
 
 

@@ -14,7 +14,7 @@ from timeouts import PROCESS_TIMEOUT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Every benchmark with a command line: ``python -m benchmarks.<name>``.
-COMMANDS = ("client", "target", "plan_cost", "plan_speed", "tracker_cost", "locust_cost")
+COMMANDS = ("client", "target", "target_stages", "plan_cost", "plan_speed", "tracker_cost", "locust_cost")
 
 
 def test_the_package_is_bench_alone() -> None:

@@ -18,7 +18,8 @@ ALLOWED = ("bench/locust_glue/", "locustfiles/")
 #: as a child process from asyncio code).
 PURE_GLUE = ("bench.locust_glue", "bench.locust_glue.gates", "bench.locust_glue.options",
              "bench.locust_glue.runstate", "bench.locust_glue.messages", "bench.locust_glue.shadow",
-             "benchmarks.locust_cost")
+             "bench.locust_glue.detail", "bench.locust_glue.live", "bench.locust_glue.tab",
+             "bench.locust_glue.form", "benchmarks.locust_cost")
 
 
 def _imports(path: Path) -> set[str]:

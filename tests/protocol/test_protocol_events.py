@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -202,6 +203,19 @@ def test_every_type_maps_to_its_class(kind: str, cls: type[Event]) -> None:
     """Table dispatch: each wire type has its class, written back under the same type."""
     e = ev(type=kind, name="n")
     assert type(e) is cls and e.to_obj()["type"] == kind
+
+
+@pytest.mark.parametrize("extra", [{}, {"platform": "linux", "machineId": "m", "odd": 1}])
+def test_a_parsed_event_is_the_constructed_one_frozen(extra: dict[str, Any]) -> None:
+    """parse_event builds through a builder class; what it returns is of the class itself, equal to the
+    event its constructor makes from the same fields, and as frozen."""
+    e = ev(type="event", name="click", id=7, date=5, payload={"k": 1}, **extra)
+    assert type(e) is Track
+    made = Track(e.device_id, e.session_id, e.id, e.name, e.date, e.user_id, e.anon_id, e.payload, e.extra,
+                 e.device_key, e.unknown)
+    assert e == made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.name = "other"  # type: ignore[misc]
 
 
 def test_type_defaults_to_event() -> None:

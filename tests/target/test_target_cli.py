@@ -43,6 +43,8 @@ def test_cli_defaults_are_the_library_defaults() -> None:
         limits.DEFAULT_HTTP_RATE, limits.DEFAULT_HTTP_BURST, limits.DEFAULT_IDLE_TIMEOUT_S)
     assert (cli.DEFAULT_DEDUP_WINDOW_S, cli.DEFAULT_SESSION_TIMEOUT_S) == (
         ingest.DEFAULT_DEDUP_WINDOW_S, ingest.DEFAULT_SESSION_TIMEOUT_S)
+    caps = ("DEFAULT_MAX_APPS", "DEFAULT_MAX_SESSIONS", "DEFAULT_DEDUP_MAX_KEYS", "DEFAULT_MAX_DEVICES")
+    assert [getattr(cli, name) for name in caps] == [getattr(ingest, name) for name in caps]
     assert (built.limits.max_bytes, built.limits.max_events) == (DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS)
 
 
@@ -55,6 +57,10 @@ def test_cli_defaults_are_the_library_defaults() -> None:
     (["--max-events", "0"], "--max-events"),
     (["--http-rate", "-1"], "--http-rate"),
     (["--port", "70000"], "--port"),
+    (["--max-apps", "0"], "--max-apps"),
+    (["--max-sessions", "1"], "--max-sessions"),
+    (["--dedup-max-keys", "1"], "--dedup-max-keys"),
+    (["--max-devices", "0"], "--max-devices"),
     (["--port", "many"], "--port"),
     (["--store", "/no/such/dir/x.sqlite3"], "/no/such/dir"),
 ])

@@ -175,7 +175,8 @@ def test_restore_brings_back_counts_sessions_devices_and_recent_ids() -> None:
     """A snapshot of a store restores the counters, live sessions and the duplicate window."""
     ingest = _ingest()
     ingest.restore(Snapshot(counts=(("app", "init", 1, 0, 1), ("app", "event", 2, 1, 0)),
-                            sessions=(("app", "dev-1", 1000, 1e12),), devices=(("app", "dev-1"),),
+                            session_counts=(("app", 1),), sessions=(("app", "dev-1", 1000, 1e12),),
+                            devices=(("app", "dev-1"),),
                             recent=(("app", "dev-1", 1000, 5, "event", "click", None),)))
     st = ingest.stats("app")
     assert (st.stored, st.by_type, st.orphans, st.missing_fields, st.sessions) == (
