@@ -127,7 +127,7 @@ class _Device:
 
     def _remember(self, ids: tuple[EventId, ...], events: tuple[Event, ...], sent_ns: int,
                   intended_ns: int) -> None:
-        """Note each tracked event by its id (a client device's: its key): type, first write, intended send."""
+        """Note each tracked event by its id (a client device's: its key): type, first write, intended."""
         inflight = self._inflight
         for i, e in zip(ids, [e for e in events if e.id is not None], strict=True):
             inflight.setdefault(i, (e.TYPE.value, sent_ns, intended_ns))

@@ -14,9 +14,10 @@ heartbeats, an outage. What it cannot know is the server's answer, and the modul
   real module would go on re-sending a refused or timed-out event, which would count it twice here.
 - **Opening.** A module writes nothing until its socket is open, and v4/v5 wait a second after that
   (``open_delay``); meanwhile new events queue up, and the first write after the delay takes them all.
-- **Reconnecting.** ``tick``: each send while the socket is not open starts a new one, and the old one is
-  left as it is (a connecting socket may open later and stay open, idle, as the modules leave theirs);
-  ``backoff``: the transport's own jittered backoff.
+- **Reconnecting.** ``tick``: each tick while the socket is not open starts a new one, and the old one is
+  left as it is (a connecting socket may open later and stay open, idle, as the modules leave theirs); a
+  socket started less than half a tick ago is this tick's (the device's first connect and its first tick
+  come at the same instant); ``backoff``: the transport's own jittered backoff.
 - **Frames.** ``binary``: the Swift module's binary frames.
 
 Pure: no socket, no clock; ``bench.transports.ws`` does the I/O.
@@ -62,13 +63,16 @@ class ClientQueue:
         unsent: events queued and never written.
     """
 
-    __slots__ = ("binary", "delay_s", "entries", "ready", "resend", "tick_reconnect", "unsent")
+    __slots__ = ("binary", "connecting_since", "delay_s", "entries", "half_tick_ns", "ready", "resend",
+                 "tick_reconnect", "unsent")
 
     def __init__(self, profile: Profile, time_scale: float = 1.0) -> None:
         self.resend = profile.resend
         self.binary = profile.frame == "binary"
         self.tick_reconnect = profile.reconnect == "tick"
         self.delay_s = profile.open_delay_s / time_scale
+        self.half_tick_ns = int(profile.tick_s / time_scale * 5e8)
+        self.connecting_since = 0  # when the current socket was started (the transport's clock)
         self.entries: list[_Entry] = []
         self.ready = False
         self.unsent = 0
@@ -100,6 +104,11 @@ class ClientQueue:
         self.unsent -= len(first)
         return (tuple(e.part for e in out), tuple(e.key for e in out), tuple(e.wire for e in out),
                 tuple(e.created for e in out), intended, len(first))
+
+    def new_socket(self, connecting: bool, now_ns: int) -> bool:
+        """Whether a tick at ``now_ns`` opens a new socket (``tick`` reconnects) while the current one is not
+        open: always, unless the current one is still ``connecting`` and was started this tick."""
+        return not connecting or now_ns - self.connecting_since >= self.half_tick_ns
 
     def take_unsent(self) -> list[tuple[EventId, EventId, int, int]]:
         """The end of the run: every event never written, as (key, wire id, created, intended); forgotten."""

@@ -532,7 +532,9 @@ class WsTransport:
         if conn is not None and conn.phase == _OPEN and client.ready:
             self._write_client(dev, conn, send.parts if send.action == BEAT else None)
         elif client.tick_reconnect:
-            if conn is None or conn.phase != _OPEN:  # a new socket each tick; the old one is left as it is
+            # a new socket each tick while not open; the old one is left as it is
+            if conn is None or conn.phase == _DONE or client.new_socket(conn.phase == _CONNECTING,
+                                                                         self.clock()):
                 self._start_connect(dev)
         elif (conn is None or conn.phase == _DONE) and dev.retry is None:
             self._start_connect(dev)
@@ -648,6 +650,7 @@ class WsTransport:
             return
         if dev.client is not None:
             dev.client.ready = False  # until the new connection is open and past the open delay
+            dev.client.connecting_since = self.clock()
         dev.conn = conn = _WsConn(self, dev, self._new_conn_id())
         if self._connecting >= self.options.max_connecting:
             self._waiting.append(conn)

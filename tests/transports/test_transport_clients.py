@@ -105,15 +105,21 @@ def test_a_resending_queue_keeps_only_what_the_tracker_still_waits_for() -> None
 
 def test_a_tick_while_connecting_opens_a_new_socket_and_leaves_the_old_one_open(
         target_factory: TargetFactory, app_id: str) -> None:
-    """Two ticks before the first socket is open: the modules open a second one and never close the first;
-    both open, the events go on the newest, the old one stays open (the target counts two open)."""
+    """A tick comes while the socket started a tick ago is still connecting: the modules open another and
+    never close the first; both open, the events go on the newest, the old one stays open (the target
+    counts two open). A connect and a tick at the same instant are one socket (the clock is the test's)."""
     target = target_factory()
+    now = [0]
 
     async def main() -> None:
         tracker = WaitingTracker()
-        ws = transport(target, app_id, tracker, V5)
-        ws.send_client(events(0, (4, event("init", 4))))
-        ws.send_client(ClientSend(1, 0, TICK))  # the first socket is still connecting
+        ws = WsTransport(ws_url(target.url, app_id), tracker, lambda: now[0],
+                         TransportOptions(ws_io="stream"), lambda device: ClientQueue(V5))
+        ws.connect(0)
+        ws.send_client(events(0, (4, event("init", 4))))  # the same instant: no second socket
+        assert len(ws._tasks) == 1
+        now[0] += 2_000_000_000  # v5's tick later, the socket still connecting (nothing ran meanwhile)
+        ws.send_client(ClientSend(now[0], 0, TICK))
         await tracker.until(lambda: tracker.acked == 1)
         await ws.wait_connects()
         assert ws.stats.connects == 2 and len(ws.live) == 2
