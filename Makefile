@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup bench browser interop test lint perf perf-target clean
+.PHONY: setup bench browser interop test lint fuzz perf perf-target clean
 
 # Idempotent: re-installs only when the build's inputs changed since the last install (setup.py compiles
 # bench/_native/*.c, the C twins of the hot path's per-event steps, into bench/ where a C compiler is found).
@@ -48,6 +48,15 @@ test: setup browser interop
 lint: setup
 	$(BIN)/ruff check bench benchmarks tests locustfiles
 	$(BIN)/mypy
+
+# The fuzzer of the reference target, longer than the run in `make test`: seeded inputs over both transports
+# until FUZZ_INPUTS are sent or FUZZ_SECONDS pass; prints inputs tried, replies by code, the target's RSS
+# before and after, and every finding (exit 1 if any). Replay one input: add --only INDEX.
+FUZZ_INPUTS  ?= 20000
+FUZZ_SECONDS ?= 120
+FUZZ_SEED    ?= 1
+fuzz: setup
+	$(BIN)/python tests/support/fuzzing.py --inputs $(FUZZ_INPUTS) --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
 
 # Benchmarks, never tests: they print figures and ratios measured side by side in one run. They live in
 # benchmarks/ (not installed) and run from the repository root, where `python -m` finds them.

@@ -24,11 +24,22 @@ so the master still counts it. ``run_id`` keeps a late message of an earlier run
 
 ``Housekeeper`` is each process's once-a-second bookkeeping (expire, fold, series) and its 100 ms
 event-loop-lag probe, as the hot path's monitor does.
+
+Lost processes, both ways:
+
+- a worker that dies or goes silent: the master's ``Roster`` (bench.locust_glue.roster) keeps it
+  expected, and the summary lists it in ``missing_workers`` with when it was lost;
+- a master that dies: each worker's ``MasterWatch`` notices (``master_gone``: no heartbeat from the
+  master for ``--master-timeout`` seconds, or, for a worker forked by ``--processes``, its parent process
+  gone) and the worker drains, writes its own partial result where it runs, and exits 1, rather than
+  send events to nobody until Locust's own 60 s heartbeat limit and exit 0.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable
 
 import gevent
@@ -91,3 +102,57 @@ def drain(run: RunState, on_lost: LostFn, housekeeper: Housekeeper | None) -> No
     for name, books in run.books.items():
         if books.tracker.lost > before[name]:
             on_lost(name, books.tracker.lost - before[name])
+
+
+#: How often a worker looks for its master (heartbeat age, parent process).
+WATCH_S = 0.5
+
+
+def master_gone(now_s: float, last_heartbeat_s: float | None, timeout_s: float, parent_pid: int | None,
+                current_parent_pid: int) -> str | None:
+    """Why this worker's master is taken for gone, or None while it is not.
+
+    Args:
+        now_s: wall-clock seconds (the base of Locust's heartbeat timestamps).
+        last_heartbeat_s: when the master's last heartbeat came (None: none yet, nothing to judge).
+        timeout_s: ``--master-timeout``.
+        parent_pid: the master's process id when it forked this worker (``--processes``), else None.
+        current_parent_pid: this process's parent now (``os.getppid()``).
+    """
+    if parent_pid is not None and current_parent_pid != parent_pid:
+        return f"the master process {parent_pid} that forked this worker exited"
+    if last_heartbeat_s is not None and now_s - last_heartbeat_s > timeout_s:
+        silent = now_s - last_heartbeat_s
+        return f"no heartbeat from the master for {silent:.0f} s (--master-timeout {timeout_s:g})"
+    return None
+
+
+class MasterWatch:
+    """A worker's look-out for its master: ``on_gone(reason)`` once, when ``master_gone`` says so.
+
+    Args:
+        last_heartbeat: when the master's last heartbeat came (``WorkerRunner.last_heartbeat_timestamp``).
+        timeout_s: ``--master-timeout``.
+        forked: this worker was forked by its master (``--processes``): its parent's exit is the master's.
+        on_gone: what to do then (drain, write locally, exit); runs in the watch's greenlet.
+    """
+
+    def __init__(self, last_heartbeat: Callable[[], float | None], timeout_s: float, forked: bool,
+                 on_gone: Callable[[str], None]) -> None:
+        self._last_heartbeat = last_heartbeat
+        self._timeout_s = timeout_s
+        self._parent = os.getppid() if forked else None
+        self._on_gone = on_gone
+        self._greenlet = gevent.spawn(self._loop)
+
+    def _loop(self) -> None:
+        while True:
+            gevent.sleep(WATCH_S)
+            reason = master_gone(time.time(), self._last_heartbeat(), self._timeout_s, self._parent,
+                                 os.getppid())
+            if reason is not None:
+                self._on_gone(reason)
+                return
+
+    def stop(self) -> None:
+        self._greenlet.kill(block=False)

@@ -8,6 +8,12 @@ puts the run-shaping ones in the web UI's start form, where they can be edited b
 Distributed runs: Locust forwards every custom argument from the master to its workers with each spawn
 message, so workers use the master's values. ``--scenario`` is read by the master only: its text goes to
 the workers in the run's spec (``runstate.RunSpec``), so a worker needs no copy of the file.
+``--master-timeout`` is the exception: a worker reads its own, when it starts (it is what the worker
+does when its master is gone, so it cannot wait for the master to send it).
+
+``align_forked_workers`` fixes the address ``--processes`` gives the workers it forks: Locust forks them
+with the command line's ``--master-host``/``--master-port`` (default 127.0.0.1:5557) whatever port the
+master binds, so ``--master-bind-port`` alone left the workers dialling a port nobody listened on.
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ from bench.locust_glue.gates import Gates
 
 DEFAULT_SCENARIO = "scenarios/desktop-fleet.toml"
 DEFAULT_RESULTS_DIR = "results"
+#: Seconds a worker waits for a heartbeat from its master before taking it for dead (Locust's own: 60).
+DEFAULT_MASTER_TIMEOUT_S = 15.0
+#: The range of ``--master-timeout``: heartbeats come once a second, so less than 3 s of silence is
+#: jitter (the master, too, waits 3 missed heartbeats before it marks a worker missing); from 60 s on,
+#: Locust's own limit ends the worker first, without its partial result.
+MASTER_TIMEOUT_RANGE_S = (3.0, 60.0)
 #: contract.md, "Endpoints": appId is 1-64 characters of [A-Za-z0-9_-].
 _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 Endpoint = Literal["app", "short"]
@@ -52,6 +64,14 @@ def _ratio(text: str) -> float:
     return value
 
 
+def _master_timeout(text: str) -> float:
+    value = _non_negative(text)
+    low, high = MASTER_TIMEOUT_RANGE_S
+    if not low <= value < high:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least {low:g} and below {high:g} (seconds)")
+    return value
+
+
 def add_arguments(parser: Any) -> None:
     """Add the custom arguments to Locust's parser (a ``LocustArgumentParser``, duck-typed here)."""
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO, include_in_web_ui=True,
@@ -65,6 +85,11 @@ def add_arguments(parser: Any) -> None:
                         help="summary.json goes to DIR/<UTC time>-locust-<scenario>/")
     parser.add_argument("--insecure", action="store_true", default=False, include_in_web_ui=False,
                         help="skip TLS certificate checks (wss:// and https:// test servers)")
+    parser.add_argument("--master-timeout", type=_master_timeout, default=DEFAULT_MASTER_TIMEOUT_S,
+                        include_in_web_ui=False,
+                        help="worker: no heartbeat from the master for S seconds means it is gone: stop "
+                             "sending, write this worker's partial result locally, exit 1 (default "
+                             f"{DEFAULT_MASTER_TIMEOUT_S:g})")
     gates = (
         ("--check-p99-ms", _non_negative, "fail (exit 3) if a transport's p99 ack latency is above MS"),
         ("--check-lost-ratio", _ratio, "fail (exit 3) if lost events / sent events is above R"),
@@ -84,6 +109,7 @@ class GlueOptions:
     endpoint: Endpoint = "app"
     results_dir: str = DEFAULT_RESULTS_DIR
     insecure: bool = False
+    master_timeout_s: float = DEFAULT_MASTER_TIMEOUT_S
     gates: Gates = field(default_factory=Gates)
 
     @classmethod
@@ -106,6 +132,8 @@ class GlueOptions:
             endpoint="app" if endpoint == "app" else "short",
             results_dir=str(getattr(ns, "results_dir", None) or DEFAULT_RESULTS_DIR),
             insecure=bool(getattr(ns, "insecure", False)),
+            master_timeout_s=_master_timeout(str(getattr(ns, "master_timeout", None)
+                                                 or DEFAULT_MASTER_TIMEOUT_S)),
             gates=Gates(
                 p99_ms=_opt(ns, "check_p99_ms", _non_negative),
                 lost_ratio=_opt(ns, "check_lost_ratio", _ratio),
@@ -120,3 +148,24 @@ def _opt(ns: Any, name: str, kind: Any) -> float | None:
     if value is None or value == "":
         return None
     return float(kind(str(value)))
+
+
+def align_forked_workers(ns: Any, error: Any) -> None:
+    """With ``--processes`` (and no ``--worker``), point the forked workers at the master's own address.
+
+    Locust forks before the master binds, and each child dials ``--master-host``:``--master-port``; the
+    master binds ``--master-bind-host``:``--master-bind-port``. Those are the same process here, so the
+    bind address is the one to dial (127.0.0.1 when the master binds every interface).
+
+    Args:
+        ns: Locust's parsed options (changed in place).
+        error: the parser's ``error`` (one line, exit 2): a port of 0 cannot be known before the fork.
+    """
+    if not getattr(ns, "processes", None) or getattr(ns, "worker", False):
+        return
+    port = int(getattr(ns, "master_bind_port", 5557))
+    if port == 0:
+        error("--processes forks its workers before the master binds: give --master-bind-port a fixed port")
+    ns.master_port = port
+    host = str(getattr(ns, "master_bind_host", "*") or "*")
+    ns.master_host = "127.0.0.1" if host in ("*", "0.0.0.0") else ("::1" if host == "::" else host)

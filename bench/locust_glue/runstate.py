@@ -15,7 +15,9 @@ needs no agreement between workers, never collides, and keeps a standalone run o
 
 Every process of a run agrees on a ``RunSpec`` (scenario file, appIds, plan duration...). The master (or
 the standalone process) makes it at ``test_start`` and Locust carries it to the workers inside the spawn
-message's parsed options, before their own ``test_start``.
+message's parsed options, before their own ``test_start``. The spec carries the master's ``Identity`` (its
+user classes, locustfiles and nucleus-bench version): a worker that differs refuses the run rather than
+run half a fleet of something else.
 
 ``TransportBooks`` keeps what one transport measured in this process: the shared ``AckTracker`` (every
 device of the process reports to it, one ``conn`` id per connection), the wire counters
@@ -26,12 +28,14 @@ device of the process reports to it, one ``conn`` id per connection), the wire c
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import math
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -56,6 +60,55 @@ OPEN_DURATION_S = 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """What a master and its workers must share to run one fleet: user classes, locustfiles, version.
+
+    Attributes:
+        version: nucleus-bench's version.
+        user_classes: the names of the Locust user classes, sorted (the master dispatches users by name).
+        locustfiles: the locustfiles' base names, sorted (for the message; ``digest`` decides).
+        digest: sha256 (first 16 hex digits) over the locustfiles' names and contents.
+    """
+
+    version: str
+    user_classes: tuple[str, ...]
+    locustfiles: tuple[str, ...]
+    digest: str
+
+    @classmethod
+    def of(cls, version: str, user_classes: Iterable[str], files: Iterable[tuple[str, bytes]]) -> Identity:
+        """From the user class names and each locustfile's (base name, contents)."""
+        ordered = sorted(files)
+        h = hashlib.sha256()
+        for name, data in ordered:
+            h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+        return cls(version=version, user_classes=tuple(sorted(user_classes)),
+                   locustfiles=tuple(name for name, _ in ordered), digest=h.hexdigest()[:16])
+
+    def differs(self, other: Identity) -> str | None:
+        """One line saying how ``other`` (a worker) differs from this (the master), or None."""
+        if other.version != self.version:
+            return f"nucleus-bench {other.version}, the master runs {self.version}"
+        if other.user_classes != self.user_classes:
+            return (f"user classes {', '.join(other.user_classes) or 'none'}, the master runs "
+                    f"{', '.join(self.user_classes) or 'none'}")
+        if other.digest != self.digest:
+            return (f"locustfile {', '.join(other.locustfiles)} differs from the master's "
+                    f"{', '.join(self.locustfiles)} (contents)")
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "user_classes": list(self.user_classes),
+                "locustfiles": list(self.locustfiles), "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Identity:
+        """Raises: KeyError, TypeError, ValueError, AttributeError: not an identity."""
+        return cls(version=str(obj["version"]), user_classes=tuple(str(c) for c in obj["user_classes"]),
+                   locustfiles=tuple(str(f) for f in obj["locustfiles"]), digest=str(obj["digest"]))
+
+
+@dataclass(frozen=True, slots=True)
 class RunSpec:
     """What every process of one run agrees on; made by the master, carried to the workers.
 
@@ -68,6 +121,7 @@ class RunSpec:
         duration_s: how long each device's plan runs, from its user's start.
         endpoint: "app" (/app/{appId}/track) or "short" (/{appId}/).
         insecure: skip TLS checks.
+        identity: the master's user classes, locustfiles and version (None: a process that runs alone).
     """
 
     run_id: str
@@ -77,6 +131,7 @@ class RunSpec:
     duration_s: float
     endpoint: str = "app"
     insecure: bool = False
+    identity: Identity | None = None
 
     def app_id(self, transport: str) -> str:
         return dict(self.app_ids)[transport]
@@ -84,7 +139,8 @@ class RunSpec:
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "scenario_path": self.scenario_path,
                 "scenario_text": self.scenario_text, "app_ids": dict(self.app_ids),
-                "duration_s": self.duration_s, "endpoint": self.endpoint, "insecure": self.insecure}
+                "duration_s": self.duration_s, "endpoint": self.endpoint, "insecure": self.insecure,
+                "identity": self.identity.to_json() if self.identity is not None else None}
 
     @classmethod
     def from_json(cls, obj: Any) -> RunSpec:
@@ -94,7 +150,8 @@ class RunSpec:
                        scenario_text=str(obj["scenario_text"]),
                        app_ids=tuple(sorted((str(k), str(v)) for k, v in obj["app_ids"].items())),
                        duration_s=float(obj["duration_s"]), endpoint=str(obj["endpoint"]),
-                       insecure=bool(obj["insecure"]))
+                       insecure=bool(obj["insecure"]),
+                       identity=Identity.from_json(obj["identity"]) if obj["identity"] is not None else None)
         except (KeyError, TypeError, ValueError, AttributeError):
             raise UsageError("the master sent no usable run spec: run the same locustfile on the master "
                              "and the workers") from None
@@ -190,11 +247,13 @@ class RunState:
         scenario: the scenario file's scenario (not yet widened: ``fleet_scenario`` is applied here).
         worker_index: this process's worker index (0 standalone).
         clock_ns: monotonic nanoseconds (injected for tests).
+        started: when the run started here (UTC; now when not given).
     """
 
     def __init__(self, spec: RunSpec, scenario: Scenario, *, worker_index: int = 0,
-                 clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
+                 clock_ns: Callable[[], int] = time.monotonic_ns, started: datetime | None = None) -> None:
         self.spec = spec
+        self.started = started if started is not None else datetime.now(UTC)
         self.scenario = scenario
         self.fleet = fleet_scenario(scenario, spec.duration_s)
         self.plan = fleet_plan(self.fleet)

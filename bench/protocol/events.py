@@ -279,6 +279,17 @@ if tuple(f.name for f in fields(Event)) != _FIELD_NAMES:
 _new_event = object.__new__
 
 
+def _unknown_type(kind: Any) -> str:
+    """The detail of a bad ``type``: a string is quoted (cut short), anything else named by its type only.
+
+    Never the ``repr`` of a container: one nested a thousand levels deep (JSON allows it; orjson reads up to
+    1,024) raises RecursionError there, which is not ``InvalidEvent`` and would escape the parser.
+    """
+    if isinstance(kind, str):
+        return f"unknown type {kind[:64]!r}"
+    return f"type must be a string, not {type(kind).__name__}"
+
+
 def _builder(cls: type[Event]) -> type[Any]:
     namespace = {"__slots__": (), "__setattr__": object.__setattr__, "__delattr__": object.__delattr__}
     return type(f"_{cls.__name__}Builder", (cls,), namespace)
@@ -308,7 +319,7 @@ def parse_event(obj: Any) -> Event:
     kind = get("type", "event")
     cls = EVENT_CLASSES.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        raise InvalidEvent(Reason.BAD_TYPE, f"unknown type {kind!r}", event_id)
+        raise InvalidEvent(Reason.BAD_TYPE, _unknown_type(kind), event_id)
     device_key: DeviceKey = "deviceId"
     device = get("deviceId")
     if device is None:

@@ -157,5 +157,6 @@ def parse_ack_ids(data: bytes | bytearray | memoryview | str) -> tuple[EventId, 
         # orjson yields exact types: bool is its own type, so this also refuses true/false.
         kind = type(value)
         if kind is not int and kind is not str:
-            raise MalformedAck(f"reportedIds holds {value!r}, not a string or integer")
+            # Named by its type, never its repr: a container nested 1,000 deep would raise RecursionError.
+            raise MalformedAck(f"reportedIds holds a {kind.__name__}, not a string or integer")
     return tuple(ids)

@@ -133,13 +133,30 @@ def fetch_json(url: str, *, insecure: bool = False, token: str | None = None,
         return json.loads(resp.read())
 
 
+def unreachable(exc: OSError) -> str | None:
+    """Why the server could not be reached at all (``"connection refused"``, a timeout...), or None when it
+    answered (an HTTP error status is an answer: the server is up, and not the reference target)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return None
+    reason: object = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError):
+        return "timed out"
+    return str(getattr(reason, "strerror", None) or reason)
+
+
 def reference_stats(base_url: str, app_id: str, *, insecure: bool = False, token: str | None = None,
-                    timeout_s: float = FETCH_TIMEOUT_S) -> dict[str, Any] | None:
-    """The reference target's ``/app/{appId}/stats``, or None when the server is not one (or unreachable)."""
+                    timeout_s: float = FETCH_TIMEOUT_S) -> dict[str, Any] | str | None:
+    """The reference target's ``/app/{appId}/stats``; None when the server answered but is not one; a
+    one-line reason (``"unreachable: connection refused"``) when it could not be reached."""
     try:
         doc = fetch_json(f"{base_url.rstrip('/')}/app/{app_id}/stats", insecure=insecure, token=token,
                          timeout_s=timeout_s)
-    except (OSError, ValueError):
+    except OSError as exc:
+        why = unreachable(exc)
+        return f"unreachable: {why}" if why is not None else None
+    except ValueError:
         return None
     if isinstance(doc, dict) and isinstance(doc.get("stored"), dict) and "total" in doc["stored"]:
         return doc
@@ -152,6 +169,8 @@ def reconcile_reference(base_url: str, app_id: str, reported: Iterable[EventId],
     """Exact reconciliation against the reference target (api.md: ``stats`` and ``stored-ids``); each
     request waits at most ``timeout_s`` for its answer."""
     stats = reference_stats(base_url, app_id, insecure=insecure, token=token, timeout_s=timeout_s)
+    if isinstance(stats, str):
+        return not_done(f"{base_url} {stats}")
     if stats is None:
         return not_done(f"{base_url} did not answer /app/{app_id}/stats like the reference target")
     try:

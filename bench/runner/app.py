@@ -222,8 +222,8 @@ def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_i
     else:
         rec = reconcile_reference(base_url, app_id, reported, insecure=request.insecure,
                                   token=request.stats_token, timeout_s=request.reconcile_timeout_s)
-    if rec.done or embedded:
-        return rec
+    if rec.done or embedded or rec.note.startswith(f"{base_url} unreachable:"):
+        return rec  # done, or why not: a target that cannot be reached is said so, not taken for a stranger
     return not_done("the target is not the reference target and no --verify-url was given")
 
 

@@ -54,6 +54,7 @@ CLOSE_POLICY = int(WSCloseCode.POLICY_VIOLATION)    # 1008: the peer reads none 
 CLOSE_TOO_BIG = int(WSCloseCode.MESSAGE_TOO_BIG)    # 1009: over a size cap
 CLOSE_ERROR = int(WSCloseCode.INTERNAL_ERROR)       # 1011: the store failed
 CLOSE_TRY_AGAIN = int(WSCloseCode.TRY_AGAIN_LATER)  # 1013: a new appId over --max-apps
+CLOSE_PROTOCOL = int(WSCloseCode.PROTOCOL_ERROR)    # 1002: a close frame with a code no one may send
 
 _NS = 1_000_000_000
 
@@ -208,16 +209,38 @@ class _Ack:
         self.drop = drop
 
 
+class _AcksFirstResponse(web.WebSocketResponse):
+    """A WebSocket whose every close first waits for the acks its connection owes (``owed``).
+
+    aiohttp closes a WebSocket itself, inside ``receive()``, when a frame breaks RFC 6455 (1002) or the size
+    cap (1009). The acks of earlier messages still waiting on the store would then never leave, though their
+    events are stored: replies go out in message order, the close being the reply to the last message
+    (contract.md, "Acknowledgements").
+    """
+
+    __slots__ = ("owed",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.owed: Callable[[], Awaitable[None]] | None = None
+
+    async def close(self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True) -> bool:
+        if self.owed is not None and not self.closed:
+            await self.owed()
+        return await super().close(code=code, message=message, drain=drain)
+
+
 class _Conn:
     """One WebSocket: a reader loop (the handler) and, while acks wait on the store, a sender task."""
 
     __slots__ = ("app_id", "close_code", "closing", "cut_off", "last_rx_ns", "pending", "room", "sender",
                  "st", "state", "transport", "unread_since_ns", "unread_size", "ws")
 
-    def __init__(self, state: TargetState, ws: web.WebSocketResponse, app_id: str,
+    def __init__(self, state: TargetState, ws: _AcksFirstResponse, app_id: str,
                  transport: asyncio.Transport | None) -> None:
         self.state = state
         self.ws = ws
+        ws.owed = self.owed
         self.transport = transport
         self.app_id = app_id
         self.st = state.ingest.stats(app_id)
@@ -262,11 +285,15 @@ class _Conn:
             self.close_code = code
             self.state.spawn(self.finish())
 
-    async def finish(self) -> None:
-        """Send every ack still due, then close with ``close_code``."""
+    async def owed(self) -> None:
+        """Wait until every ack still due has gone out (the sender ends when none is left)."""
         sender = self.sender
         if sender is not None:
             await asyncio.wait([sender])
+
+    async def finish(self) -> None:
+        """Send every ack still due, then close with ``close_code``."""
+        await self.owed()
         if not self.ws.closed and not self.cut_off:
             await self.ws.close(code=self.close_code)
 
@@ -400,9 +427,23 @@ class _Conn:
         self.st.acked += len(ids)
 
 
+def _echo_code(code: int) -> int:
+    """The code to answer a client's close frame with (RFC 6455 7.4): its own, when it may be sent.
+
+    0 is a close frame without a code: answered 1000. 1005, 1006 and 1015 must never be sent, and codes
+    outside 1000-1003, 1007-1014 and 3000-4999 are not defined: a close frame carrying one is a protocol
+    error (1002), never echoed (aiohttp passes 1006 and codes from 5000 on).
+    """
+    if code == 0:
+        return int(WSCloseCode.OK)
+    if 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999:
+        return code
+    return CLOSE_PROTOCOL
+
+
 async def _on_close(conn: _Conn, data: Any) -> bool:
     # The client's close frame: its acks still due go out first (autoclose is off for that), then ours.
-    conn.close_code = int(data) if isinstance(data, int) and 1000 <= data < 5000 else int(WSCloseCode.OK)
+    conn.close_code = _echo_code(data) if isinstance(data, int) else int(WSCloseCode.OK)
     return False
 
 
@@ -432,13 +473,16 @@ _WS_HANDLERS: dict[WSMsgType, Callable[[_Conn, Any], Awaitable[bool]]] = {
 
 async def track_ws(request: web.Request) -> web.StreamResponse:
     """``GET /app/{appId}/track``, ``/{appId}/``, ``/{appId}``: the WebSocket tracking endpoint."""
-    app_id = request.match_info["app_id"]
+    return await _serve_ws(request, request.match_info["app_id"])
+
+
+async def _serve_ws(request: web.Request, app_id: str) -> web.StreamResponse:
     refused = _bad_app(app_id)
     if refused is not None:
         return refused
     state = request.app[STATE]
     # +1: aiohttp refuses a frame of max_msg_size bytes or more; the cap allows max_bytes itself.
-    ws = web.WebSocketResponse(autoclose=False, compress=False, decode_text=False,
+    ws = _AcksFirstResponse(autoclose=False, compress=False, decode_text=False,
                                max_msg_size=state.limits.max_bytes + 1)
     await ws.prepare(request)
     if state.ingest.admit(app_id) is None:
@@ -591,8 +635,14 @@ def _stats_refused(request: web.Request) -> web.Response | None:
     return _error(403, "stats answer loopback clients only (start the target with --stats-token)")
 
 
-async def all_stats(request: web.Request) -> web.Response:
-    """``GET /stats``: the counters of every app, summed."""
+async def all_stats(request: web.Request) -> web.StreamResponse:
+    """``GET /stats``: the counters of every app, summed.
+
+    A WebSocket handshake on ``/stats`` is the tracking endpoint of the appId "stats" (a valid appId: the
+    ``/{appId}`` form of contract.md, "Endpoints", which this fixed route would otherwise shadow).
+    """
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return await _serve_ws(request, "stats")
     refused = _stats_refused(request)
     if refused is not None:
         return refused
@@ -675,7 +725,12 @@ class RequestErrorLog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, HttpProcessingError | ConnectionError):
+        if isinstance(exc, web.RequestPayloadError):
+            # A body left unread behind a reply (a 413 on its Content-Length), which aiohttp drains after it
+            # and cannot decode (a corrupt Content-Encoding): the client's fault too, not an unhandled one.
+            self.state.bad_requests += 1
+            line = f"nucleus-bench target: unreadable body after the reply: {_one_line(exc.__cause__ or exc)}"
+        elif isinstance(exc, HttpProcessingError | ConnectionError):
             self.state.bad_requests += 1
             line = f"nucleus-bench target: {record.getMessage()}: {_one_line(exc)}"
         else:

@@ -62,7 +62,11 @@ def test_a_run_compared_with_itself_changes_nothing(runs: dict[str, Path]) -> No
 
 
 def test_two_runs_of_one_build_are_no_regression(runs: dict[str, Path]) -> None:
-    proc = compare(runs["a"], runs["b"], "--max-regression", ALLOWANCE)
+    """Two runs of one build: no regression beyond the allowance. The tails of two 5-second runs are left a
+    wide one: on a shared 2-core machine the 99.9th percentile of a few thousand acks moves with whatever
+    else runs in that second (+620 % seen between two such runs while other test processes ran), which is a
+    change of the machine, not of the build; the 20 ms ack delay below still shows at every quantile."""
+    proc = compare(runs["a"], runs["b"], "--max-regression", ALLOWANCE, "--max-regression", "*p99.9=2000%")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no regression" in proc.stdout.splitlines()[-1]
 

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]  # Locust's own dependency
 import pytest
 from timeouts import PROCESS_TIMEOUT_S
 
+from bench.results.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
 
 TargetFactory = Callable[..., EmbeddedTarget]
@@ -119,3 +121,33 @@ def wait_until(probe: Callable[[], Any], what: str, poll_s: float = 0.05) -> Any
             return value
         time.sleep(poll_s)
     raise AssertionError(f"timed out after {PROCESS_TIMEOUT_S:g} s waiting for {what}")
+
+
+def smoke_with_ack_timeout(tmp_path: Path, ack_timeout: str) -> Path:
+    """The smoke scenario with another ack timeout (bounds the drain when acks can no longer come)."""
+    path = tmp_path / f"smoke-ack-{ack_timeout}.toml"
+    path.write_text(SMOKE.read_text().replace('ack_timeout = "5s"', f'ack_timeout = "{ack_timeout}"'))
+    assert f'ack_timeout = "{ack_timeout}"' in path.read_text()
+    return path
+
+
+def app_stats(target: EmbeddedTarget, app_id: str) -> dict[str, Any]:
+    """The reference target's ``/app/{appId}/stats`` (stored events, distinct devices...)."""
+    doc: dict[str, Any] = fetch_json(f"{target.url}/app/{app_id}/stats", timeout_s=PROCESS_TIMEOUT_S)
+    return doc
+
+
+def devices_storing(target: EmbeddedTarget, app_id: str, devices: int) -> Callable[[], bool]:
+    """A ``wait_until`` probe: at least ``devices`` distinct devices have events stored in the app."""
+    return lambda: int(app_stats(target, app_id)["devices"]) >= devices
+
+
+def gone(pids: Sequence[int]) -> bool:
+    """None of these processes runs any more (a zombie awaiting its reaper counts as gone)."""
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            pass
+    return True

@@ -97,7 +97,7 @@ def test_options_default_to_the_desktop_fleet_and_no_gates() -> None:
     """Without flags: the default scenario, a fresh appId per run, /app/{appId}/track, no gate."""
     opts = GlueOptions.from_parsed(_parse())
     assert opts.scenario == DEFAULT_SCENARIO and opts.app_id == "" and opts.endpoint == "app"
-    assert opts.results_dir == "results" and not opts.gates.any
+    assert opts.results_dir == "results" and not opts.gates.any and opts.master_timeout_s == 15.0
 
 
 def test_options_read_gates_from_flags_and_from_web_ui_strings() -> None:
@@ -111,7 +111,8 @@ def test_options_read_gates_from_flags_and_from_web_ui_strings() -> None:
 
 @pytest.mark.parametrize("argv", [("--check-lost-ratio", "2"), ("--check-p99-ms", "-1"),
                                   ("--check-min-eps", "fast"), ("--app-id", "not valid"),
-                                  ("--endpoint", "other")])
+                                  ("--endpoint", "other"), ("--master-timeout", "1"),
+                                  ("--master-timeout", "60")])
 def test_bad_option_values_are_refused(argv: tuple[str, ...]) -> None:
     """Out-of-range ratios, negative or non-numeric thresholds and malformed appIds are usage errors."""
     with pytest.raises(argparse.ArgumentError):

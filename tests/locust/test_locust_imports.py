@@ -17,9 +17,9 @@ ALLOWED = ("bench/locust_glue/", "locustfiles/")
 #: Modules of the Locust side that must stay importable without gevent (benchmarks.locust_cost runs Locust
 #: as a child process from asyncio code).
 PURE_GLUE = ("bench.locust_glue", "bench.locust_glue.gates", "bench.locust_glue.options",
-             "bench.locust_glue.runstate", "bench.locust_glue.messages", "bench.locust_glue.shadow",
-             "bench.locust_glue.detail", "bench.locust_glue.live", "bench.locust_glue.tab",
-             "bench.locust_glue.form", "benchmarks.locust_cost")
+             "bench.locust_glue.runstate", "bench.locust_glue.messages", "bench.locust_glue.roster",
+             "bench.locust_glue.shadow", "bench.locust_glue.detail", "bench.locust_glue.live",
+             "bench.locust_glue.tab", "bench.locust_glue.form", "benchmarks.locust_cost")
 
 
 def _imports(path: Path) -> set[str]:
@@ -58,7 +58,7 @@ def test_the_locust_side_never_loads_the_hot_path() -> None:
     """The plugin and every Locust-side module import no ``bench.runner`` module: results, merge and
     summary come from bench.results, the floor both front ends stand on."""
     modules = ("bench.locust_glue.plugin", "bench.locust_glue.users", "bench.locust_glue.collect",
-               *PURE_GLUE)
+               "bench.locust_glue.joining", *PURE_GLUE)
     code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[:2] == ['bench', 'runner']))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

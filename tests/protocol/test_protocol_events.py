@@ -21,6 +21,7 @@ from bench.protocol import (
     UserId,
     View,
     date_ms,
+    parse_envelope,
     parse_event,
 )
 
@@ -280,3 +281,22 @@ def test_explicit_nulls_read_as_absent() -> None:
     """A key with null reads like a missing key for optional fields."""
     e = ev(id=None, date=None, payload=None, userId=None, name=None, platform=None)
     assert (e.id, e.date, e.payload, e.user_id, e.name) == (None, None, None, None, None)
+
+
+@pytest.mark.parametrize("nested", [b"[" * 1000 + b"0" + b"]" * 1000, b'{"a":' * 1000 + b"0" + b"}" * 1000],
+                         ids=["arrays", "objects"])
+def test_a_type_nested_a_thousand_deep_is_refused_as_bad_type(nested: bytes) -> None:
+    """A ``type`` nested 1,000 levels deep (JSON orjson reads) is an InvalidEvent like any bad type: its
+    detail names the JSON type, never its repr, whose recursion would escape the parser as RecursionError
+    (found by the fuzzer: the target answered such a message with HTTP 500 and a traceback)."""
+    envelope = parse_envelope(b'{"data":[{"type":' + nested + b',"deviceId":"d","sessionId":1,"id":1},'
+                              b'{"type":"init","deviceId":"d","sessionId":1,"id":2}]}')
+    assert [e.id for e in envelope.events] == [2]
+    (rejection,) = envelope.rejected
+    assert rejection.reason is Reason.BAD_TYPE and rejection.event_id == 1
+    assert "type must be a string" in rejection.detail
+
+
+def test_a_long_unknown_type_is_quoted_cut_short() -> None:
+    """An unknown type string is quoted in the detail, at most 64 of its characters."""
+    assert "x" * 65 not in refused(Reason.BAD_TYPE, type="x" * 100_000).detail

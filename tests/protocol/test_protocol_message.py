@@ -217,3 +217,10 @@ def test_parse_is_idempotent_through_to_obj() -> None:
     """parse(to_obj(parse(x))) == parse(x): re-serializing a parsed event changes nothing."""
     e = parse_event({"type": "init", "deviceId": "d", "sessionId": 1, "platform": None})
     assert parse_event(e.to_obj()) == e
+
+
+def test_ack_id_nested_a_thousand_deep_is_a_malformed_ack() -> None:
+    """An id that is a container nested 1,000 levels deep is a MalformedAck naming its type, not a
+    RecursionError from its repr (the same flaw the fuzzer found in the event parser)."""
+    with pytest.raises(MalformedAck, match="holds a list"):
+        parse_ack(b'{"reportedIds":[1,' + b"[" * 1000 + b"]" * 1000 + b"]}")

@@ -12,6 +12,7 @@ from bench.results.reconcile import (
     reconcile_reference,
     verify_url_for,
 )
+from bench.target.embedded import EmbeddedTarget
 
 
 def test_compare_ids_counts_phantoms_drops_and_duplicates() -> None:
@@ -43,7 +44,15 @@ def test_count_reconciliation_is_the_net_difference() -> None:
     assert verify_url_for("http://h/count?app={appId}", "abc") == "http://h/count?app=abc"
 
 
-def test_reconciliation_without_a_reference_target_is_not_done() -> None:
-    """Nothing listening: not done, and the note says why (never an exception)."""
+def test_reconciliation_with_the_target_down_says_unreachable() -> None:
+    """Nothing listening: not done, and the note says the target could not be reached (never an
+    exception, and never that it is not the reference target)."""
     rec = reconcile_reference("http://127.0.0.1:9", "abc", [1, 2])
-    assert not rec.done and "reference target" in rec.note
+    assert not rec.done and rec.note == "http://127.0.0.1:9 unreachable: connection refused"
+
+
+def test_reconciliation_with_a_server_that_is_not_the_reference_says_so(target: EmbeddedTarget) -> None:
+    """A server that answers, but not the reference target's stats (here a 404 under another path)."""
+    url = f"{target.url}/elsewhere"
+    rec = reconcile_reference(url, "abc", [1, 2])
+    assert not rec.done and rec.note == f"{url} did not answer /app/abc/stats like the reference target"

@@ -53,8 +53,8 @@ def _locust_header(path: str, users: int, run_time_s: float) -> dict[str, Any]:
     scenario = parse_scenario(text, path)  # what the master parses (and ships to the workers)
     spec = RunSpec(run_id="r", scenario_path=path, scenario_text=text, app_ids=(("ws", "a" * 24),),
                    duration_s=plan_duration(scenario, run_time_s))
-    arrived = {"local": messages.empty_message("r", 0, "ran nothing")}
-    return messages.run_header(scenario, spec, arrived, users=users, started=STARTED, missing=[],
+    arrived = {"local": messages.empty_message("r", 0, "ran nothing") | {"devices": users}}
+    return messages.run_header(scenario, spec, arrived, users=users, started=STARTED, lost=[],
                                target_url=URL, embedded=True, locust_version="2.x").to_json()
 
 

@@ -154,3 +154,21 @@ def test_a_killed_shard_stops_the_run_and_the_others_figures_are_written(tmp_pat
     _check_identity(ws)
     # the target stored the lost shard's events too: more than the survivor's acks account for
     assert _stored(target, app_id) > ws["events"]["acked"]
+
+
+def test_a_target_gone_by_reconciliation_is_said_unreachable(tmp_path: Path) -> None:
+    """A foreign --target that stops answering before reconciliation: the summary says unreachable and why,
+    not that it is not the reference target (a real closed port on loopback)."""
+    import socket
+
+    from bench.results.transport import TransportResult
+    from bench.runner.app import RunRequest, reconcile
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    base = f"http://127.0.0.1:{port}"
+    request = RunRequest(scenario_path="x.toml", transports=("ws",), target_url=base, reconcile_timeout_s=2.0)
+    rec = reconcile(request, TransportResult(transport="ws", reported_ids=[]), base, "a" * 24, False, None)
+    assert not rec.done
+    assert rec.note.startswith(f"{base} unreachable:") and "refused" in rec.note, rec.note
