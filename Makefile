@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup bench browser test lint fuzz perf perf-target clean
+.PHONY: setup bench browser interop test lint fuzz perf perf-target clean
 
 # Idempotent: re-installs only when the build's inputs changed since the last install (setup.py compiles
 # bench/_native/*.c, the C twins of the hot path's per-event steps, into bench/ where a C compiler is found).
@@ -32,7 +32,17 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "make: chromium is not installed and apt-get cannot install it: the browser tests are skipped"
 
-test: setup browser
+# The interop test of the official JavaScript module drives nucleus-analytics 4.0.3 under Node: installed here
+# with npm where Node is present (pinned by tests/interop/package-lock.json, no install scripts run), else that
+# test is skipped and says why.
+interop:
+	@if command -v node >/dev/null && command -v npm >/dev/null; then \
+	  test -f tests/interop/node_modules/nucleus-analytics/package.json || \
+	  npm ci --prefix tests/interop --ignore-scripts --no-audit --no-fund --loglevel=error || \
+	  echo "make: npm could not install nucleus-analytics: its interop test is skipped"; \
+	else echo "make: Node is not installed: the nucleus-analytics interop test is skipped"; fi
+
+test: setup browser interop
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -24,6 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, NoReturn, TypeVar
 
+from bench.profiles import (
+    BUILTIN,
+    DEFAULT,
+    FIELDS,
+    TOML_KEYS,
+    Clients,
+    Outage,
+    Profile,
+    Release,
+    derive_profile,
+)
 from bench.protocol.errors import ScenarioError, UsageError
 
 T = TypeVar("T")
@@ -135,6 +146,18 @@ class Scenario:
     stack_bytes: tuple[int, int] = (800, 6000)
     userid_share: float = 0.005
     props_share: float = 0.005
+    # [profiles], [profile.NAME], [outage], [release], time_scale (bench.profiles); None: the default profile
+    # alone, today's stream. Out of the repr: the golden digests of tests/fleet pin the shipped scenarios'
+    # values by their repr, and a scenario without clients is the very value it was before they existed.
+    clients: Clients | None = field(default=None, repr=False)
+    # [target] args: flags for the embedded reference target (a storm that needs slow acks); out of the repr
+    # for the same reason as clients
+    target_args: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def time_scale(self) -> float:
+        """Simulated seconds per real second (``time_scale``): 1 unless the scenario compresses time."""
+        return self.clients.time_scale if self.clients is not None else 1.0
 
     @property
     def device_rate(self) -> float:
@@ -144,11 +167,11 @@ class Scenario:
     @property
     def connect_ramp_s(self) -> float:
         """How long the fleet takes to come online: the ramp, or longer when the connect rate asks for it."""
-        return max(self.ramp_s, self.devices / self.connect_rate)
+        return max(self.ramp_s, self.devices / self.connect_rate * self.time_scale)
 
     def ramp_fits(self) -> str | None:
         """Why the fleet cannot come online within the run at its connect rate, or None."""
-        need = self.devices / self.connect_rate
+        need = self.devices / self.connect_rate * self.time_scale  # the connect rate is in real seconds
         if need <= self.duration_s:
             return None
         return (f"{self.devices:,} devices at {self.connect_rate:,.6g} connects/s take {need:.3g} s to come "
@@ -290,7 +313,8 @@ class _Bad(Exception):
 
 _SCHEMA: dict[KeyPath, frozenset[str]] = {
     (): frozenset({"name", "seed", "duration", "app_id", "fleet", "attributes", "sessions", "events",
-                   "errors", "transport"}),
+                   "errors", "transport", "time_scale", "profiles", "profile", "outage", "release",
+                   "target"}),
     ("fleet",): frozenset({"devices", "ramp", "connect_rate"}),
     ("attributes",): frozenset({"platform", "os_version", "total_ram", "version", "locale", "locale_field"}),
     ("sessions",): frozenset({"length", "idle_gap"}),
@@ -299,7 +323,13 @@ _SCHEMA: dict[KeyPath, frozenset[str]] = {
     ("errors",): frozenset({"share", "names", "stack_bytes"}),
     ("transport",): frozenset({"events_per_message", "heartbeat", "http_flush", "http_max_events",
                                "ack_timeout"}),
+    ("outage",): frozenset({"start", "length", "share"}),
+    ("release",): frozenset({"at", "version", "spread", "share"}),
+    ("target",): frozenset({"args"}),
 }
+#: Tables whose keys are names the file chooses: ``[profiles]`` (profile = share), ``[profile]`` (one table
+#: per profile the file defines). Their keys are checked by ``_read_clients``.
+_OPEN_TABLES = frozenset({("profiles",), ("profile",)})
 
 
 def _place(table: KeyPath) -> str:
@@ -408,6 +438,8 @@ class _Reader:
             value = value.get(part, {})
         if not isinstance(value, dict):
             self.fail(where, f"expected a table, got {_type_name(value)}")
+        if where in _OPEN_TABLES:
+            return value
         known = _SCHEMA[where]
         for key in value:
             if key not in known:
@@ -564,6 +596,119 @@ def _read_transport(r: _Reader, doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_CLIENT_KEYS = ("time_scale", "profiles", "profile", "outage", "release")
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+def _read_profile(r: _Reader, name: str, raw: Any, defined: dict[str, Profile]) -> Profile:
+    """``[profile.NAME]``: ``base`` (a built-in, or a profile defined above it) and the fields it changes."""
+    where = ("profile", name)
+    if not isinstance(raw, dict):
+        r.fail(where, f"expected a table, got {_type_name(raw)}")
+    if not _PROFILE_NAME.fullmatch(name) or name in BUILTIN:
+        r.fail(where, f"{name!r}: a new profile needs a name of 1-40 [A-Za-z0-9_-] that is not a built-in "
+                      f"one ({', '.join(BUILTIN)})")
+    base_name = raw.get("base", DEFAULT.name)
+    base = BUILTIN.get(base_name) if isinstance(base_name, str) else None
+    base = base or (defined.get(base_name) if isinstance(base_name, str) else None)
+    if base is None:
+        r.fail((*where, "base"), _not_a_profile(str(base_name), defined))
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "base":
+            continue
+        field_name = TOML_KEYS.get(key)
+        if field_name is None:
+            close = difflib.get_close_matches(key, sorted(TOML_KEYS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f"; known: base, {', '.join(TOML_KEYS)}"
+            r.fail((*where, key), f"unknown key{hint}")
+        if field_name.endswith("_s") and isinstance(value, str):
+            try:
+                value = parse_duration(value)
+            except UsageError as exc:
+                r.fail((*where, key), str(exc))
+        try:
+            changes[field_name] = FIELDS[field_name](value)
+        except ValueError as exc:
+            r.fail((*where, key), str(exc))
+    try:
+        return derive_profile(name, base, changes)
+    except ValueError as exc:
+        r.fail(where, str(exc))
+
+
+def _read_clients(r: _Reader, doc: dict[str, Any], duration_s: float) -> dict[str, Any]:
+    """``time_scale``, ``[profiles]``, ``[profile.NAME]``, ``[outage]``, ``[release]``: None when none is
+    written (the default profile alone: the plan of before profiles existed)."""
+    if not any(key in doc for key in _CLIENT_KEYS):
+        return {"clients": None}
+    scale = r.get(doc, (), "time_scale", _number(1.0, 10_000.0), 1.0)
+    defined: dict[str, Profile] = {}
+    for name, raw in r.table(doc, ("profile",)).items():
+        defined[name] = _read_profile(r, name, raw, defined)
+    shares_raw = r.table(doc, ("profiles",)) or {DEFAULT.name: 1.0}
+    shares = r.mix({"profiles": shares_raw}, (), "profiles", Mix.of({DEFAULT.name: 1.0}))
+    for name in shares.values:
+        if name not in BUILTIN and name not in defined:
+            r.fail(("profiles", name), f"{_not_a_profile(name, defined)} (or define it in [profile.{name}])")
+    used = tuple(defined.get(n) or BUILTIN[n] for n in shares.values)
+    return {"clients": Clients(shares=tuple(zip(shares.values, shares.weights, strict=True)), profiles=used,
+                               outage=_read_outage(r, doc, duration_s),
+                               release=_read_release(r, doc, duration_s), time_scale=scale)}
+
+
+def _target_args(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(a, str) and a.startswith("--") for a in value):
+        raise _Bad(f"expected an array of flags (strings starting with --), got {value!r}")
+    return tuple(value)
+
+
+def _read_target(r: _Reader, doc: dict[str, Any]) -> dict[str, Any]:
+    """``[target] args``: flags the runner gives the embedded reference target (none with --target)."""
+    where = ("target",)
+    t = r.table(doc, where)
+    return {"target_args": r.get(t, where, "args", _target_args, ())}
+
+
+def _not_a_profile(name: str, defined: Mapping[str, Profile]) -> str:
+    known = [*BUILTIN, *defined]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{name!r} is not a profile{hint}; known: {', '.join(known)}"
+
+
+def _read_outage(r: _Reader, doc: dict[str, Any], duration_s: float) -> Outage | None:
+    where = ("outage",)
+    if "outage" not in doc:
+        return None
+    t = r.table(doc, where)
+    start = r.get(t, where, "start", _duration(positive=False), 0.0)
+    length = r.get(t, where, "length", _duration(positive=True), None)
+    if length is None:
+        r.fail(where, "an outage needs its length (e.g. length = \"10m\")")
+    if start + length >= duration_s:
+        r.fail((*where, "length"), f"the outage ends at {start + length:g}s, not before the end of the run "
+                                   f"({duration_s:g}s): the devices would never flush their backlog")
+    return Outage(start_s=start, length_s=length, share=r.get(t, where, "share", _number(0.0, 1.0), 1.0))
+
+
+def _read_release(r: _Reader, doc: dict[str, Any], duration_s: float) -> Release | None:
+    where = ("release",)
+    if "release" not in doc:
+        return None
+    t = r.table(doc, where)
+    at = r.get(t, where, "at", _duration(positive=False), 0.0)
+    spread = r.get(t, where, "spread", _duration(positive=False), 0.0)
+    if at + spread >= duration_s:
+        r.fail((*where, "at"), f"the release ends at {at + spread:g}s, not before the end of the run "
+                               f"({duration_s:g}s)")
+    version = r.get(t, where, "version", _text(re.compile(r".{1,64}"), "1-64 characters"), None)
+    if version is None:
+        r.fail(where, "a release needs the version it rolls out (e.g. version = \"2.5.0\")")
+    return Release(at_s=at, version=version, spread_s=spread,
+                   share=r.get(t, where, "share", _number(0.0, 1.0), 1.0))
+
+
 def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     """Validate scenario TOML ``text``; ``path`` names it in errors.
 
@@ -588,6 +733,8 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     fields |= _read_events(r, doc)
     fields |= _read_errors(r, doc)
     fields |= _read_transport(r, doc)
+    fields |= _read_clients(r, doc, fields["duration_s"])
+    fields |= _read_target(r, doc)
     total = fields["error_share"] + fields["userid_share"] + fields["props_share"]
     if total > 1.0 + 1e-9:  # the shares split each event slot; what is left over is a plain `event`
         written = [k for k in _SHARE_KEYS if k in r.index.lines]

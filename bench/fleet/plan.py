@@ -35,12 +35,14 @@ receive time when ``date`` is missing. A Send holds its events as the bytes they
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from heapq import heapify, heappop, heapreplace
 from typing import Any
 
-from bench.fleet.device import Device, FleetConfig, count_events
+from bench.fleet.clients import ClientDevice, ClientPlan, ClientSend, Identity, client_sends, identity
+from bench.fleet.device import ID_STRIDE, Device, FleetConfig, count_events
 from bench.fleet.send import Send, WireSend, make_send, make_wire
+from bench.profiles import DEFAULT, Profile
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 from bench.protocol.message import Transport
@@ -145,11 +147,35 @@ class Plan:
         self.devices: tuple[int, ...] = tuple(range(shard, scenario.devices, shards))
         self._cfg = FleetConfig.build(scenario)
         self._expected: int | None = None
+        # the scenario's clients (bench.fleet.clients); None: every device as without them
+        self._clients = ClientPlan(self._cfg, scenario.clients) if scenario.clients is not None else None
 
     @property
     def end_ns(self) -> int:
-        """The end of the run in ns (duration_s as the plan rounds it): no event is created from then on."""
-        return self._cfg.end_ns
+        """The end of the run in (real) ns: duration_s as the plan rounds it, over the time scale. No event
+        is created from then on."""
+        clients = self._clients
+        return self._cfg.end_ns if clients is None else clients.real(self._cfg.end_ns)
+
+    def profile_of(self, device: int) -> Profile | None:
+        """Device ``device``'s client profile, or None when it is planned as without clients (only devices
+        with one send ``ClientSend``)."""
+        clients = self._clients
+        if clients is None or clients.plain(device):
+            return None
+        return clients.profile(device)
+
+    @property
+    def has_clients(self) -> bool:
+        """Devices of the fleet may behave like client modules (their sends are ``ClientSend`` sends): a
+        profile other than the default has a share, or a storm or time compression is asked for. Decided
+        from the scenario alone, never device by device (a Locust fleet numbers millions)."""
+        clients = self._clients
+        if clients is None:
+            return False
+        c = clients.clients
+        return (c.time_scale != 1.0 or c.outage is not None or c.release is not None
+                or any(w > 0 and name != DEFAULT.name for name, w in c.shares))
 
     def _check(self, device: int) -> None:
         if not 0 <= device < self.scenario.devices:
@@ -163,23 +189,66 @@ class Plan:
     def connect_at_ns(self, device: int) -> int:
         """When a device comes online: devices arrive evenly over the ramp."""
         self._check(device)
-        return self._cfg.connect_ns(device)
+        clients = self._clients
+        return self._cfg.connect_ns(device) if clients is None else clients.online_at_ns(device)
 
     def sends(self, transport: Transport) -> Iterator[Send]:
         """Every send of this shard, merged across devices in non-decreasing ``at_ns``, generated lazily.
 
         Raises:
-            UsageError: an unknown transport (at the call, not at the first send).
+            UsageError: an unknown transport (at the call, not at the first send), or a fleet with client
+                devices (``mixed_sends`` yields theirs too).
         """
-        return self._merge(_transport(transport), make_send)
+        return self._merge(self._shaper(transport, plain=True), make_send)
 
     def wire_sends(self, transport: Transport) -> Iterator[WireSend]:
         """``sends``, each as the hot path sends it (``WireSend``: its bytes, ids and times, no parts).
 
         Raises:
-            UsageError: an unknown transport (at the call, not at the first send).
+            UsageError: an unknown transport (at the call, not at the first send), or a fleet with client
+                devices (``mixed_wire_sends`` yields theirs too).
         """
-        return self._merge(_transport(transport), make_wire)
+        return self._merge(self._shaper(transport, plain=True), make_wire)
+
+    def mixed_sends(self, transport: Transport) -> Iterator[Send | ClientSend]:
+        """``sends`` of a fleet that may have client devices: theirs are ``ClientSend``\\ s.
+
+        Raises:
+            UsageError: an unknown transport, or client devices over HTTP.
+        """
+        return self._merge(self._shaper(transport), make_send)
+
+    def mixed_wire_sends(self, transport: Transport) -> Iterator[WireSend | ClientSend]:
+        """``wire_sends`` of a fleet that may have client devices (the hot path's): theirs are
+        ``ClientSend``\\ s.
+
+        Raises:
+            UsageError: an unknown transport, or client devices over HTTP.
+        """
+        return self._merge(self._shaper(transport), make_wire)
+
+    def _shaper(self, transport: str, plain: bool = False) -> Callable[[Device, Make], Iterator[Any]]:
+        """The shaper of ``transport``; with clients, devices that have a profile are shaped by it (WS only:
+        every module the profiles imitate speaks WebSocket). ``plain``: a fleet with client devices is
+        refused (the caller takes ``Send`` or ``WireSend`` only)."""
+        shape = _transport(transport)
+        if self._clients is None:
+            return shape
+        if plain and self.has_clients:
+            raise UsageError("this fleet has client devices (bench.fleet.clients): their sends are "
+                             "ClientSends, which only the mixed sends yield")
+        if transport != "ws" and self.has_clients:
+            raise UsageError("client profiles, outages, releases and time_scale imitate the WebSocket "
+                             "modules: run this scenario with --transport ws")
+        return lambda device, make: client_sends(device) if isinstance(device, ClientDevice) \
+            else shape(device, make)
+
+    def _device(self, index: int) -> Device:
+        """Device ``index``, a ``ClientDevice`` when it behaves like a client module."""
+        clients = self._clients
+        if clients is None or clients.plain(index):
+            return Device(self._cfg, index)
+        return ClientDevice(self._cfg, index, clients)
 
     def _merge(self, shape: Callable[[Device, Make], Iterator[Any]], make: Make) -> Iterator[Any]:
         """The shard's devices' sends merged by (due time, position in the shard)."""
@@ -191,14 +260,18 @@ class Plan:
         mask = (1 << shift) - 1
         states: list[Device | None] = [None] * len(devices)
         gens: list[Iterator[Any] | None] = [None] * len(devices)
-        heap = [cfg.connect_ns(d) << shift | pos for pos, d in enumerate(devices)]
+        clients = self._clients
+        real = clients.real if clients is not None else None
+        heap = [(cfg.connect_ns(d) if real is None else real(cfg.connect_ns(d))) << shift | pos
+                for pos, d in enumerate(devices)]
         heapify(heap)
         while heap:
             pos = heap[0] & mask
             it, device = gens[pos], states[pos]
             send = None
             if it is None or device is None:  # the placeholder: the device comes online now
-                device = states[pos] = Device(cfg, devices[pos])
+                index = devices[pos]
+                device = states[pos] = Device(cfg, index) if real is None else self._device(index)
                 gens[pos] = shape(device, make)
             else:
                 send = next(it)  # due_ns said there is one
@@ -212,17 +285,64 @@ class Plan:
                 yield send
 
     def iter_device(self, device: int, transport: Transport) -> Iterator[Send]:
-        """The sends of one device (of any shard), in its own order; the same as its share of ``sends()``."""
+        """The sends of one device (of any shard), in its own order; the same as its share of ``sends()``.
+
+        Raises:
+            UsageError: a client device (``mixed_device_sends`` yields its ``ClientSend``\\ s).
+        """
         self._check(device)
+        if self.profile_of(device) is not None:
+            raise UsageError(f"device {device} is a client device: its sends are ClientSends")
         return _transport(transport)(Device(self._cfg, device), make_send)
+
+    def mixed_device_sends(self, device: int, transport: Transport) -> Iterator[Send | ClientSend]:
+        """``iter_device`` of any device: a client device's are ``ClientSend``\\ s."""
+        self._check(device)
+        return self._shaper(transport)(self._device(device), make_send)
+
+    def profile_counts(self) -> dict[str, int]:
+        """How many devices of the fleet (every shard) each profile has, in the scenario's order."""
+        clients = self._clients
+        if clients is None:
+            return {"default": self.scenario.devices}
+        counts = dict.fromkeys((name for name, _ in clients.clients.shares), 0)
+        for d in range(self.scenario.devices):
+            counts[clients.profile(d).name] += 1
+        return counts
+
+    def identities(self, keys: Iterable[EventId]) -> list[Identity]:
+        """The identity (``bench.fleet.clients.identity``) of each event ``keys`` names (device by device):
+        what reconciling colliding ids compares with the target's ``stored-ids?by=event``. Builds again the
+        sends of each device a key belongs to (key // ID_STRIDE, any shard's); a key no device made is left
+        out."""
+        by_device: dict[int, set[EventId]] = {}
+        for key in keys:
+            if isinstance(key, int) and 0 <= key // ID_STRIDE < self.scenario.devices:
+                by_device.setdefault(key // ID_STRIDE, set()).add(key)
+        out: list[Identity] = []
+        for device in sorted(by_device):
+            wanted = by_device[device]
+            for send in self.mixed_device_sends(device, "ws"):
+                ids = send.ids
+                if not ids or wanted.isdisjoint(ids):
+                    continue
+                events = [e for e in send.events if e.id is not None]  # parallel to ids: beats carry none
+                out += [identity(e) for key, e in zip(ids, events, strict=True) if key in wanted]
+        return out
 
     def expected_events(self) -> int:
         """How many trackable (id-carrying) events ``sends("ws")`` yields (``sends("http")``: the same)."""
         if self._expected is None:
             # the same random draws as sends(), without building a device or an event (bench.fleet.device)
-            cfg = self._cfg
-            self._expected = sum(count_events(cfg, d) for d in self.devices)
+            cfg, clients = self._cfg, self._clients
+            self._expected = sum(count_events(cfg, d) if clients is None or clients.plain(d)
+                                 else _client_events(ClientDevice(cfg, d, clients)) for d in self.devices)
         return self._expected
+
+
+def _client_events(device: ClientDevice) -> int:
+    """How many events a client device sends (each once: re-sends are the transport's)."""
+    return sum(len(send.ids) for send in client_sends(device))
 
 
 def _transport(name: str) -> Callable[[Device, Make], Iterator[Any]]:

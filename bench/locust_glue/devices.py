@@ -20,7 +20,10 @@ the tracker's histograms; Locust's rows are the live view.
   and the device reconnects on its next send without backoff, as the official modules do on their next
   report tick (contract.md, "Client behaviour worth simulating"). Events pending on a connection that
   closed stay pending until the ack timeout decides. An empty ``reportedIds`` answers an outstanding
-  heartbeat, never a tracked message (as bench.transports.ws).
+  heartbeat, never a tracked message (as bench.transports.ws). A client device (a scenario's profiles,
+  bench.fleet.clients) sends its profile's messages on its ticks, each event once (re-sending the unacked
+  queue is the hot path's), drops its socket for an outage, and its acks are matched by wire id
+  (``on_send_wire``, ``on_ws_ack_wire``).
 - HTTP (``HttpDevice``): the plan already condenses the device's events into one request every
   ``http_flush_s``. Replies are handled by status class like bench.transports.http: 2xx acks by
   ``reportedIds``; 429 (or 503 with Retry-After) backs off and re-sends the same bytes; other statuses
@@ -38,7 +41,8 @@ from urllib.parse import urlsplit
 
 import gevent
 
-from bench.fleet import Send
+from bench.fleet import ClientSend, Send
+from bench.fleet.clients import DROP, TICK
 from bench.locust_glue.runstate import RunState, TransportBooks
 from bench.locust_glue.wsclient import WsConnection
 from bench.protocol.errors import ConnectFailed, EventRejected, MalformedAck, UsageError
@@ -52,6 +56,8 @@ from bench.transports.ws import ws_url
 IDLE_S = 1.0
 MS = 1_000_000
 
+#: A WebSocket message: (payload, ids, intended_ns, created_ns, events, wire ids of a client device or None).
+_Item = tuple[bytes, tuple[EventId, ...], int, tuple[int, ...], tuple[Event, ...], tuple[EventId, ...] | None]
 #: (request_type, name, response_time_ms, exception or None): one Locust ``request`` event.
 Report = Callable[[str, str, float, BaseException | None], None]
 
@@ -93,9 +99,10 @@ class _Device:
         self.index = run.new_device()
         # The plan's t=0 is this user's start (the fleet has no ramp: connect_at_ns is 0).
         self.offset_ns = run.clock() - run.plan.connect_at_ns(self.index)
-        self._sends: Iterator[Send] = run.plan.iter_device(self.index, self.transport)  # type: ignore[arg-type]
-        self._next: Send | None = next(self._sends, None)
-        # id -> (type, first write ns, intended send ns), in send order
+        self._sends: Iterator[Send | ClientSend] = run.plan.mixed_device_sends(
+            self.index, self.transport)  # type: ignore[arg-type]
+        self._next: Send | ClientSend | None = next(self._sends, None)
+        # id (a client device's: key) -> (type, first write ns, intended send ns), in send order
         self._inflight: dict[EventId, tuple[str, int, int]] = {}
         run.devices.append(self)
 
@@ -106,7 +113,7 @@ class _Device:
             return IDLE_S
         return min(IDLE_S, max(0.0, (nxt.at_ns + self.offset_ns - self.run.clock()) / 1e9))
 
-    def _due(self) -> Iterator[Send]:
+    def _due(self) -> Iterator[Send | ClientSend]:
         """The sends whose intended time has come, each recorded in the schedule lag and the plan count."""
         books, off = self.books, self.offset_ns
         while (nxt := self._next) is not None and not self.run.draining:
@@ -118,11 +125,12 @@ class _Device:
             books.planned += len(nxt.ids)
             yield nxt
 
-    def _remember(self, events: tuple[Event, ...], sent_ns: int, intended_ns: int) -> None:
+    def _remember(self, ids: tuple[EventId, ...], events: tuple[Event, ...], sent_ns: int,
+                  intended_ns: int) -> None:
+        """Note each tracked event by its id (a client device's: its key): type, first write, intended."""
         inflight = self._inflight
-        for e in events:
-            if e.id is not None:
-                inflight.setdefault(e.id, (e.TYPE.value, sent_ns, intended_ns))
+        for i, e in zip(ids, [e for e in events if e.id is not None], strict=True):
+            inflight.setdefault(i, (e.TYPE.value, sent_ns, intended_ns))
 
     def _report_acks(self, kind: str, reported: tuple[EventId, ...], acked: int, rejected: int, now_ns: int,
                      created: Mapping[EventId, int] | None = None) -> None:
@@ -172,9 +180,10 @@ class WsDevice(_Device):
         self.url = url
         self._conn: WsConnection | None = None
         self._conn_id = 0
+        self.wired = False  # a client device: replies name wire ids
         self.heartbeats_out = 0
-        # (payload, ids, intended_ns, created_ns, events): due while the connection was down
-        self._backlog: list[tuple[bytes, tuple[EventId, ...], int, tuple[int, ...], tuple[Event, ...]]] = []
+        # (payload, ids, intended_ns, created_ns, events, wire ids or None): due while the connection was down
+        self._backlog: list[_Item] = []
 
     def tick(self) -> None:
         """Connect if needed, send every due message (or backlog it), forget timed-out entries."""
@@ -187,8 +196,17 @@ class WsDevice(_Device):
             tried = True
         off = self.offset_ns
         for send in self._due():
+            wire = None
+            if type(send) is ClientSend:
+                if send.action == DROP:  # an outage: the socket goes; the next send reconnects
+                    if self._conn is not None:
+                        self._conn.close()
+                    continue
+                if send.action == TICK:  # nothing new; the Locust user does not re-send its queue
+                    continue
+                wire = send.wire
             created = tuple(c + off for c in send.created_ns)
-            item = (send.encoded, send.ids, send.at_ns + off, created, send.events)
+            item: _Item = (send.encoded, send.ids, send.at_ns + off, created, send.events, wire)
             if self._conn is None and not tried:
                 self._connect()
                 tried = True
@@ -226,15 +244,19 @@ class WsDevice(_Device):
                 self._write(*item)
 
     def _write(self, payload: bytes, ids: tuple[EventId, ...], intended_ns: int, created_ns: tuple[int, ...],
-               events: tuple[Event, ...]) -> None:
+               events: tuple[Event, ...], wire: tuple[EventId, ...] | None) -> None:
         """Register the message with the tracker, then write it (an ack cannot overtake its send)."""
         conn, books = self._conn, self.books
         assert conn is not None
         if ids:
             actual = self.run.clock()
-            books.tracker.on_send(self._conn_id, ids, intended_ns, actual, created_ns)
+            if wire is None:
+                books.tracker.on_send(self._conn_id, ids, intended_ns, actual, created_ns)
+            else:  # a client device: its ids on the wire may collide (bench.metrics.tracker)
+                self.wired = True
+                books.tracker.on_send_wire(self._conn_id, ids, wire, intended_ns, actual, created_ns)
             books.stats.messages_sent += 1
-            self._remember(events, actual, intended_ns)
+            self._remember(ids, events, actual, intended_ns)
         else:
             books.stats.heartbeats_sent += 1
             self.heartbeats_out += 1
@@ -250,7 +272,10 @@ class WsDevice(_Device):
             return
         tracker = books.tracker
         acked, rejected = tracker.acked, tracker.rejected
-        tracker.on_ws_ack(conn_id, reported, now_ns)
+        if self.wired:
+            reported = tracker.on_ws_ack_wire(conn_id, reported, now_ns)  # the events' keys
+        else:
+            tracker.on_ws_ack(conn_id, reported, now_ns)
         books.reported.extend(reported)
         self._report_acks("WS", reported, tracker.acked - acked, tracker.rejected - rejected, now_ns)
 
@@ -265,10 +290,12 @@ class WsDevice(_Device):
         total = 0
         if self._backlog:
             conn_id = self.run.new_conn_id()  # a connection that never existed: no reply can match it
-            for _payload, ids, intended, created, _events in self._backlog:
-                if ids:
+            for _payload, ids, intended, created, _events, wire in self._backlog:
+                if ids and wire is not None:
+                    self.books.tracker.on_send_wire(conn_id, ids, wire, intended, now_ns, created)
+                elif ids:
                     self.books.tracker.on_send(conn_id, ids, intended, now_ns, created)
-                    total += len(ids)
+                total += len(ids)
             self._backlog.clear()
         return total
 
@@ -346,7 +373,7 @@ class HttpDevice(_Device):
                            events, created_ns)
             books.stats.messages_sent += 1
             books.stats.bytes_sent += len(payload) + self._overhead + len(str(len(payload)))
-            self._remember(events, actual, intended_ns)
+            self._remember(ids, events, actual, intended_ns)
             self._post(payload, functools.partial(self._handle, batch=batch))
             wait = batch.retry_in
             if wait is None or self.run.clock() + wait * 1e9 >= first_ns + self.run.timeout_ns:

@@ -79,12 +79,12 @@ from bench.locust_glue.devices import check_base_url
 from bench.locust_glue.gates import EXIT_GATES, evaluate
 from bench.locust_glue.options import GlueOptions, add_arguments, align_forked_workers
 from bench.locust_glue.roster import NO_RESULT, LostWorker, Roster
-from bench.locust_glue.runstate import Identity, RunSpec, RunState, plan_duration
+from bench.locust_glue.runstate import Identity, RunSpec, RunState, fleet_plan, fleet_scenario, plan_duration
 from bench.protocol.errors import EventLost, UsageError
 from bench.protocol.message import TRANSPORT_NAMES
 from bench.results.files import make_run_dir, run_meta, write_results
 from bench.results.ids import new_app_id
-from bench.results.reconcile import Reconciliation, not_done, reconcile_reference
+from bench.results.reconcile import Reconciliation, not_done, reconcile_fleet
 from bench.results.summary import build_summary
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
@@ -539,7 +539,8 @@ class Glue:
         app_id = c.spec.app_id(name)
         if sum(1 for t in c.transports if c.spec.app_id(t) == app_id) > 1:
             return not_done("both transports sent to one appId: reconciliation needs one appId per transport")
-        rec = reconcile_reference(base_url, app_id, result.reported_ids or [], insecure=c.spec.insecure)
+        plan = fleet_plan(fleet_scenario(c.scenario, c.spec.duration_s))  # client devices: by event
+        rec = reconcile_fleet(plan, base_url, app_id, result.reported_ids or [], insecure=c.spec.insecure)
         if rec.done and lost:
             workers = ", ".join(str(w.worker) for w in lost)
             note = (f"stored_not_acked includes what lost worker(s) {workers} sent: the target stored it, "

@@ -173,6 +173,12 @@ def fleet_scenario(scenario: Scenario, duration_s: float) -> Scenario:
     return dataclasses.replace(wide, ramp_s=0.0)
 
 
+def fleet_plan(fleet: Scenario) -> Plan:
+    """The plan of a ``fleet_scenario``: shard 0 of MAX_DEVICES shards holds one device, so the plan builds
+    nothing per device up front; iter_device serves any device of the fleet."""
+    return Plan(fleet, shard=0, shards=fleet.devices)
+
+
 def device_index(worker_index: int, local_seq: int) -> int:
     """The device of the ``local_seq``-th user (from 0) of worker ``worker_index`` (standalone: 0).
 
@@ -250,9 +256,7 @@ class RunState:
         self.started = started if started is not None else datetime.now(UTC)
         self.scenario = scenario
         self.fleet = fleet_scenario(scenario, spec.duration_s)
-        # Shard 0 of MAX_DEVICES shards holds one device, so the plan builds nothing per device up front;
-        # iter_device serves any device of the fleet.
-        self.plan = Plan(self.fleet, shard=0, shards=self.fleet.devices)
+        self.plan = fleet_plan(self.fleet)
         self.worker_index = worker_index
         self._clock_ns = clock_ns
         self.t0_ns = clock_ns()

@@ -49,6 +49,19 @@ as in a WebSocket message (``_mdeliv``, weights ``_dw``), else one value per eve
 those of one value per event. Time is passed in (monotonic ns since the run's start); nothing here
 reads a clock.
 
+Colliding ids (contract.md, "Acknowledgements": the modules draw ids at random, so two events of one
+session, let alone of a fleet, may share one). A client device (``bench.fleet.clients``) gives each event
+a *key*, unique in the run, besides its id on the wire; the tracker keeps keys (``_pending`` and every
+message hold them), and ``on_send_wire`` notes each message's wire ids beside its keys, per connection
+(``_wired``: token, wire ids, keys, in send order). ``on_ws_ack_wire`` turns a reply's wire ids into keys
+on the connection it came on: the reply answers the oldest unanswered message of that connection holding
+any of the reported ids (the rule above, on wire ids), and each reported id becomes the key of an event of
+that message with that id, taken in the message's order, once each (an id reported twice takes two events
+that share it). An id the answered message lacks is looked for in the connection's other unanswered
+messages, else it is unknown. The keys then go through ``on_ws_ack`` like any reply: matching stays per
+connection and in order, so ids that collide across devices never meet, and ids that collide within one
+message are told apart by their multiplicity.
+
 Expiry scans the head of each connection's queue (sends are in time order per connection) and a heap
 of set-aside messages, so ``expire`` costs O(connections + expired), not O(pending).
 """
@@ -61,6 +74,7 @@ from collections import deque
 from collections.abc import Sequence
 from itertools import repeat
 from operator import sub
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -79,6 +93,21 @@ _ACKED, _REJECTED, _LOST = 1, 2, 3
 GENERATION_NS = 1_000_000_000
 
 
+class UnknownId(tuple[str, EventId]):
+    """A reported wire id that names no event of its connection: a key that is never pending (counted as an
+    unknown ack), unlike any key of the run."""
+
+    __slots__ = ()
+
+    def __new__(cls, wire: EventId) -> UnknownId:
+        return tuple.__new__(cls, ("unknown", wire))
+
+
+def _unknown(wire: EventId) -> EventId:
+    """``UnknownId(wire)``, passed where keys go: hashable, never pending, never equal to a key."""
+    return cast(EventId, UnknownId(wire))
+
+
 class AckTracker:
     """Matches reportedIds to pending events. Latency buffers are plain lists folded by ``fold()``.
 
@@ -95,9 +124,9 @@ class AckTracker:
 
     __slots__ = ("_corr", "_deliv", "_dw", "_finished", "_generation_ns", "_keep", "_limbo", "_mcorr",
                  "_mdeliv", "_mraw", "_old_finished", "_pending", "_queues", "_raw", "_seq", "_span_ns",
-                 "_stale", "_token", "_w", "acked", "corrected", "delivery", "duplicate_acks", "late_acks",
-                 "lost", "raw", "rejected", "remember_ns", "resent", "sent", "stray_replies", "timeout_ns",
-                 "unknown_acks")
+                 "_stale", "_token", "_w", "_wired", "acked", "corrected", "delivery", "duplicate_acks",
+                 "late_acks", "lost", "raw", "rejected", "remember_ns", "resent", "sent", "stray_replies",
+                 "timeout_ns", "unknown_acks")
 
     def __init__(self, *, timeout_ns: int, remember_ns: int | None = None,
                  layout: Layout = DEFAULT_LAYOUT) -> None:
@@ -115,6 +144,8 @@ class AckTracker:
         self._queues: dict[int, deque[Msg]] = {}
         # conn -> messages that expired unanswered: an empty reply arriving now is theirs, not the next one's.
         self._stale: dict[int, int] = {}
+        # conn -> (token, wire ids, keys) of its messages whose ids are not their keys (on_send_wire).
+        self._wired: dict[int, deque[tuple[int, tuple[EventId, ...], tuple[EventId, ...]]]] = {}
         self._pending: dict[EventId, Msg] = {}
         # Finished ids -> how they ended: the current generation and the older ones, newest first (see the
         # module docstring). A generation spans _span_ns; _keep older ones cover remember_ns.
@@ -354,6 +385,56 @@ class AckTracker:
                     return msg
         return None
 
+    # -- wire ids that may collide (see the module docstring) ---------------------------------------------
+    def on_send_wire(self, conn: int, ids: tuple[EventId, ...], wire: tuple[EventId, ...], intended_ns: int,
+                     actual_ns: int, created_ns: tuple[int, ...]) -> int:
+        """``on_send`` of a message whose events go out with the ids ``wire`` (parallel to their keys
+        ``ids``); its replies come through ``on_ws_ack_wire``."""
+        token = self.on_send(conn, ids, intended_ns, actual_ns, created_ns)
+        mirror = self._wired.get(conn)
+        if mirror is None:
+            mirror = self._wired[conn] = deque()
+        mirror.append((token, wire, ids))
+        return token
+
+    def on_ws_ack_wire(self, conn: int, reported: Sequence[EventId], now_ns: int) -> tuple[EventId, ...]:
+        """A reply of wire ids on ``conn`` (whose messages went through ``on_send_wire``); returns the keys it
+        named (unknown ids left out), after handling it as ``on_ws_ack`` does."""
+        keys = self._to_keys(conn, tuple(reported))
+        self.on_ws_ack(conn, keys, now_ns)
+        return tuple(k for k in keys if not isinstance(k, UnknownId))
+
+    def _to_keys(self, conn: int, reported: tuple[EventId, ...]) -> tuple[EventId, ...]:
+        """The keys of the events ``reported`` names on ``conn`` (see the module docstring)."""
+        mirror = self._wired.get(conn)
+        if not mirror:
+            return tuple(map(_unknown, reported))
+        queue = self._queues.get(conn)
+        head = queue[0][0] if queue else None
+        while mirror and (head is None or mirror[0][0] < head):  # answered, set aside or expired
+            mirror.popleft()
+        if not reported or not mirror:
+            return tuple(map(_unknown, reported))
+        want = set(reported)
+        answered = next((m for m in mirror if not want.isdisjoint(m[1])), None)
+        free: dict[EventId, list[EventId]] = {}
+        if answered is not None:
+            for w, key in zip(reversed(answered[1]), reversed(answered[2]), strict=True):
+                free.setdefault(w, []).append(key)  # reversed: pop() takes them in the message's order
+        out: list[EventId] = []
+        for r in reported:
+            taken = free.get(r)
+            if taken:
+                out.append(taken.pop())
+                continue
+            other = next((m[2][m[1].index(r)] for m in mirror if m is not answered and r in m[1]), None)
+            out.append(other if other is not None else _unknown(r))
+        return tuple(out)
+
+    def is_pending(self, key: EventId) -> bool:
+        """Whether the event ``key`` is still waiting for its ack (a resending client re-sends only those)."""
+        return key in self._pending
+
     # -- HTTP ----------------------------------------------------------------------------------------
     def on_http_reply(self, conn: int, token: int, reported: Sequence[EventId], now_ns: int) -> None:
         """The HTTP request ``token`` of ``conn`` was answered ``200 {"reportedIds": reported}``."""
@@ -395,6 +476,7 @@ class AckTracker:
     def on_conn_closed(self, conn: int, now_ns: int) -> None:
         """``conn`` closed: no reply can come on it; its pending events stay pending until the timeout."""
         self._stale.pop(conn, None)
+        self._wired.pop(conn, None)
         for msg in self._queues.pop(conn, ()):
             self._set_aside(msg)
 

@@ -11,19 +11,30 @@ harness asks the server what it stored and compares it with what it was told:
   ``parse_stored_count`` accepts. Only the net difference between acked and stored can be told then.
 - otherwise reconciliation is not done, and the summary says so.
 
+Client profiles draw ids at random (contract.md, "Acknowledgements": 1..10,000 in the Python module), so
+ids collide across devices and within sessions and cannot tell stored events apart. For a fleet with
+clients the comparison is by event: ``GET /app/{appId}/stored-ids?by=event`` gives each stored event's
+duplicate key (device, session, id, type, name, date), the plan gives the same key of every event the
+server acknowledged (``bench.fleet.Plan.identities``), and ``compare_events`` compares the two multisets.
+``collisions`` then says how many acknowledged events shared their id with another one of their session,
+and how many of those are stored exactly once each.
+
 Plain stdlib HTTP (urllib): it runs once per transport after the load, never on the hot path.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.fleet import Plan
 from bench.protocol.errors import UsageError
 from bench.protocol.events import EventId
 
@@ -41,6 +52,8 @@ class Reconciliation:
     stored_not_acked: int | None = None
     duplicates_stored: int | None = None
     note: str = ""
+    #: by event (``compare_events``): acked events sharing their id, and whether each is stored once
+    collisions: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,3 +215,73 @@ def reconcile_counts(before: int | str, after: int | str, acked: int) -> Reconci
             return not_done(value)
     assert isinstance(before, int) and isinstance(after, int)
     return compare_counts(after - before, acked)
+
+
+def compare_events(stored: Iterable[Sequence[Any]], acked: Iterable[Sequence[Any]]) -> Reconciliation:
+    """Exact comparison, event by event, of what the target stored with what it acknowledged.
+
+    Args:
+        stored: each stored event's (device, session, id, type, name, date ms or None), as
+            ``stored-ids?by=event`` answers.
+        acked: the same key of each distinct event acknowledged (``Plan.identities``).
+
+    ``collisions``: ``same_session``, acknowledged events that share their id with another acknowledged
+    event of their device and session; ``same_session_stored_once``, of those, the ones stored exactly once
+    (and not merged); ``across_fleet``, acknowledged events whose id another acknowledged event has anywhere
+    in the run (what an id-only comparison would confuse); ``merged``, distinct events the key cannot tell
+    apart (same device, session, id, type, name and date), which the target rightly stores once.
+    """
+    rows = Counter(tuple(row) for row in stored)
+    events = Counter(tuple(key) for key in acked)
+    stored_keys, acked_keys = set(rows), set(events)
+    per_session = Counter((k[0], k[1], k[2]) for k in events.elements())
+    per_id = Counter(k[2] for k in events.elements())
+    colliding = [k for k in events.elements() if per_session[k[0], k[1], k[2]] > 1]
+    collisions = {
+        "same_session": len(colliding),
+        "same_session_stored_once": sum(1 for k in colliding if rows[k] == 1 and events[k] == 1),
+        "across_fleet": sum(1 for k in events.elements() if per_id[k[2]] > 1),
+        "merged": sum(n - 1 for n in events.values() if n > 1),
+    }
+    return Reconciliation(
+        done=True, method="reference-events", stored=len(stored_keys),
+        acked_not_stored=len(acked_keys - stored_keys), stored_not_acked=len(stored_keys - acked_keys),
+        duplicates_stored=sum(rows.values()) - len(stored_keys), collisions=collisions)
+
+
+def reconcile_events(base_url: str, app_id: str, acked: Iterable[Sequence[Any]], *, insecure: bool = False,
+                     token: str | None = None, timeout_s: float = FETCH_TIMEOUT_S) -> Reconciliation:
+    """``compare_events`` against the reference target's ``stored-ids?by=event`` (client fleets)."""
+    try:
+        doc = fetch_json(f"{base_url.rstrip('/')}/app/{app_id}/stored-ids?by=event", insecure=insecure,
+                         token=token, timeout_s=timeout_s)
+    except (OSError, ValueError) as exc:
+        return not_done(f"stored-ids?by=event could not be read: {exc}")
+    events = doc.get("events") if isinstance(doc, dict) else None
+    if not isinstance(events, list) or not all(isinstance(e, list) and len(e) == 6 for e in events):
+        return not_done("stored-ids?by=event did not answer {\"events\": [[device, session, id, type, name, "
+                        "date], ...]}")
+    result = compare_events(events, acked)
+    try:  # what the target saw besides: re-sends it stored once, and its events by type (an error storm)
+        stats = fetch_json(f"{base_url.rstrip('/')}/app/{app_id}/stats", insecure=insecure, token=token,
+                           timeout_s=timeout_s)
+    except (OSError, ValueError):
+        return result
+    dup = stats.get("duplicates") if isinstance(stats, dict) else None
+    by_type = stats.get("stored", {}).get("by_type") if isinstance(stats, dict) else None
+    notes = [f"server saw {dup} duplicate deliveries (stored once)"] if isinstance(dup, int) and dup else []
+    if isinstance(by_type, dict) and by_type:
+        notes.append("stored by type: " + ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())))
+    return dataclasses.replace(result, note="; ".join(notes))
+
+
+def reconcile_fleet(plan: Plan, base_url: str, app_id: str, reported: Iterable[EventId], *,
+                    insecure: bool = False, token: str | None = None,
+                    timeout_s: float = FETCH_TIMEOUT_S) -> Reconciliation:
+    """The reference reconciliation that fits ``plan``'s fleet: by event when it has client devices (their
+    ids collide; ``reported`` holds their keys, ``Plan.identities`` turns them into events), else by id."""
+    if plan.has_clients:
+        return reconcile_events(base_url, app_id, plan.identities(reported), insecure=insecure, token=token,
+                                timeout_s=timeout_s)
+    return reconcile_reference(base_url, app_id, reported, insecure=insecure, token=token,
+                               timeout_s=timeout_s)

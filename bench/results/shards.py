@@ -69,6 +69,8 @@ def scenario_digest(scenario: Scenario) -> str:
     machines may keep the same file at different paths; a different ``--duration`` is a different run)."""
     fields = dataclasses.asdict(scenario)
     fields.pop("path")
+    if fields.get("clients"):  # each shard dates its client devices' events from its own start
+        fields["clients"].pop("epoch_ms", None)
     text = json.dumps(fields, sort_keys=True, default=repr, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -338,6 +340,9 @@ def merged_reconciliation(request: ReconcileRequest, selected: MergeSet, app_id:
         return dataclasses.replace(rec, note=rec.note + "; assumes the app held no events before the run")
     if request.target_url is None:
         return not_done("not asked (--no-reconcile)")
+    if any("clients" in run.summary.get("scenario", {}) for run in selected.runs):
+        return not_done("client devices' ids collide, and each shard dated its events from its own start: "
+                        "the merge cannot rebuild them to reconcile by event (a run on one machine does)")
     if result.reported_ids is None:
         return not_done("a shard's reported-ids file is missing: the acknowledged ids are not known")
     if not selected.partial:

@@ -10,12 +10,14 @@ their summaries here, so a report reads either without knowing which wrote it:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bench.fleet import Plan
 from bench.metrics import COUNTERS, Histogram
 from bench.results.transport import TransportResult
 from bench.scenario import Scenario
@@ -72,7 +74,8 @@ class RunHeader:
                 "ack_timeout_s": sc.ack_timeout_s,
                 # how long the fleet took to come online: the ramp, or devices / connect_rate if longer
                 "ramp_s": sc.connect_ramp_s if self.devices is None else sc.ramp_s,
-                "connect_rate": sc.connect_rate if math.isfinite(sc.connect_rate) else None}
+                "connect_rate": sc.connect_rate if math.isfinite(sc.connect_rate) else None,
+                **({"clients": clients_json(sc)} if sc.clients is not None else {})}
 
     def target_json(self) -> dict[str, Any]:
         return {"url": self.target_url, "embedded": self.embedded}
@@ -87,6 +90,17 @@ class RunHeader:
         if self.driver is not None:
             out |= {"driver": self.driver, self.driver: dict(self.driver_block)}
         return out | dict(self.extra)
+
+
+def clients_json(sc: Scenario) -> dict[str, Any]:
+    """The ``scenario.clients`` block of a fleet with clients: the time scale (simulated seconds per real
+    second: ``duration_s`` is simulated), the devices of each profile, the outage and the release."""
+    clients = sc.clients
+    assert clients is not None
+    return {"time_scale": clients.time_scale, "epoch_ms": clients.epoch_ms,
+            "profiles": Plan(sc).profile_counts(),
+            "outage": dataclasses.asdict(clients.outage) if clients.outage is not None else None,
+            "release": dataclasses.asdict(clients.release) if clients.release is not None else None}
 
 
 def quantiles(h: Histogram) -> dict[str, float | int]:

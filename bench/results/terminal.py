@@ -33,6 +33,10 @@ def transport_lines(name: str, block: Mapping[str, Any]) -> list[str]:
         out.append(f"{name}: reconciliation ({rec['method']}): stored {rec['stored']}, acked but not stored "
                    f"{rec['acked_not_stored']}, stored but never acked {rec['stored_not_acked']}, "
                    f"duplicates stored {rec['duplicates_stored']}{note}")
+        if (col := rec.get("collisions")) is not None:  # by event: the ids of client devices collide
+            out.append(f"{name}: ids: {col['same_session']} acked events shared their id with another of "
+                       f"their session, {col['same_session_stored_once']} of them stored once each; "
+                       f"{col['across_fleet']} shared it across the fleet; {col['merged']} the key merges")
     else:
         out.append(f"{name}: reconciliation not done ({rec['note']})")
     return out

@@ -12,6 +12,7 @@ import contextlib
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from bench.fleet import Plan
+from bench.profiles import Clients
 from bench.protocol.errors import UsageError
 from bench.results.files import make_run_dir, run_meta, write_results
 from bench.results.ids import new_app_id
@@ -27,6 +30,7 @@ from bench.results.reconcile import (
     fetch_stored_count,
     not_done,
     reconcile_counts,
+    reconcile_fleet,
     reconcile_reference,
     verify_url_for,
 )
@@ -60,6 +64,7 @@ class RunRequest:
     rate: float | None = None
     devices: int | None = None
     connect_rate: float | None = None
+    time_scale: float | None = None
     processes: int = 1
     out_dir: str = "results"
     seed: int | None = None
@@ -106,8 +111,32 @@ def load(request: RunRequest) -> Scenario:
     """The scenario with the command line's overrides (ScenarioError / UsageError on bad input)."""
     scenario = load_scenario(request.scenario_path)
     duration = parse_duration(request.duration) if request.duration is not None else None
-    return scenario.with_overrides(duration_s=duration, rate=request.rate, devices=request.devices,
-                                   seed=request.seed, connect_rate=request.connect_rate)
+    scenario = scenario.with_overrides(duration_s=duration, rate=request.rate, devices=request.devices,
+                                       seed=request.seed, connect_rate=request.connect_rate)
+    if request.time_scale is not None:
+        scenario = with_time_scale(scenario, request.time_scale)
+    if scenario.clients is not None:  # client devices date their events from the real start of the run
+        scenario = replace(scenario, clients=replace(scenario.clients, epoch_ms=int(time.time() * 1000)))
+        if "http" in request.transports and Plan(scenario).has_clients:
+            raise UsageError(f"{request.scenario_path}: client profiles, outages, releases and time_scale "
+                             "imitate the WebSocket modules: run it with --transport ws")
+    return scenario
+
+
+def with_time_scale(scenario: Scenario, scale: float) -> Scenario:
+    """The scenario on a clock ``scale`` times faster than the real one (``--time-scale``).
+
+    Raises:
+        UsageError: the scale is out of [1, 10000], or the fleet no longer comes online within the run.
+    """
+    if not 1.0 <= scale <= 10_000.0:
+        raise UsageError(f"--time-scale must be in [1, 10000], not {scale:g}")
+    clients = replace(scenario.clients or Clients(), time_scale=scale)
+    scaled = replace(scenario, clients=clients)
+    why = scaled.ramp_fits()
+    if why is not None:
+        raise UsageError(f"--time-scale {scale:g}: {why}")
+    return scaled
 
 
 def preflight(base_url: str) -> None:
@@ -171,8 +200,10 @@ def target(request: RunRequest) -> Iterator[tuple[str, bool]]:
 
 
 def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_id: str,
-              embedded: bool, before: int | None) -> Reconciliation:
+              embedded: bool, before: int | None, scenario: Scenario | None = None) -> Reconciliation:
     """Reference reconciliation when the target is one; else --verify-url counts; else not done.
+
+    A fleet with client devices (``scenario``) is reconciled event by event: their ids collide.
 
     A shard does not reconcile: the other shards store into the same app while it runs, so only the union of
     their acknowledged ids can be compared with the store (``nucleus-bench merge`` does).
@@ -185,8 +216,12 @@ def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_i
                                    timeout_s=request.reconcile_timeout_s)
         return reconcile_counts(before, after, result.tracker.acked)
     reported = result.reported_ids or []
-    rec = reconcile_reference(base_url, app_id, reported, insecure=request.insecure,
+    if scenario is not None:  # a fleet with client devices is reconciled by event
+        rec = reconcile_fleet(Plan(scenario), base_url, app_id, reported, insecure=request.insecure,
                               token=request.stats_token, timeout_s=request.reconcile_timeout_s)
+    else:
+        rec = reconcile_reference(base_url, app_id, reported, insecure=request.insecure,
+                                  token=request.stats_token, timeout_s=request.reconcile_timeout_s)
     if rec.done or embedded or rec.note.startswith(f"{base_url} unreachable:"):
         return rec  # done, or why not: a target that cannot be reached is said so, not taken for a stranger
     return not_done("the target is not the reference target and no --verify-url was given")
@@ -226,7 +261,7 @@ class _Session:
         if self.live is not None:
             self.live.finish(transport, result)
         try:
-            rec = reconcile(request, result, self.base_url, app_id, self.embedded, before)
+            rec = reconcile(request, result, self.base_url, app_id, self.embedded, before, sc)
         except KeyboardInterrupt:  # Ctrl-C while the target is asked: keep what the load measured
             rec = not_done(f"interrupted ({STOPS.label}) during reconciliation")
             result = replace(result, interrupted=True)
@@ -302,10 +337,16 @@ def execute(request: RunRequest) -> int:
         raise UsageError(f"--processes {request.processes} is more than the {devices} devices"
                          f"{' of the shard' if request.shard else ''}")
     check_out_dir(request.out_dir)
-    if scenario.connect_ramp_s >= scenario.ramp_s + PACING_NOTE_S:
+    if scenario.target_args and request.target_url is None:  # [target] args: the embedded target's flags
+        request = replace(request, target_args=(*scenario.target_args, *request.target_args))
+    if scenario.time_scale != 1.0:
+        print(f"nucleus-bench run: time runs {scenario.time_scale:g}x: the scenario's "
+              f"{scenario.duration_s:g} s take {scenario.duration_s / scenario.time_scale:.3g} s",
+              file=sys.stderr)
+    if scenario.connect_ramp_s >= scenario.ramp_s + PACING_NOTE_S * scenario.time_scale:
         print(f"nucleus-bench run: {scenario.devices:,} devices come online at {scenario.connect_rate:,.6g} "
-              f"connects/s, over {scenario.connect_ramp_s:.3g} s (the scenario's ramp: "
-              f"{scenario.ramp_s:g} s)", file=sys.stderr)
+              f"connects/s, over {scenario.connect_ramp_s / scenario.time_scale:.3g} s (the scenario's ramp: "
+              f"{scenario.ramp_s / scenario.time_scale:g} s)", file=sys.stderr)
     raise_nofile_limit()
     note_twins()
     STOPS.reset()

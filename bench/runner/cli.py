@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", metavar="D", help="how long to send: 90s, 2m, or seconds")
     parser.add_argument("--rate", type=float, metavar="R", help="total open-loop events/s of the fleet")
     parser.add_argument("--devices", type=int, metavar="N", help="fleet size")
+    parser.add_argument("--time-scale", type=float, metavar="X",
+                        help="simulated seconds per real second: the scenario's clock runs X times faster "
+                             "(its time_scale; durations, ticks, outages and dates stay simulated)")
     parser.add_argument("--connect-rate", type=float, metavar="R",
                         help="devices that come online per second: the ramp lasts at least devices / R "
                              "(default: the scenario's [fleet] connect_rate, else 1500)")
@@ -126,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
     _positive("--rate", args.rate)
     _positive("--devices", args.devices)
     _positive("--connect-rate", args.connect_rate)
+    _positive("--time-scale", args.time_scale)
     _positive("--processes", args.processes)
     _positive("--http-concurrency", args.http_concurrency)
     _positive("--reconcile-timeout", args.reconcile_timeout)
@@ -135,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
         scenario_path=args.scenario, transports=transports,
         target_url=_check_target(args.target) if args.target else None,
         app_ids=_check_app_ids(args.app_id, transports), duration=args.duration, rate=args.rate,
-        devices=args.devices, connect_rate=args.connect_rate, processes=args.processes, out_dir=args.out,
+        devices=args.devices, connect_rate=args.connect_rate, time_scale=args.time_scale,
+        processes=args.processes, out_dir=args.out,
         seed=args.seed,
         insecure=args.insecure, source_addrs=args.source_addrs, progress=not args.no_progress,
         verify_url=args.verify_url, reconcile_timeout_s=args.reconcile_timeout,

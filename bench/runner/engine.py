@@ -37,6 +37,7 @@ from bench.results.transport import TransportResult
 from bench.runner.scheduler import Monitor, Scheduler
 from bench.runner.stops import STOPS
 from bench.scenario import Scenario
+from bench.transports.clients import ClientQueue
 from bench.transports.common import TransportOptions, TransportStats
 from bench.transports.http import HttpTransport, http_url
 from bench.transports.ws import WsTransport, ws_url
@@ -94,10 +95,16 @@ def raise_nofile_limit() -> int:
     return soft
 
 
-def _make_transport(config: RunConfig, tracker: AckTracker,
-                    clock: Callable[[], int]) -> WsTransport | HttpTransport:
+def _make_transport(config: RunConfig, tracker: AckTracker, clock: Callable[[], int],
+                    plan: Plan) -> WsTransport | HttpTransport:
     if config.transport == "ws":
-        return WsTransport(ws_url(config.target_url, config.app_id), tracker, clock, config.options)
+        scale = config.scenario.time_scale
+        clients = None
+        if plan.has_clients:  # client devices (bench.fleet.clients) keep a queue on the transport's side
+            def clients(device: int) -> ClientQueue | None:
+                profile = plan.profile_of(device)
+                return ClientQueue(profile, scale) if profile is not None else None
+        return WsTransport(ws_url(config.target_url, config.app_id), tracker, clock, config.options, clients)
     return HttpTransport(http_url(config.target_url, config.app_id), tracker, clock, config.options)
 
 
@@ -192,11 +199,11 @@ async def run_shard_async(config: RunConfig, *, shard: int = 0, shards: int = 1,
     plan = Plan(sc, shard=shard, shards=shards)
     clock, set_origin = run_clock(start_at_ns if start_at_ns is not None
                                   else time.monotonic_ns() + DEFAULT_LEAD_NS)
-    transport = _make_transport(config, tracker, clock)
+    transport = _make_transport(config, tracker, clock, plan)
     if isinstance(transport, HttpTransport):
         await transport.start()
     connects = sorted((plan.connect_at_ns(d), d) for d in plan.devices)
-    scheduler = Scheduler(plan.wire_sends(config.transport), connects, transport, clock)
+    scheduler = Scheduler(plan.mixed_wire_sends(config.transport), connects, transport, clock)
     books = _Books(tracker, transport.stats, scheduler, clock, progress, config.live_histograms)
     monitor = books.monitor = Monitor(clock, books.on_second, books.snapshot if progress else None)
     if ready is not None:

@@ -28,8 +28,9 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Protocol
+from typing import Protocol, cast
 
+from bench.fleet.clients import ClientSend
 from bench.fleet.send import WireSend
 from bench.protocol.events import EventId
 from bench.transports.common import Clock
@@ -68,6 +69,12 @@ class TransportLike(Protocol):
     def send(self, device: int, payload: bytes, ids: tuple[EventId, ...], intended_ns: int,
              created_ns: tuple[int, ...]) -> None: ...
     def send_untracked(self, device: int, payload: bytes) -> None: ...
+
+
+class ClientTransportLike(TransportLike, Protocol):
+    """A transport that carries client devices' sends too (``WsTransport``; plans with clients)."""
+
+    def send_client(self, send: ClientSend) -> None: ...
 
 
 class Scheduler:
@@ -200,6 +207,9 @@ def dispatch(transport: TransportLike, send: SendLike) -> None:
     reaches a transport (the scheduler's loop calls it per send: ~40 ns over the copy it used to inline)."""
     if type(send) is WireSend:  # the hot path's WireSend: its fields in one unpacking
         at_ns, device, encoded, ids, created_ns = send
+    elif type(send) is ClientSend:  # a client device's: its transport does what its profile says
+        cast(ClientTransportLike, transport).send_client(send)  # only plans with clients make them
+        return
     else:
         at_ns, device, encoded = send.at_ns, send.device, send.encoded
         ids, created_ns = send.ids, send.created_ns

@@ -675,12 +675,23 @@ async def app_stats(request: web.Request) -> web.Response:
 
 
 async def stored_ids(request: web.Request) -> web.Response:
-    """``GET /app/{appId}/stored-ids``: ``{"ids": [...]}``, one entry per stored event with an id."""
+    """``GET /app/{appId}/stored-ids``: ``{"ids": [...]}``, one entry per stored event with an id.
+
+    ``?by=event``: ``{"events": [[device, session, id, type, name, date], ...]}``, each stored event by its
+    duplicate key (date: epoch ms, null when it had none): random ids collide, so reconciling them needs the
+    whole key (contract.md, "Acknowledgements"). A store that keeps ids only answers 501.
+    """
     app_id = request.match_info["app_id"]
     refused = _bad_app(app_id) or _stats_refused(request)
     if refused is not None:
         return refused
-    return _json(200, {"ids": await request.app[STATE].store.stored_ids(app_id)})
+    store = request.app[STATE].store
+    if request.query.get("by") == "event":
+        events = await store.stored_events(app_id)
+        if events is None:
+            return _error(501, "this store keeps ids only (--store memory): events need a SQLite store")
+        return _json(200, {"events": events})
+    return _json(200, {"ids": await store.stored_ids(app_id)})
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -39,6 +39,9 @@ from bench.protocol.events import EventId
 from bench.target.ingest import ROW_ID, Row, Snapshot
 
 SyncMode = Literal["full", "normal", "off"]
+#: A stored event by its duplicate key without the app (ingest.Key): (device, session, id, type, name, date ms
+#: or None); a name stored as JSON bytes comes back as that JSON's text.
+StoredEvent = tuple[str, int | None, EventId, str, str | None, float | None]
 _COLUMNS = ("app", "type", "orphan", "missing", "event_ms", "received_ms", "device", "session", "id", "name",
             "user_id", "anon_id", "payload", "extra", "dated")
 _SCHEMA = """
@@ -78,6 +81,9 @@ class Store(Protocol):
     async def stored_ids(self, app: str) -> list[EventId]:
         """The id of every stored event of ``app`` that has one."""
 
+    async def stored_events(self, app: str) -> list[StoredEvent] | None:
+        """Every stored event of ``app`` that has an id, by its duplicate key; None: not kept here."""
+
     def snapshot(self, *, recent_since_ms: float, max_recent: int, max_sessions: int,
                  max_devices: int) -> Snapshot:
         """What the store holds already: ``recent`` lists the keys of events received at or after
@@ -101,6 +107,9 @@ class MemoryStore:
 
     async def stored_ids(self, app: str) -> list[EventId]:
         return list(self._ids.get(app, ()))
+
+    async def stored_events(self, app: str) -> list[StoredEvent] | None:
+        return None  # ids only
 
     def snapshot(self, *, recent_since_ms: float, max_recent: int, max_sessions: int,
                  max_devices: int) -> Snapshot:
@@ -304,6 +313,19 @@ class SqliteStore:
             try:
                 return [_narrow(r[0]) for r in reader.execute(
                     "SELECT id FROM events WHERE app = ? AND id IS NOT NULL", (app,))]
+            finally:
+                reader.close()
+
+        return await asyncio.get_running_loop().run_in_executor(None, query)
+
+    async def stored_events(self, app: str) -> list[StoredEvent] | None:
+        def query() -> list[StoredEvent]:
+            reader = sqlite3.connect(self.path, check_same_thread=False)
+            try:
+                return [(d, _narrow(s), _narrow(i), k, n.decode() if type(n) is bytes else n, t)
+                        for d, s, i, k, n, t in reader.execute(
+                            "SELECT device, session, id, type, name, CASE WHEN dated THEN event_ms END "
+                            "FROM events WHERE app = ? AND id IS NOT NULL", (app,))]
             finally:
                 reader.close()
 

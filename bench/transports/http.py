@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-from bench.protocol.errors import MalformedAck
+from bench.protocol.errors import MalformedAck, UsageError
 from bench.protocol.events import EventId
 from bench.protocol.message import parse_ack_ids
 from bench.transports.common import (
@@ -237,6 +237,10 @@ class HttpTransport:
 
     def send_untracked(self, device: int, payload: bytes) -> None:
         """Heartbeats are WebSocket-only (tracking-api.md, "Event Types"): nothing to do over HTTP."""
+
+    def send_client(self, send: object) -> None:
+        """Client profiles imitate the WebSocket modules: the plan refuses them over HTTP before any send."""
+        raise UsageError("client profiles are WebSocket behaviours: run this scenario with --transport ws")
 
     @property
     def pending_writes(self) -> int:

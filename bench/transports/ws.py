@@ -20,6 +20,12 @@ connection is not re-opened by itself: the next send does it, as the official mo
 report tick (contract.md, "Client behaviour worth simulating"). Events pending on a closed connection
 stay pending in the tracker until the ack timeout decides (they are not lost at once).
 
+A client device (``bench.fleet.clients``: a profile of the official modules) sends through
+``send_client``: its events wait in its ``ClientQueue`` (``bench.transports.clients``), which decides what
+each write carries (the whole unacked queue, for a resending profile), the open delay, how it reconnects
+and the frame type; its messages go to the sink with their wire ids (``on_send_wire``), and its replies come
+back through ``on_ws_ack_wire``, which maps the ids it names onto the events of that connection.
+
 Heartbeats are written untracked. A server may answer them with an empty ``reportedIds``; such an
 empty reply is taken as the heartbeat's answer while heartbeats are outstanding, so it never stands in
 for a tracked message whose ack was dropped.
@@ -48,9 +54,12 @@ try:
 except ImportError:  # pragma: no cover - a source install without a compiler
     from websockets.utils import apply_mask
 
+from bench.fleet.clients import BEAT, DROP, EVENTS, ClientSend
+from bench.fleet.send import encode_parts
 from bench.native import twins
 from bench.protocol.errors import ConnectFailed, UsageError
 from bench.protocol.events import EventId
+from bench.transports.clients import ClientQueue, frame_binary_py
 from bench.transports.common import (
     AckSink,
     Clock,
@@ -95,10 +104,11 @@ class HandshakeRefused(ConnectFailed, ConnectionError):
 
 
 class _Device:
-    __slots__ = ("backlog", "conn", "failures", "index", "retry")
+    __slots__ = ("backlog", "client", "conn", "failures", "index", "retry")
 
-    def __init__(self, index: int) -> None:
+    def __init__(self, index: int, client: ClientQueue | None = None) -> None:
         self.index = index
+        self.client = client  # a client device's queue (bench.transports.clients); None: a plain device
         self.conn: _WsConn | None = None
         self.backlog: list[_Message] = []
         self.failures = 0  # failed connects in a row
@@ -168,12 +178,14 @@ class _WsConn(asyncio.Protocol):
     """
 
     __slots__ = ("_route", "_write_text", "conn_id", "device", "established", "fast", "fragments",
-                 "heartbeats_out", "inbuf", "opened", "owner", "phase", "proto", "rx_ns", "transport")
+                 "heartbeats_out", "inbuf", "opened", "owner", "phase", "proto", "rx_ns", "transport",
+                 "wired")
 
     def __init__(self, owner: WsTransport, device: _Device, conn_id: int) -> None:
         self.owner = owner
         self.device = device
         self.conn_id = conn_id
+        self.wired = device.client is not None  # a client device's: replies name wire ids (on_ws_ack_wire)
         self.proto = ClientProtocol(owner.uri, max_size=MAX_REPLY_BYTES)
         self.transport: asyncio.Transport | None = None
         self.phase = _CONNECTING
@@ -385,7 +397,10 @@ class _WsConn(asyncio.Protocol):
             rx_ns = owner.clock()
             if owner.polled:
                 owner.stats.untimed_replies += 1  # the kernel gave no receive time: read time instead
-        owner.sink.on_ws_ack(self.conn_id, reported, rx_ns)
+        if self.wired:
+            reported = owner.sink.on_ws_ack_wire(self.conn_id, reported, rx_ns)  # the events' keys
+        else:
+            owner.sink.on_ws_ack(self.conn_id, reported, rx_ns)
         if owner.reported is not None:
             owner.reported.extend(reported)
 
@@ -430,10 +445,11 @@ class WsTransport:
         sink: the ack tracker; ``conn`` ids it sees are unique per connection, never reused.
         clock: monotonic ns since the run's start.
         options: TLS, source addresses, connect limits.
+        clients: device -> its ``ClientQueue`` when it is a client device (``send_client``), else None.
     """
 
-    def __init__(self, url: str, sink: AckSink, clock: Clock,
-                 options: TransportOptions | None = None) -> None:
+    def __init__(self, url: str, sink: AckSink, clock: Clock, options: TransportOptions | None = None,
+                 clients: Callable[[int], ClientQueue | None] | None = None) -> None:
         try:
             self.uri: WebSocketURI = parse_uri(url)
         except InvalidURI as exc:
@@ -445,6 +461,8 @@ class WsTransport:
         self.reported: list[EventId] | None = [] if self.options.record_reported else None
         self.live: set[_WsConn] = set()
         self._devices: dict[int, _Device] = {}
+        self._clients = clients
+        self._client_unsent = 0  # events in client devices' queues never written
         self._next_conn = 0
         self._backlogged = 0
         self._connecting = 0
@@ -495,10 +513,71 @@ class WsTransport:
         """A heartbeat: written and counted, never tracked."""
         self.send(device, payload, (), 0, ())
 
+    # -- client devices (bench.transports.clients) --------------------------------------------------------
+    def send_client(self, send: ClientSend) -> None:
+        """What a client device does now: queue its new events, write what its queue says when its
+        connection is ready, else (re)connect as its profile does; or drop its connection (an outage)."""
+        dev = self._devices.get(send.device) or self._device(send.device)
+        client = dev.client
+        if client is None:
+            raise ValueError(f"device {send.device} is not a client device")  # a harness bug, never input
+        conn = dev.conn
+        if send.action == DROP:  # the device loses the server: its socket goes, its events stay queued
+            dev.conn = None  # not wanted any more: its close is not the peer's (closed_by_peer)
+            if conn is not None and conn.transport is not None:
+                conn.transport.abort()
+            return
+        if send.action == EVENTS:
+            self._client_unsent += client.add(send)
+        if conn is not None and conn.phase == _OPEN and client.ready:
+            self._write_client(dev, conn, send.parts if send.action == BEAT else None)
+        elif client.tick_reconnect:
+            # a new socket each tick while not open; the old one is left as it is
+            if conn is None or conn.phase == _DONE or client.new_socket(conn.phase == _CONNECTING,
+                                                                         self.clock()):
+                self._start_connect(dev)
+        elif (conn is None or conn.phase == _DONE) and dev.retry is None:
+            self._start_connect(dev)
+
+    def _write_client(self, dev: _Device, conn: _WsConn, beat: tuple[bytes, ...] | None) -> None:
+        """Write what the device's queue composes, else its heartbeat (or empty batch) when it has one."""
+        client = dev.client
+        assert client is not None
+        made = client.compose(self.sink.is_pending)
+        if made is None:
+            if beat is not None:
+                self._write_frame(conn, encode_parts(beat), client.binary)
+                self.stats.heartbeats_sent += 1
+                conn.heartbeats_out += 1
+            return
+        parts, keys, wire, created, intended, first = made
+        self._client_unsent -= first
+        actual = self.clock()
+        self._write_frame(conn, encode_parts(parts), client.binary)
+        self.stats.messages_sent += 1
+        self.sink.on_send_wire(conn.conn_id, keys, wire, intended, actual, created)
+
+    @staticmethod
+    def _write_frame(conn: _WsConn, payload: bytes, binary: bool) -> None:
+        if binary:  # the Swift module's frames (contract.md, "Messages")
+            conn.write(frame_binary_py(payload, _MASKS.next(), apply_mask))
+        else:
+            conn.write(payload, True)
+
+    def _client_ready(self, dev: _Device, conn: _WsConn) -> None:
+        """The open delay is over: the device writes its queue (what waited for the connection)."""
+        client = dev.client
+        if client is None or dev.conn is not conn or conn.phase != _OPEN:
+            return
+        client.ready = True
+        if client.entries:
+            self._write_client(dev, conn, None)
+
     @property
     def pending_writes(self) -> int:
-        """Messages waiting for a connection to open (not yet on the wire)."""
-        return self._backlogged
+        """Messages waiting for a connection to open (not yet on the wire), and client devices' unwritten
+        events."""
+        return self._backlogged + self._client_unsent
 
     def abandon_unsent(self) -> int:
         """End of the run: give every never-written event to the sink as sent now, so it ends as lost.
@@ -515,7 +594,12 @@ class WsTransport:
                     self.sink.on_send(conn_id, ids, intended_ns, now, created_ns)
                     total += len(ids)
             dev.backlog.clear()
+            if dev.client is not None:
+                for key, wire, created, intended in dev.client.take_unsent():
+                    self.sink.on_send_wire(conn_id, (key,), (wire,), intended, now, (created,))
+                    total += 1
         self._backlogged = 0
+        self._client_unsent = 0
         self.stats.unsent_events += total
         return total
 
@@ -553,7 +637,8 @@ class WsTransport:
     def _device(self, device: int) -> _Device:
         dev = self._devices.get(device)
         if dev is None:
-            dev = self._devices[device] = _Device(device)
+            client = self._clients(device) if self._clients is not None else None
+            dev = self._devices[device] = _Device(device, client)
         return dev
 
     def _new_conn_id(self) -> int:
@@ -563,6 +648,9 @@ class WsTransport:
     def _start_connect(self, dev: _Device) -> None:
         if self._closing:
             return
+        if dev.client is not None:
+            dev.client.ready = False  # until the new connection is open and past the open delay
+            dev.client.connecting_since = self.clock()
         dev.conn = conn = _WsConn(self, dev, self._new_conn_id())
         if self._connecting >= self.options.max_connecting:
             self._waiting.append(conn)
@@ -634,6 +722,8 @@ class WsTransport:
         dev = conn.device
         if self._closing or dev.conn is not conn:
             return
+        if dev.client is not None and dev.client.tick_reconnect:
+            return  # the modules try again on their next tick, without backoff
         dev.failures += 1
         delay = connect_backoff_s(dev.failures, self._jitter())
         dev.retry = asyncio.get_running_loop().call_later(delay, self._retry, dev, conn)
@@ -657,6 +747,12 @@ class WsTransport:
         self._backlogged -= len(backlog)
         for payload, ids, intended_ns, created_ns in backlog:
             self.send(dev.index, payload, ids, intended_ns, created_ns)  # the connection is open: written now
+        client = dev.client
+        if client is not None:
+            if client.delay_s > 0:  # v4, v5: a second after the socket opens
+                asyncio.get_running_loop().call_later(client.delay_s, self._client_ready, dev, conn)
+            else:
+                self._client_ready(dev, conn)
 
     def on_lost(self, conn: _WsConn) -> None:
         """The TCP connection is gone. Its pending events stay pending; the ack timeout decides."""
@@ -665,7 +761,7 @@ class WsTransport:
         if not conn.opened.done():
             conn.opened.set_exception(ConnectionError("connection closed during the handshake"))
         if conn.established:
-            if not self._closing:
+            if not self._closing and conn.device.conn is conn:  # still wanted (not replaced, not dropped)
                 self.stats.closed_by_peer += 1
             self.sink.on_conn_closed(conn.conn_id, self.clock())
         if self._closing and not self.live and self._all_closed is not None:
