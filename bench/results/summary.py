@@ -137,7 +137,10 @@ def transport_summary(r: TransportResult) -> dict[str, Any]:
                    "bytes_sent": st.bytes_sent, "bytes_received": st.bytes_received,
                    "bytes_per_event": st.bytes_sent / t.sent if t.sent else 0.0,
                    "processes": r.processes, "max_rss_kb": r.max_rss_kb,
-                   "lost_processes": list(r.lost_processes)},
+                   "lost_processes": list(r.lost_processes),
+                   # the ramp as it went: devices online, when the last came, the connects/s achieved
+                   "devices_online": r.devices_online, "all_online_s": r.all_online_s,
+                   "online_per_s": r.devices_online / r.all_online_s if r.all_online_s > 0 else None},
         "generator": {"schedule_lag_us": quantiles(r.schedule_lag), "loop_lag_us": quantiles(r.loop_lag),
                       "cpu_share_max": r.cpu_share_max, "behind_max_us": r.behind_max_us,
                       "saturated": bool(reasons), "reasons": reasons},

@@ -57,6 +57,8 @@ class TransportResult:
     interrupted: bool = False   # stopped early (Ctrl-C, SIGTERM, a lost shard): figures up to then
     #: One line per process of the run that ended before it sent its figures (they are not in this result).
     lost_processes: list[str] = field(default_factory=list)
+    devices_online: int = 0     # WS devices whose first connection opened (summed over processes)
+    all_online_s: float = 0.0   # when the last of them did, from the run's start (the latest process)
     reported_ids: list[EventId] | None = None
     reconciliation: Reconciliation = field(default_factory=lambda: not_done("not attempted"))
 
@@ -92,6 +94,8 @@ class TransportResult:
             reasons=sorted(set(self.reasons) | set(other.reasons)),
             interrupted=self.interrupted or other.interrupted,
             lost_processes=[*self.lost_processes, *other.lost_processes],
+            devices_online=self.devices_online + other.devices_online,
+            all_online_s=max(self.all_online_s, other.all_online_s),
             reported_ids=_concat_ids((self.reported_ids, other.reported_ids)),
         )
 
@@ -114,6 +118,7 @@ class TransportResult:
             "cpu_share_max": self.cpu_share_max, "behind_max_us": self.behind_max_us,
             "reasons": list(self.reasons), "interrupted": self.interrupted,
             "lost_processes": list(self.lost_processes),
+            "devices_online": self.devices_online, "all_online_s": self.all_online_s,
         }
 
     @classmethod
@@ -132,6 +137,8 @@ class TransportResult:
             behind_max_us=float(obj["behind_max_us"]), reasons=list(obj["reasons"]),
             interrupted=bool(obj.get("interrupted", False)), reported_ids=reported_ids,
             lost_processes=[str(x) for x in obj.get("lost_processes", [])],
+            devices_online=int(obj.get("devices_online", 0)),
+            all_online_s=float(obj.get("all_online_s", 0.0)),
         )
 
     # -- derived figures ---------------------------------------------------------------------------

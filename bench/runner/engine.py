@@ -329,6 +329,8 @@ def _result(config: RunConfig, plan: Plan, tracker: AckTracker, transport: WsTra
         loop_lag=books.loop_lag, series=books.series,
         max_rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         reported_ids=transport.reported,
+        devices_online=transport.devices_online if isinstance(transport, WsTransport) else 0,
+        all_online_s=transport.all_online_ns / 1e9 if isinstance(transport, WsTransport) else 0.0,
     )
 
 

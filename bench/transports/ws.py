@@ -104,7 +104,7 @@ class HandshakeRefused(ConnectFailed, ConnectionError):
 
 
 class _Device:
-    __slots__ = ("backlog", "client", "conn", "failures", "index", "retry")
+    __slots__ = ("backlog", "client", "conn", "failures", "index", "online", "retry")
 
     def __init__(self, index: int, client: ClientQueue | None = None) -> None:
         self.index = index
@@ -112,6 +112,7 @@ class _Device:
         self.conn: _WsConn | None = None
         self.backlog: list[_Message] = []
         self.failures = 0  # failed connects in a row
+        self.online = False  # a connection of this device has opened at least once
         self.retry: asyncio.TimerHandle | None = None  # the next connect after a failure, while waiting
 
 
@@ -469,6 +470,9 @@ class WsTransport:
         self._waiting: deque[_WsConn] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._jitter = random.Random(0x6E75636C).random  # the backoff's jitter: timing only, never the plan
+        #: Devices whose first connection has opened, and when the last of them did (ns since the start).
+        self.devices_online = 0
+        self.all_online_ns = 0
         self._closing = False
         self._all_closed: asyncio.Event | None = None
         self._ssl = client_ssl_context(self.options.insecure) if self.uri.secure else None
@@ -743,6 +747,10 @@ class WsTransport:
         if dev.conn is not conn:
             return
         dev.failures = 0
+        if not dev.online:  # its first connection: the ramp's progress
+            dev.online = True
+            self.devices_online += 1
+            self.all_online_ns = self.clock()
         backlog, dev.backlog = dev.backlog, []
         self._backlogged -= len(backlog)
         for payload, ids, intended_ns, created_ns in backlog:

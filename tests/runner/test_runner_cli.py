@@ -62,6 +62,12 @@ def test_both_transports_on_the_embedded_target(tmp_path: Path, capsys: pytest.C
         assert (rec["acked_not_stored"], rec["stored_not_acked"], rec["duplicates_stored"]) == (0, 0, 0)
     assert ws["app_id"] != http["app_id"] and len(ws["app_id"]) == 24
     assert ws["delivery_delay_us"]["p50"] < http["delivery_delay_us"]["p50"]  # HTTP waits for its flush
+    # the ramp as it went: every WebSocket device came online, within the run, at a rate the summary gives
+    devices = load_scenario(scenario).devices
+    client = ws["client"]
+    assert client["devices_online"] == devices and 0 < client["all_online_s"] < ws["throughput"]["wall_s"]
+    assert client["online_per_s"] == pytest.approx(devices / client["all_online_s"])
+    assert http["client"]["devices_online"] == 0 and http["client"]["online_per_s"] is None  # no connections
     for name in ("summary.json", "histograms.json", "meta.json", "series-ws.csv", "series-http.csv",
                  "result-ws.json", "result-http.json"):
         assert (run_dir / name).is_file(), name
