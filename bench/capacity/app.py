@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,30 +118,15 @@ def plan(request: CapacityRequest, files_limit: int) -> _Plan:
     return _Plan(scenario, axis, search, objective, warmup)
 
 
-@contextlib.contextmanager
-def target(request: CapacityRequest) -> Iterator[tuple[str, bool]]:
-    """Yield (base URL, embedded?): the given target, or the embedded reference target for every step."""
-    if request.target_url is not None:
-        yield request.target_url, False
-        return
-    from bench.protocol.errors import TargetStartError
-    from bench.target.embedded import EmbeddedTarget
+def target(request: CapacityRequest) -> contextlib.AbstractContextManager[tuple[str, bool]]:
+    """(base URL, embedded?): the given target, or the embedded reference target for every step."""
+    from bench.target.embedded import given_or_embedded
 
-    with tempfile.TemporaryDirectory(prefix="nucleus-bench-target-") as tmp:
-        store = request.target_store or str(Path(tmp) / "target.sqlite3")
-        embedded = EmbeddedTarget(store=store, extra_args=request.target_args)
-        try:
-            embedded.start()
-        except (TargetStartError, OSError) as exc:  # e.g. a bad --target-arg: the child's own last line
-            raise UsageError(f"the embedded target did not start: {exc}") from None
-        kind = "in memory" if store == "memory" else f"SQLite store {store}"
-        print(f"nucleus-bench capacity: no --target given: started the embedded reference target at "
-              f"{embedded.url} ({kind}) with {' '.join(request.target_args) or 'no extra flags'}; every step "
-              f"runs against it", file=sys.stderr)
-        try:
-            yield embedded.url, True
-        finally:
-            embedded.stop()
+    return given_or_embedded(
+        request.target_url, request.target_store, request.target_args,
+        lambda url, kind: f"nucleus-bench capacity: no --target given: started the embedded reference target "
+                          f"at {url} ({kind}) with {' '.join(request.target_args) or 'no extra flags'}; "
+                          f"every step runs against it")
 
 
 class _Session:

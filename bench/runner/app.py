@@ -174,29 +174,14 @@ def stored_before(request: RunRequest, app_id: str) -> int | None:
     return before
 
 
-@contextlib.contextmanager
-def target(request: RunRequest) -> Iterator[tuple[str, bool]]:
-    """Yield (base URL, embedded?): the given target, or the embedded reference target (started, stopped)."""
-    if request.target_url is not None:
-        yield request.target_url, False
-        return
-    from bench.protocol.errors import TargetStartError
-    from bench.target.embedded import EmbeddedTarget
+def target(request: RunRequest) -> contextlib.AbstractContextManager[tuple[str, bool]]:
+    """(base URL, embedded?): the given target, or the embedded reference target, started and stopped."""
+    from bench.target.embedded import given_or_embedded
 
-    with tempfile.TemporaryDirectory(prefix="nucleus-bench-target-") as tmp:
-        store = request.target_store or str(Path(tmp) / "target.sqlite3")
-        embedded = EmbeddedTarget(store=store, extra_args=request.target_args)
-        try:
-            embedded.start()
-        except (TargetStartError, OSError) as exc:  # e.g. a bad --target-arg: the child's own last line
-            raise UsageError(f"the embedded target did not start: {exc}") from None
-        kind = "in memory" if store == "memory" else f"SQLite store {store}"
-        print(f"nucleus-bench run: no --target given: started the embedded reference target at "
-              f"{embedded.url} ({kind}); it stops at the end", file=sys.stderr)
-        try:
-            yield embedded.url, True
-        finally:
-            embedded.stop()
+    return given_or_embedded(
+        request.target_url, request.target_store, request.target_args,
+        lambda url, kind: f"nucleus-bench run: no --target given: started the embedded reference target at "
+                          f"{url} ({kind}); it stops at the end")
 
 
 def reconcile(request: RunRequest, result: TransportResult, base_url: str, app_id: str,

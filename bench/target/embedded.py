@@ -14,6 +14,7 @@ Its standard error goes to a temporary file, quoted when the child fails to star
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -21,13 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 import bench
-from bench.protocol.errors import TargetStartError
+from bench.protocol.errors import TargetStartError, UsageError
 
 _ROOT = str(Path(bench.__file__).resolve().parent.parent)
 
@@ -175,3 +176,32 @@ class EmbeddedTarget:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+
+
+@contextlib.contextmanager
+def given_or_embedded(target_url: str | None, store: str | None, extra_args: Sequence[str],
+                      announce: Callable[[str, str], str]) -> Iterator[tuple[str, bool]]:
+    """Yield (base URL, embedded?): ``target_url`` as given, or an embedded reference target started for the
+    block (SQLite in a temporary folder unless ``store`` says otherwise) and stopped after it.
+
+    ``announce(url, kind)`` is the line said on stderr once it runs (``kind``: "in memory" or its file).
+
+    Raises:
+        UsageError: the embedded target did not start (e.g. a bad extra flag: the child's own last line).
+    """
+    if target_url is not None:
+        yield target_url, False
+        return
+    with tempfile.TemporaryDirectory(prefix="nucleus-bench-target-") as tmp:
+        path = store or str(Path(tmp) / "target.sqlite3")
+        embedded = EmbeddedTarget(store=path, extra_args=extra_args)
+        try:
+            embedded.start()
+        except (TargetStartError, OSError) as exc:
+            raise UsageError(f"the embedded target did not start: {exc}") from None
+        print(announce(embedded.url, "in memory" if path == "memory" else f"SQLite store {path}"),
+              file=sys.stderr)
+        try:
+            yield embedded.url, True
+        finally:
+            embedded.stop()
