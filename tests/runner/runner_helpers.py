@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from bench.cli import main
+from bench.results.reconcile import fetch_json
+from bench.target.embedded import EmbeddedTarget
 
 #: Two seconds, six devices, every event type, heartbeats, short flushes and a one-second ack timeout.
 FAST_SCENARIO = """\
@@ -58,3 +60,29 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     lines = [line for line in err.splitlines() if line.startswith("nucleus-bench")]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
+
+
+#: A run far longer than a test: only a signal ends it in time (the Ctrl-C and SIGTERM tests).
+LONG_SCENARIO = """\
+name = "long"
+seed = 5
+duration = "10m"
+
+[fleet]
+devices = 6
+
+[events]
+per_device_rate = 20
+
+[transport]
+ack_timeout = "5s"
+"""
+
+
+def stored(target: EmbeddedTarget, app_id: str) -> int:
+    """How many events of ``app_id`` the reference target has stored (0 before the app has any)."""
+    try:
+        stats = fetch_json(f"{target.url}/app/{app_id}/stats")
+    except OSError:
+        return 0  # the app has no events yet
+    return int(stats["stored"]["total"])

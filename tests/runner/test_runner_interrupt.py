@@ -17,37 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from runner_helpers import LONG_SCENARIO, stored
 from timeouts import PROCESS_TIMEOUT_S, TIMEOUT_S
 
-from bench.results.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
 
 ROOT = Path(__file__).resolve().parents[2]
-#: A run far longer than the test: only Ctrl-C ends it in time.
-LONG_SCENARIO = """\
-name = "long"
-seed = 5
-duration = "10m"
-
-[fleet]
-devices = 6
-
-[events]
-per_device_rate = 20
-
-[transport]
-ack_timeout = "5s"
-"""
-
-
-def _stored(target: EmbeddedTarget, app_id: str) -> int:
-    try:
-        stats = fetch_json(f"{target.url}/app/{app_id}/stats")
-    except OSError:
-        return 0  # the app has no events yet
-    return int(stats["stored"]["total"])
-
-
 @pytest.mark.parametrize("processes", [1, 2])
 def test_ctrl_c_writes_what_was_measured_and_exits_130(tmp_path: Path, target: EmbeddedTarget, app_id: str,
                                                        processes: int) -> None:
@@ -61,7 +36,7 @@ def test_ctrl_c_writes_what_was_measured_and_exits_130(tmp_path: Path, target: E
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         try:
             deadline = time.monotonic() + TIMEOUT_S
-            while _stored(target, app_id) < 50:  # the run is sending and being acked
+            while stored(target, app_id) < 50:  # the run is sending and being acked
                 assert proc.poll() is None, "the run ended by itself"
                 assert time.monotonic() < deadline, "no events stored"
                 time.sleep(0.05)

@@ -18,34 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from runner_helpers import LONG_SCENARIO, stored
 from timeouts import TIMEOUT_S
 
-from bench.results.reconcile import fetch_json
 from bench.target.embedded import EmbeddedTarget
-
-#: A run far longer than the test: only a signal ends it in time.
-LONG_SCENARIO = """\
-name = "long"
-seed = 7
-duration = "10m"
-
-[fleet]
-devices = 6
-
-[events]
-per_device_rate = 20
-
-[transport]
-ack_timeout = "5s"
-"""
-
-
-def _stored(target: EmbeddedTarget, app_id: str) -> int:
-    try:
-        stats = fetch_json(f"{target.url}/app/{app_id}/stats")
-    except OSError:
-        return 0  # the app has no events yet
-    return int(stats["stored"]["total"])
 
 
 def _shard_pids(parent: int) -> list[int]:
@@ -74,7 +50,7 @@ def _start(tmp_path: Path, target: EmbeddedTarget, app_id: str, processes: int) 
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     err.close()
     deadline = time.monotonic() + TIMEOUT_S
-    while _stored(target, app_id) < 50:  # the run is sending and being acked
+    while stored(target, app_id) < 50:  # the run is sending and being acked
         if proc.poll() is not None or time.monotonic() > deadline:
             _kill(proc)
             pytest.fail(f"the run did not get going: {(tmp_path / 'stderr.txt').read_text()[-2000:]}")
@@ -153,7 +129,7 @@ def test_a_killed_shard_stops_the_run_and_the_others_figures_are_written(tmp_pat
     assert ws["events"]["acked"] > 0 and ws["events"]["planned"] is None
     _check_identity(ws)
     # the target stored the lost shard's events too: more than the survivor's acks account for
-    assert _stored(target, app_id) > ws["events"]["acked"]
+    assert stored(target, app_id) > ws["events"]["acked"]
 
 
 def test_a_target_gone_by_reconciliation_is_said_unreachable(tmp_path: Path) -> None:
