@@ -129,6 +129,23 @@ class _Collection:
         return time.monotonic() - self.started_mono
 
 
+def spawn_pacing_warning(spawn_rate: float | None, connect_rate: float) -> str | None:
+    """Locust's spawn rate paces its users' connects, as ``connect_rate`` paces a ``run``'s fleet: one line
+    when it asks for more connects per second than the scenario allows (None: it does not, or is unknown)."""
+    if spawn_rate is None or not spawn_rate > connect_rate:
+        return None
+    return (f"spawning {spawn_rate:,.6g} users/s asks for more connects/s than the scenario's connect rate "
+            f"of {connect_rate:,.6g}/s ([fleet] connect_rate): handshakes may time out and devices start "
+            f"late; lower -r or raise connect_rate")
+
+
+def _spawn_rate(environment: Environment) -> float | None:
+    """The run's spawn rate where Locust keeps it (the master's runner, else the command line's -r)."""
+    parsed = environment.parsed_options
+    rate = getattr(environment.runner, "spawn_rate", None) or getattr(parsed, "spawn_rate", None)
+    return float(rate) if isinstance(rate, int | float) and rate > 0 else None
+
+
 def route_sigint_to_main() -> None:
     """Deliver Ctrl-C to Locust's main greenlet only, as the KeyboardInterrupt its ``main`` catches.
 
@@ -398,6 +415,9 @@ class Glue:
                         roster=Roster(started))
         for node, at in self.heartbeats.items():  # heard before the run: a negative time into it
             c.roster.heard(node, at - c.started_mono)
+        warning = spawn_pacing_warning(_spawn_rate(environment), scenario.connect_rate)
+        if warning is not None:
+            logger.warning("nucleus-bench: %s", warning)
         return c
 
     def _start_run(self, environment: Environment) -> None:
