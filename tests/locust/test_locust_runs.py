@@ -126,8 +126,8 @@ def test_bad_host_is_one_line_and_exit_2_before_any_user(run_locust: RunLocust, 
 def test_a_spawn_rate_above_the_scenarios_connect_rate_is_said_once(run_locust: RunLocust,
                                                                      target: EmbeddedTarget,
                                                                      tmp_path: Path) -> None:
-    """-r paces Locust's users as [fleet] connect_rate paces a run's fleet: asking for more connects per second
-    than the scenario allows is said in one line before the users start; the run itself goes on as asked."""
+    """-r paces Locust's users as [fleet] connect_rate paces a run's fleet: asking for more connects per
+    second than the scenario allows is said in one line before the users start; the run goes on as asked."""
     from locust_harness import SMOKE
 
     scenario = tmp_path / "slow-connects.toml"
@@ -135,7 +135,8 @@ def test_a_spawn_rate_above_the_scenarios_connect_rate_is_said_once(run_locust: 
     assert "connect_rate = 2" in scenario.read_text()
     run = run_locust("ws.py", "--host", target.url, scenario=scenario, users=3, run_time="2s")
     assert run.returncode == 0, run.stderr[-3000:]
-    lines = [line for line in run.stderr.splitlines() if "spawning 3 users/s asks for more connects/s" in line]
+    said = "spawning 3 users/s asks for more connects/s"
+    lines = [line for line in run.stderr.splitlines() if said in line]
     assert len(lines) == 1 and "connect rate of 2/s" in lines[0], run.stderr[-3000:]
     quiet = run_locust("ws.py", "--host", target.url, users=3, run_time="2s")  # smoke: 1,500/s
     assert "asks for more connects/s" not in quiet.stderr
