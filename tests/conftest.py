@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import CHROMIUM
 
 from bench import native
 from bench.target.embedded import EmbeddedTarget
@@ -97,3 +99,12 @@ def module_twins(request: pytest.FixtureRequest) -> Iterator[native.Kind]:
 def app_id() -> str:
     """A fresh appId, so the counters a test reads are its own."""
     return secrets.token_hex(12)
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's headless Chromium for the page tests (reports, Locust's web UI), or a skip that says why."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: Debian's chromium is not installed (`make test` installs it "
+                    "with apt-get where it can; else `apt-get install chromium` as root)")
+    return CHROMIUM

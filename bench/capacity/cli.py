@@ -99,7 +99,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.capacity.app import CapacityRequest, execute
-    from bench.runner.cli import _check_target
+    from bench.runner.cli import check_target
     from bench.scenario import parse_duration
     from bench.transports.common import TransportOptions
 
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         start=args.start, low=args.low, high=args.high, factor=args.factor, resolution=args.resolution,
         max_steps=args.max_steps, step_duration_s=step,
         warmup_s=parse_duration(args.warmup) if args.warmup is not None else None,
-        target_url=_check_target(args.target) if args.target else None, target_args=tuple(args.target_arg),
+        target_url=check_target(args.target) if args.target else None, target_args=tuple(args.target_arg),
         target_store=args.target_store, processes=args.processes, seed=args.seed, out_dir=args.out,
         progress=not args.no_progress,
         options=TransportOptions(insecure=args.insecure, http_concurrency=args.http_concurrency),

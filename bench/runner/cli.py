@@ -77,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "most S seconds (default 0)")
 
 
-def _check_target(url: str) -> str:
+def check_target(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--target {url!r}: expected the server's base URL, http(s)://host:port")
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     _check_metrics(args)
     request = RunRequest(
         scenario_path=args.scenario, transports=transports,
-        target_url=_check_target(args.target) if args.target else None,
+        target_url=check_target(args.target) if args.target else None,
         app_ids=_check_app_ids(args.app_id, transports), duration=args.duration, rate=args.rate,
         devices=args.devices, connect_rate=args.connect_rate, time_scale=args.time_scale,
         processes=args.processes, out_dir=args.out,

@@ -35,7 +35,7 @@ from bench.protocol.errors import BenchError, UsageError
 from bench.protocol.events import EventId
 from bench.results.transport import TransportResult, merge_all
 from bench.runner.engine import RunConfig, raise_nofile_limit, run_shard
-from bench.runner.stops import STOPS
+from bench.runner.stops import STOPS, sigterm_as_interrupt
 
 #: How long children get to start (spawn + imports) before the parent gives up.
 CHILD_START_TIMEOUT_S = 60.0
@@ -145,29 +145,10 @@ class _Children:
         """
         for proc in self.procs:
             proc.start()
-        before = self._take_sigterm()
         try:
-            try:
-                self._wait(lambda: len(self.ready) == self.n, CHILD_START_TIMEOUT_S, "start")
-            except _ShardDied:
-                self._signal_all()
-                raise ShardLostError(next(iter(self.lost.values()))) from None
-            except KeyboardInterrupt:
-                self._signal_all()
-                raise
-            self._t0_ns = time.monotonic_ns() + START_LEAD_NS
-            for pipe in self.pipes:
-                pipe.send(self._t0_ns)
-            try:
-                self._wait(self._all_reported, None, "finish")
-            except (KeyboardInterrupt, _ShardDied):
-                # Ctrl-C (it reached the shards too when typed at a terminal), SIGTERM to this process, or a
-                # shard gone: every shard still running is stopped as by Ctrl-C and sends what it measured
-                self._signal_all()
-                self._collect_after_stop()
+            with sigterm_as_interrupt():  # SIGTERM to this process: the KeyboardInterrupt of a Ctrl-C
+                self._start_and_collect()
         finally:
-            if before is not None:
-                signal.signal(signal.SIGTERM, before)
             for proc in self.procs:
                 proc.join(timeout=10.0)
                 if proc.is_alive():
@@ -175,19 +156,29 @@ class _Children:
                     proc.join(timeout=5.0)
         return [self.results[k] for k in sorted(self.results)]
 
+    def _start_and_collect(self) -> None:
+        """Wait for every shard to be ready, give them one t=0, then collect their figures (``run``)."""
+        try:
+            self._wait(lambda: len(self.ready) == self.n, CHILD_START_TIMEOUT_S, "start")
+        except _ShardDied:
+            self._signal_all()
+            raise ShardLostError(next(iter(self.lost.values()))) from None
+        except KeyboardInterrupt:
+            self._signal_all()
+            raise
+        self._t0_ns = time.monotonic_ns() + START_LEAD_NS
+        for pipe in self.pipes:
+            pipe.send(self._t0_ns)
+        try:
+            self._wait(self._all_reported, None, "finish")
+        except (KeyboardInterrupt, _ShardDied):
+            # Ctrl-C (it reached the shards too when typed at a terminal), SIGTERM to this process, or a
+            # shard gone: every shard still running is stopped as by Ctrl-C and sends what it measured
+            self._signal_all()
+            self._collect_after_stop()
+
     def _all_reported(self) -> bool:
         return len(self.results) + len(self.lost) == self.n
-
-    def _take_sigterm(self) -> Any:
-        """SIGTERM to this process: recorded, and raised here as the KeyboardInterrupt of a Ctrl-C."""
-        def on_term(signum: int, _frame: Any) -> None:
-            STOPS.record(signum)
-            raise KeyboardInterrupt
-
-        try:
-            return signal.signal(signal.SIGTERM, on_term)
-        except ValueError:  # not the main thread
-            return None
 
     def _signal_all(self) -> None:
         """SIGTERM to every shard still running (our own children, by PID): each ends as on Ctrl-C."""

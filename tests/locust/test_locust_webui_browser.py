@@ -26,8 +26,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-import pytest
-from chromium import CHROMIUM, DevTools, Tab
+from chromium import DevTools, Tab
 from locust_harness import ROOT, SMOKE, free_port, locust_argv, stop, wait_until
 from timeouts import PROCESS_TIMEOUT_S, TIMEOUT_S
 
@@ -54,14 +53,6 @@ _LATENCIES = (("ack latency, corrected (ack - intended send)", ("ack_latency_us"
 #: (figure row, summary events key) of the accounting terms.
 _COUNTS = (("sent", "sent"), ("acked", "acked"), ("rejected", "rejected"), ("lost", "lost"),
            ("in flight", "in_flight"), ("duplicate acks", "duplicate_acks"))
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: Debian's chromium is not installed (`make test` installs it "
-                    "with apt-get where it can; else `apt-get install chromium` as root)")
-    return CHROMIUM
 
 
 def _get(url: str) -> bytes | None:

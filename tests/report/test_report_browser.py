@@ -12,21 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.image import imread
-from report_browser import CHROMIUM, HEIGHT, WIDTH, Visit, open_pages
+from report_browser import HEIGHT, WIDTH, Visit, open_pages
 from report_helpers import write_known_run
 
 from bench.cli import main
 from bench.report.plots import PALETTE
 
 PLOT_IDS = {"plot-spectrum", "plot-timeline", "plot-transports", "plot-capacity"}
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: Debian's chromium is not installed (`make test` installs it "
-                    "with apt-get where it can; else `apt-get install chromium` as root)")
-    return CHROMIUM
 
 
 def _pixels(visit: Visit) -> np.ndarray:
