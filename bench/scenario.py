@@ -112,6 +112,28 @@ ANY_PLATFORM = "*"
 
 
 @dataclass(frozen=True, slots=True)
+class Objective:
+    """What a run must meet: ack latency p99 (corrected, µs), the share of events it may lose, and the seconds
+    at its start left out of the latency verdict (None: the ramp + 2 s, at most half the run).
+
+    ``[objective]`` in a scenario, ``--slo-p99`` / ``--max-loss`` / ``--warmup`` on the command line; judged
+    by ``bench.results.verdict`` (``run`` per transport, ``capacity`` per step).
+    """
+
+    p99_us: float
+    max_loss: float = 0.0
+    warmup_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.p99_us > 0 and math.isfinite(self.p99_us)):
+            raise ValueError(f"the p99 objective must be a positive time, not {self.p99_us}")
+        if not 0.0 <= self.max_loss <= 1.0:
+            raise ValueError(f"the loss allowed is a share of the events sent, 0 to 1, not {self.max_loss}")
+        if self.warmup_s is not None and not (self.warmup_s >= 0 and math.isfinite(self.warmup_s)):
+            raise ValueError(f"the warm-up must be 0 or more seconds, not {self.warmup_s}")
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A validated scenario. Durations in seconds (floats); see scenarios/README.md for each field."""
 
@@ -153,6 +175,9 @@ class Scenario:
     # [target] args: flags for the embedded reference target (a storm that needs slow acks); out of the repr
     # for the same reason as clients
     target_args: tuple[str, ...] = field(default=(), repr=False)
+    # [objective]: what a run must meet to exit 0 (bench.results.verdict); None: no verdict. Out of the repr
+    # for the same reason as clients
+    objective: Objective | None = field(default=None, repr=False)
 
     @property
     def time_scale(self) -> float:
@@ -259,6 +284,23 @@ def parse_duration(text: str) -> float:
     return math.fsum(float(num) * _UNITS[unit] for num, unit in _DURATION_PART.findall(s))
 
 
+def parse_share(text: str, flag: str) -> float:
+    """``"0"``, ``"0.001"`` or ``"0.1%"`` as a share in [0, 1] (``flag`` names it in the error).
+
+    Raises:
+        UsageError: the text is none of those, or outside [0, 1].
+    """
+    s = text.strip()
+    scale = 100.0 if s.endswith("%") else 1.0
+    try:
+        value = float(s.removesuffix("%")) / scale
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise UsageError(f"{flag} {text!r}: expected a share of the events between 0 and 1, or a percentage")
+    return value
+
+
 # --- where a key is written: tomllib keeps no positions -----------------------------------------------------
 _KEY_PART = r'(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|\'[^\']*\')'
 _KEY_PATH = rf"{_KEY_PART}(?:\s*\.\s*{_KEY_PART})*"
@@ -314,7 +356,7 @@ class _Bad(Exception):
 _SCHEMA: dict[KeyPath, frozenset[str]] = {
     (): frozenset({"name", "seed", "duration", "app_id", "fleet", "attributes", "sessions", "events",
                    "errors", "transport", "time_scale", "profiles", "profile", "outage", "release",
-                   "target"}),
+                   "target", "objective"}),
     ("fleet",): frozenset({"devices", "ramp", "connect_rate"}),
     ("attributes",): frozenset({"platform", "os_version", "total_ram", "version", "locale", "locale_field"}),
     ("sessions",): frozenset({"length", "idle_gap"}),
@@ -326,6 +368,7 @@ _SCHEMA: dict[KeyPath, frozenset[str]] = {
     ("outage",): frozenset({"start", "length", "share"}),
     ("release",): frozenset({"at", "version", "spread", "share"}),
     ("target",): frozenset({"args"}),
+    ("objective",): frozenset({"p99", "max_loss", "warmup"}),
 }
 #: Tables whose keys are names the file chooses: ``[profiles]`` (profile = share), ``[profile]`` (one table
 #: per profile the file defines). Their keys are checked by ``_read_clients``.
@@ -670,6 +713,23 @@ def _read_target(r: _Reader, doc: dict[str, Any]) -> dict[str, Any]:
     return {"target_args": r.get(t, where, "args", _target_args, ())}
 
 
+def _read_objective(r: _Reader, doc: dict[str, Any], duration_s: float) -> dict[str, Any]:
+    """``[objective]``: the p99 a run must meet (required in the table), the loss it may have, its warm-up."""
+    where = ("objective",)
+    if "objective" not in doc:
+        return {}
+    t = r.table(doc, where)
+    p99 = r.get(t, where, "p99", _duration(positive=True), None)
+    if p99 is None:
+        r.fail(where, "an objective needs its p99 (e.g. p99 = \"250ms\")")
+    warmup = r.get(t, where, "warmup", _duration(positive=False), None)
+    if warmup is not None and warmup >= duration_s:
+        r.fail((*where, "warmup"), f"the warm-up of {warmup:g}s leaves nothing of the {duration_s:g}s run "
+                                   "to judge")
+    loss = r.get(t, where, "max_loss", _number(0.0, 1.0), 0.0)
+    return {"objective": Objective(p99_us=p99 * 1e6, max_loss=loss, warmup_s=warmup)}
+
+
 def _not_a_profile(name: str, defined: Mapping[str, Profile]) -> str:
     known = [*BUILTIN, *defined]
     close = difflib.get_close_matches(name, known, n=1)
@@ -735,6 +795,7 @@ def parse_scenario(text: str, path: str = "<string>") -> Scenario:
     fields |= _read_transport(r, doc)
     fields |= _read_clients(r, doc, fields["duration_s"])
     fields |= _read_target(r, doc)
+    fields |= _read_objective(r, doc, fields["duration_s"])
     total = fields["error_share"] + fields["userid_share"] + fields["props_share"]
     if total > 1.0 + 1e-9:  # the shares split each event slot; what is left over is a plain `event`
         written = [k for k in _SHARE_KEYS if k in r.index.lines]

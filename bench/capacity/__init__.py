@@ -6,7 +6,7 @@ per transport, the highest load that met the objective, the step where it broke 
 errors, or the generator itself: then the generator is the limit and no server figure is given).
 
 - ``search``: the strategy, pure (steps so far in, next load or the knee out);
-- ``verdict``: one step's figures after its warm-up, judged against the objective, pure;
+- the verdict of each step is ``bench.results.verdict`` (shared with ``run``);
 - ``axis``: what a load means in devices and events/s, pure;
 - ``report``: ``capacity.json`` (schema ``nucleus-bench/capacity/1``) and the terminal's lines and table;
 - ``app``: the driver (target, steps, files); ``cli``: the flags.

@@ -3,7 +3,7 @@
 ``execute(CapacityRequest) -> int``: the scenario is loaded once, the target (the embedded reference target
 unless ``--target`` is given) is started once and serves every step, so that the steps differ in their load
 only. Per transport, ``bench.capacity.search`` picks each load; each step is one ``run_transport`` in this
-process (or sharded over ``--processes``) with its own fresh appId, judged by ``bench.capacity.verdict``
+process (or sharded over ``--processes``) with its own fresh appId, judged by ``bench.results.verdict``
 over its seconds after the warm-up. After every step ``capacity.json`` is rewritten whole and one line is
 printed, so a search that runs for minutes shows its progress and an interrupted one keeps what it found.
 
@@ -25,23 +25,22 @@ from typing import Any
 from bench.capacity.axis import Axis, Vary
 from bench.capacity.report import CAPACITY_SCHEMA, Step, knee_line, step_line, steps_table, transport_json
 from bench.capacity.search import Knee, SearchConfig, Tried, bracket, next_load
-from bench.capacity.verdict import Objective, judge, step_figures
 from bench.protocol.errors import BenchError, UsageError
 from bench.protocol.message import Transport
 from bench.results.files import make_run_dir, run_meta
 from bench.results.ids import new_app_id
 from bench.results.transport import TransportResult
+from bench.results.verdict import default_warmup, judge, objective_in_force, step_figures
 from bench.runner.app import check_out_dir, preflight
 from bench.runner.engine import RunConfig, raise_nofile_limit
 from bench.runner.procs import run_transport
 from bench.runner.progress import Progress
-from bench.scenario import Scenario, load_scenario
+from bench.scenario import Objective, Scenario, load_scenario
 from bench.transports.common import TransportOptions
 
 #: Open files kept free for everything but the devices' sockets, when the cap comes from the files limit.
 FD_MARGIN = 256
 #: The warm-up, when not given: the scenario's ramp and this much after it, at most half of the step.
-WARMUP_AFTER_RAMP_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +52,8 @@ class CapacityRequest:
     """
 
     scenario_path: str
-    slo_p99_s: float
-    max_loss: float = 0.0
+    slo_p99_s: float | None = None  # None: the scenario's [objective]
+    max_loss: float | None = None
     transports: tuple[Transport, ...] = ("ws",)
     vary: Vary = "devices"
     start: float | None = None
@@ -105,12 +104,15 @@ def plan(request: CapacityRequest, files_limit: int) -> _Plan:
                               low=request.low if request.low is not None else 1.0, high=high,
                               factor=request.factor, resolution=request.resolution,
                               max_steps=request.max_steps)
-        objective = Objective(p99_us=request.slo_p99_s * 1e6, max_loss=request.max_loss)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    warmup = request.warmup_s
+    objective = objective_in_force(scenario.objective, p99_s=request.slo_p99_s, max_loss=request.max_loss,
+                                   warmup_s=request.warmup_s)
+    if objective is None:
+        raise UsageError(f"capacity needs an objective: --slo-p99, or an [objective] p99 in {scenario.path}")
+    warmup = objective.warmup_s
     if warmup is None:
-        warmup = min(scenario.ramp_s + WARMUP_AFTER_RAMP_S, request.step_duration_s / 2)
+        warmup = default_warmup(scenario.ramp_s, request.step_duration_s)
     if not 0 <= warmup < request.step_duration_s:
         raise UsageError(f"--warmup {warmup:g}s must be shorter than --step-duration "
                          f"{request.step_duration_s:g}s: the verdict needs seconds after it")

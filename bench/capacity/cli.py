@@ -20,11 +20,12 @@ TRANSPORT_CHOICES: dict[str, tuple[Transport, ...]] = {"ws": ("ws",), "http": ("
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="SCENARIO",
                         help="scenario file (TOML): scenarios/desktop-fleet.toml")
-    parser.add_argument("--slo-p99", required=True, metavar="T",
-                        help="the objective: ack latency p99 (from the intended send) at most T: 250ms, 1s")
-    parser.add_argument("--max-loss", default="0", metavar="SHARE",
+    parser.add_argument("--slo-p99", metavar="T",
+                        help="the objective: ack latency p99 (from the intended send) at most T: 250ms, 1s "
+                             "(default: the scenario's [objective] p99; one of the two is needed)")
+    parser.add_argument("--max-loss", metavar="SHARE",
                         help="share of a step's events it may lose and still meet the objective: "
-                             "0 (default), 0.001 or 0.1%%")
+                             "0, 0.001 or 0.1%% (default: the scenario's [objective] max_loss, else 0)")
     parser.add_argument("--transport", choices=tuple(TRANSPORT_CHOICES), default="ws",
                         help="ws, http, or both (a search each, ws first); default ws")
     parser.add_argument("--vary", choices=("devices", "rate"), default="devices",
@@ -68,19 +69,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="HTTP requests in flight per process (default 128)")
 
 
-def parse_share(text: str, flag: str) -> float:
-    """``"0"``, ``"0.001"`` or ``"0.1%"`` as a share in [0, 1]."""
-    s = text.strip()
-    scale = 100.0 if s.endswith("%") else 1.0
-    try:
-        value = float(s.removesuffix("%")) / scale
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise UsageError(f"{flag} {text!r}: expected a share of the events between 0 and 1, or a percentage")
-    return value
-
-
 def _positive(name: str, value: float | int | None) -> None:
     if value is not None and not (value > 0 and math.isfinite(value)):
         raise UsageError(f"{name} must be positive, not {value}")
@@ -100,16 +88,17 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.capacity.app import CapacityRequest, execute
     from bench.runner.cli import check_target
-    from bench.scenario import parse_duration
+    from bench.scenario import parse_duration, parse_share
     from bench.transports.common import TransportOptions
 
     _check(args)
-    slo = parse_duration(args.slo_p99)
+    slo = parse_duration(args.slo_p99) if args.slo_p99 is not None else None
     step = parse_duration(args.step_duration)
     _positive("--slo-p99", slo)
     _positive("--step-duration", step)
     request = CapacityRequest(
-        scenario_path=args.scenario, slo_p99_s=slo, max_loss=parse_share(args.max_loss, "--max-loss"),
+        scenario_path=args.scenario, slo_p99_s=slo,
+        max_loss=parse_share(args.max_loss, "--max-loss") if args.max_loss is not None else None,
         transports=TRANSPORT_CHOICES[args.transport], vary=args.vary,
         start=args.start, low=args.low, high=args.high, factor=args.factor, resolution=args.resolution,
         max_steps=args.max_steps, step_duration_s=step,

@@ -13,7 +13,7 @@ from typing import Any
 
 from bench.capacity.axis import Axis
 from bench.capacity.search import Knee, Tried
-from bench.capacity.verdict import StepFigures
+from bench.results.verdict import StepFigures
 
 CAPACITY_SCHEMA = "nucleus-bench/capacity/1"
 

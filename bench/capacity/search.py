@@ -26,23 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-#: Who stopped a step from meeting the objective: the server under test, or the load generator itself.
-Limit = Literal["target", "generator"]
+from bench.results.verdict import Limit, Outcome
+
 #: Why the search stopped ("interrupted" is the driver's: Ctrl-C, the bracket of the steps done so far).
 Ending = Literal["resolved", "cap", "nothing-met", "max-steps", "interrupted"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """A step's verdict: met the objective, or which side (target or generator) failed it and why."""
-
-    ok: bool
-    reason: str
-    limit: Limit | None = None
-
-    def __post_init__(self) -> None:
-        if self.ok != (self.limit is None):
-            raise ValueError("a step that met the objective has no limit; one that failed names it")
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,7 @@ from bench.results.reconcile import Reconciliation, not_done, reconcile_fleet
 from bench.results.summary import build_summary
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
+from bench.results.verdict import Judge, default_warmup, objective_line
 from bench.scenario import Scenario, load_scenario, parse_scenario, read_scenario_text
 from bench.target.embedded import EmbeddedTarget
 
@@ -528,9 +529,14 @@ class Glue:
         results = {name: replace(result, reconciliation=self._reconcile(c, name, result, base_url, lost),
                                  interrupted=result.interrupted or c.interrupted)
                    for name, result in results.items()}
+        judge = locust_judge(c.scenario, results)
+        verdicts = {} if judge is None else {name: judge.verdict(r) for name, r in results.items()
+                                             if not r.interrupted}
         summary, run_dir = _write(environment, c, results, lost, base_url, self.options.results_dir,
-                                  self.target is not None)
+                                  self.target is not None,
+                                  {"objective": judge.to_json(verdicts)} if judge is not None else {})
         lines = [line for name in results for line in transport_lines(name, summary["transports"][name])]
+        lines += [objective_line(name, verdict) for name, verdict in verdicts.items()]
         lines.append(f"results: {run_dir}")
         if lost:
             lines.append(f"lost: {summary['error']}")
@@ -549,9 +555,9 @@ class Glue:
             environment.process_exit_code = 1
         elif c.interrupted:
             environment.process_exit_code = EXIT_INTERRUPTED
-        elif failed:
+        elif failed or not all(v["met"] for v in verdicts.values()):
             environment.process_exit_code = EXIT_GATES
-        elif self.options.gates.any and not crashed:  # thresholds decide; a crash is still Locust's to report
+        elif (self.options.gates.any or verdicts) and not crashed:  # thresholds decide; a crash is Locust's
             environment.process_exit_code = 0
 
     def _reconcile(self, c: _Collection, name: str, result: TransportResult, base_url: str,
@@ -588,14 +594,29 @@ def _live_nodes(runner: Runner) -> set[str]:
     return {"local"}
 
 
+def locust_judge(scenario: Scenario, results: dict[str, TransportResult]) -> Judge | None:
+    """The judge of the scenario's ``[objective]`` (None: it has none). Locust decides how long the run
+    lasts, so the default warm-up is the scenario's ramp + 2 s, at most half of the longest send phase."""
+    objective = scenario.objective
+    if objective is None:
+        return None
+    send_s = max((r.send_s for r in results.values()), default=0.0)
+    warmup = objective.warmup_s
+    if warmup is None:
+        warmup = default_warmup(scenario.connect_ramp_s / scenario.time_scale, send_s)
+    return Judge(objective, warmup)
+
+
 def _write(environment: Environment, c: _Collection, results: dict[str, TransportResult],
            lost: list[LostWorker], base_url: str, results_dir: str,
-           embedded: bool) -> tuple[dict[str, Any], Any]:
-    """summary.json and the other result files, in the hot path's schema (bench.results)."""
+           embedded: bool, extra: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """summary.json and the other result files, in the hot path's schema (bench.results); ``extra``: more
+    top-level blocks (the objective's verdict)."""
     sc = c.scenario
     header = messages.run_header(sc, c.spec, c.messages, users=c.roster.peak_users, started=c.started,
                                  lost=lost, target_url=base_url, embedded=embedded,
                                  locust_version=locust_version)
+    header = replace(header, extra=extra)
     app_ids = {name: c.spec.app_id(name) for name in results}
     summary = build_summary(results, app_ids, header)
     run_dir = make_run_dir(results_dir, f"locust-{sc.name}", c.started)

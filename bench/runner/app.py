@@ -38,6 +38,7 @@ from bench.results.shards import ShardInfo, parse_shard, scenario_digest
 from bench.results.summary import RunHeader, build_summary
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
+from bench.results.verdict import Judge, objective_in_force, objective_line
 from bench.runner.engine import RunConfig, raise_nofile_limit
 from bench.runner.procs import run_transport
 from bench.runner.progress import Progress
@@ -86,12 +87,19 @@ class RunRequest:
     metrics_host: str = "127.0.0.1"
     #: after the run, serve until the final figures are scraped once or this many seconds pass.
     metrics_hold_s: float = 0.0
+    #: the objective's values given on the command line (None: the scenario's [objective], if any).
+    slo_p99_s: float | None = None
+    max_loss: float | None = None
+    warmup_s: float | None = None
 
 
 #: The run's ``error`` when Ctrl-C cut it short.
-#: Exit statuses of ``run`` besides 0 (every identity holds), 1 (one does not) and 2 (bad input): a shard
-#: process lost mid-run; 128 + the signal for a run stopped by SIGINT (130) or SIGTERM (143).
+#: Exit statuses of ``run`` besides 0 (every identity holds), 1 (one does not) and 2 (bad input): the
+#: objective missed; a shard process lost mid-run; 128 + the signal for a run stopped by SIGINT (130) or
+#: SIGTERM (143).
 EXIT_LOST_PROCESS = 4
+#: Every identity held, but a transport missed the objective (``--slo-p99``, ``[objective]``).
+EXIT_OBJECTIVE_MISSED = 3
 #: The connect rate's pacing is said before the run when it lengthens the scenario's ramp by this much.
 PACING_NOTE_S = 1.0
 
@@ -228,6 +236,8 @@ class _Session:
         self.run_dir: Path | None = None
         self.summary: dict[str, Any] = {}
         self.shard: ShardInfo | None = None
+        self.judge: Judge | None = None
+        self.verdicts: dict[str, dict[str, Any]] = {}
 
     def run_one(self, transport: str, app_id: str, options: TransportOptions) -> None:
         request, sc = self.request, self.scenario
@@ -253,9 +263,13 @@ class _Session:
         result = replace(result, reconciliation=rec)
         self.results[transport] = result
         self.app_ids[transport] = app_id
+        if self.judge is not None and not result.interrupted:
+            self.verdicts[transport] = self.judge.verdict(result)
         self.write()
         for line in transport_lines(transport, self.summary["transports"][transport]):
             print(line)
+        if transport in self.verdicts:
+            print(objective_line(transport, self.verdicts[transport]))
 
     def _progress_fn(self, transport: str, progress: Progress) -> Callable[[dict[str, Any]], None]:
         """The terminal's progress, and the metrics endpoint's when it is on."""
@@ -272,7 +286,9 @@ class _Session:
         if not self.results:
             return
         sc = self.scenario
-        extra = {"shard": self.shard.to_json()} if self.shard is not None else {}
+        extra: dict[str, Any] = {"shard": self.shard.to_json()} if self.shard is not None else {}
+        if self.judge is not None:
+            extra["objective"] = self.judge.to_json(self.verdicts)
         if self.run_dir is None:
             name = sc.name
             if self.shard is not None:
@@ -282,7 +298,8 @@ class _Session:
                          extra=extra)
         self.summary = build_summary(self.results, self.app_ids, header)
         meta = run_meta(argv=self.request.argv, seed=sc.seed, scenario_path=sc.path,
-                        extra={"target": header.target_json(), "app_ids": dict(self.app_ids), **extra})
+                        extra={"target": header.target_json(), "app_ids": dict(self.app_ids),
+                               **({"shard": extra["shard"]} if "shard" in extra else {})})
         write_results(self.run_dir, self.summary, self.results, meta, reported_ids=self.shard is not None)
 
 
@@ -322,6 +339,9 @@ def execute(request: RunRequest) -> int:
         raise UsageError(f"--processes {request.processes} is more than the {devices} devices"
                          f"{' of the shard' if request.shard else ''}")
     check_out_dir(request.out_dir)
+    objective = objective_in_force(scenario.objective, p99_s=request.slo_p99_s, max_loss=request.max_loss,
+                                   warmup_s=request.warmup_s)
+    judge = Judge.of(objective, scenario)
     if scenario.target_args and request.target_url is None:  # [target] args: the embedded target's flags
         request = replace(request, target_args=(*scenario.target_args, *request.target_args))
     if scenario.time_scale != 1.0:
@@ -339,6 +359,7 @@ def execute(request: RunRequest) -> int:
         live = server.metrics if server is not None else None
         with target(request) as (base_url, embedded):
             session = _Session(request, scenario, base_url, embedded, live)
+            session.judge = judge
             if request.shard is not None and app_ids is not None:
                 session.shard = shard_info(request.shard, scenario, request.transports, app_ids, base_url)
             try:
@@ -357,17 +378,21 @@ def execute(request: RunRequest) -> int:
         _report(session)
         if server is not None:
             hold(server, request.metrics_hold_s, session)
-    return exit_status(session.results.values(), bool(session.summary.get("ok")))
+    met = all(v["met"] for v in session.verdicts.values())
+    return exit_status(session.results.values(), bool(session.summary.get("ok")), met)
 
 
-def exit_status(results: Iterable[TransportResult], ok: bool) -> int:
-    """0: every identity holds; 1: one does not; 4: a shard process was lost; 130/143: SIGINT/SIGTERM."""
+def exit_status(results: Iterable[TransportResult], ok: bool, met: bool = True) -> int:
+    """0: every identity holds (and the objective, if any, was met); 1: an identity does not hold; 3: the
+    objective was missed; 4: a shard process was lost; 130/143: SIGINT/SIGTERM."""
     done = list(results)
     if any(r.lost_processes for r in done):
         return EXIT_LOST_PROCESS
     if any(r.interrupted for r in done):
         return STOPS.exit_status()  # as a shell reports a command ended by the signal
-    return 0 if ok else 1
+    if not ok:
+        return 1
+    return 0 if met else EXIT_OBJECTIVE_MISSED
 
 
 def check_shard(request: RunRequest, scenario: Scenario, app_ids: tuple[str, ...] | None) -> None:

@@ -82,6 +82,20 @@ def test_no_load_meets_an_objective_below_the_ack_delay(tmp_path: Path,
     assert "ws step 1: 2 devices (40 events/s)" in out
 
 
+def test_the_scenarios_objective_is_the_searchs_when_no_flag_gives_one(tmp_path: Path) -> None:
+    """[objective] p99 = "20ms" in the scenario, no --slo-p99: the search judges by it (one step of one
+    device, missed against acks held 50 ms) and capacity.json records it."""
+    path = tmp_path / "objective.toml"
+    path.write_text(SCENARIO + '\n[objective]\np99 = "20ms"\nmax_loss = 0.01\n', encoding="utf-8")
+    code = main(["capacity", str(path), "--start", "1", "--max", "1", *FAST,
+                 "--out", str(tmp_path / "results")])
+    assert code == 0
+    doc = _capacity(tmp_path)
+    assert doc["slo"] == {"p99_us": 20_000.0, "max_loss": 0.01}
+    (step,) = doc["transports"]["ws"]["steps"]
+    assert not step["ok"] and step["reason"].startswith("latency") and step["reason"].endswith("> 20.0 ms")
+
+
 def test_the_search_climbs_to_the_cap_when_the_objective_is_above_the_delay(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """p99 <= 1 s against acks held 50 ms: every step meets it, over both transports, up to --max; the answer
@@ -117,6 +131,8 @@ def test_the_search_climbs_to_the_cap_when_the_objective_is_above_the_delay(
     (["--slo-p99", "1s", "--step-duration", "100ms"], "shorter than the ramp"),
     (["--slo-p99", "1s", "--target", "http://127.0.0.1:1"], "target http://127.0.0.1:1 is unreachable"),
     (["--slo-p99", "1s", "--target-arg=--bogus"], "the embedded target did not start"),
+    ([], "capacity needs an objective: --slo-p99, or an [objective] p99 in "),
+    (["--max-loss", "0.1"], "--max-loss needs an objective"),
 ])
 def test_bad_input_is_one_line_and_nothing_is_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                    argv: list[str], names: str) -> None:

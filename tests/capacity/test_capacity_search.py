@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from timeouts import PROCESS_TIMEOUT_S
 
-from bench.capacity.search import Knee, Outcome, SearchConfig, Tried, bracket, next_load
+from bench.capacity.search import Knee, SearchConfig, Tried, bracket, next_load
+from bench.results.verdict import Outcome
 
 StepFn = Callable[[float], Outcome]
 
@@ -148,7 +149,7 @@ def test_loads_stay_on_the_grid_and_inside_the_bounds() -> None:
 def test_the_strategy_and_the_verdict_load_neither_the_runner_nor_a_network_library() -> None:
     """search, verdict, axis and report are pure: imported in a fresh interpreter they load no network
     library and neither the runner nor the target (only app.py runs steps)."""
-    probe = ("import json, sys; import bench.capacity.search, bench.capacity.verdict, bench.capacity.axis, "
+    probe = ("import json, sys; import bench.capacity.search, bench.results.verdict, bench.capacity.axis, "
              "bench.capacity.report; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
              "('aiohttp', 'websockets', 'uvloop', 'locust', 'gevent') or m.startswith(('bench.runner', "
              "'bench.target')))))")

@@ -8,12 +8,12 @@ import pytest
 
 from bench.capacity.axis import Axis
 from bench.capacity.report import Step, knee_json, knee_line, step_json
-from bench.capacity.search import Knee, Outcome, Tried
-from bench.capacity.verdict import Objective, StepFigures, judge, step_figures
+from bench.capacity.search import Knee, Tried
 from bench.metrics import AckTracker, Histogram, SecondSeries
 from bench.results.saturation import process_reasons
 from bench.results.transport import TransportResult
-from bench.scenario import Scenario
+from bench.results.verdict import Outcome, StepFigures, judge, step_figures
+from bench.scenario import Objective, Scenario
 from bench.transports.common import TransportStats
 
 OBJECTIVE = Objective(p99_us=250_000.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from locust_harness import RunLocust, TargetFactory, run_locust_fixture
+from locust_harness import SMOKE, RunLocust, TargetFactory, run_locust_fixture
 
 from bench.target.embedded import EmbeddedTarget
 
@@ -94,6 +94,26 @@ def test_violated_threshold_exits_non_zero_and_says_which(run_locust: RunLocust,
     assert run.returncode == 3, run.stderr[-3000:]
     failed = [line for line in run.stdout.splitlines() if line.startswith("check failed:")]
     assert len(failed) == 1 and "(--check-min-eps)" in failed[0], run.stdout
+
+
+def test_the_scenarios_objective_is_judged_and_a_miss_exits_3(
+        run_locust: RunLocust, target_factory: TargetFactory, tmp_path: Path) -> None:
+    """[objective] in the scenario: Locust judges each transport as ``run`` does (p99 after the warm-up, from
+    the merged figures), writes the verdict in summary.json, prints it, and exits 3 on a miss."""
+    delayed_target = target_factory(ack_delay_ms=ACK_DELAY_US // 1000)
+    objective = '\n[objective]\np99 = "{}"\nwarmup = "500ms"\n'
+    missed, met = tmp_path / "missed.toml", tmp_path / "met.toml"
+    missed.write_text(SMOKE.read_text() + objective.format("10ms"))
+    met.write_text(SMOKE.read_text() + objective.format("5s"))
+    run = run_locust("ws.py", "--host", delayed_target.url, scenario=missed, run_time="3s")
+    assert run.returncode == 3, run.stderr[-3000:]
+    verdict = run.summary()["objective"]["transports"]["ws"]
+    assert not verdict["met"] and verdict["limit"] == "target" and verdict["warmup_s"] == 0.5
+    assert verdict["p99_us"] >= FLOOR_US and verdict["reason"].endswith("> 10.0 ms")
+    assert "ws: objective NOT met (target): latency: p99 " in run.stdout
+    run = run_locust("ws.py", "--host", delayed_target.url, scenario=met, run_time="3s")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.summary()["objective"]["met"] is True and "ws: objective met: p99 " in run.stdout
 
 
 def test_bad_scenario_is_one_line_and_exit_2(run_locust: RunLocust, tmp_path: Path) -> None:
