@@ -9,6 +9,7 @@ submodules directly.
 Modules:
     transport: ``TransportResult``, one transport's measurements, and its pure, exact merge (``merge_all``).
     saturation: the limits past which the generator could not keep its plan, and the reasons it gives.
+    verdict: a run judged against an objective (``run --slo-p99``, ``[objective]``, each capacity step).
     reconcile: what the server stored, compared with what it acknowledged.
     summary: the shape of summary.json: ``RunHeader`` (the header both front ends write), the
         per-transport block and ``build_summary``.
