@@ -249,7 +249,7 @@ def spectrum(h: Histogram) -> Spectrum:
 
 
 # -- columns ---------------------------------------------------------------------------------------------
-def _verdicts(block: Doc, error: str | None) -> tuple[Verdict, ...]:
+def _verdicts(block: Doc, error: str | None, objective: Doc | None = None) -> tuple[Verdict, ...]:
     ev, rec = block.sub("events"), block.sub("reconciliation")
     sent, lost, rejected = ev.count("sent"), ev.count("lost"), ev.count("rejected")
     # an interruption is the user's choice (the run's error then says so): a warning, not a failure
@@ -271,10 +271,16 @@ def _verdicts(block: Doc, error: str | None) -> tuple[Verdict, ...]:
         out.append(Verdict("reconciliation", "fail" if bad else "ok",
                            f"{rec.opt('method')}: stored {rec.count('stored'):,}, acked not stored "
                            f"{phantom:,}, stored not acked {dropped:,}"))
+    if objective is not None:  # the run was judged (run --slo-p99, [objective]): this transport's verdict
+        met, reason = objective.flag("met"), str(objective.opt("reason"))
+        warmup = f" (after a {objective.num('warmup_s'):g} s warm-up)"
+        out.append(Verdict("objective", "ok" if met else "fail",
+                           (reason if met else f"missed ({objective.opt('limit')}): {reason}") + warmup))
     return tuple(out)
 
 
-def _column(run: RunFiles, transport: str, block: Doc, label: str, error: str | None) -> Column:
+def _column(run: RunFiles, transport: str, block: Doc, label: str, error: str | None,
+            objective: Doc | None) -> Column:
     ev, lat, client = block.sub("events"), block.sub("ack_latency_us"), block.sub("client")
     result = run.run.results[transport] if run.run is not None else None
     return Column(
@@ -284,7 +290,7 @@ def _column(run: RunFiles, transport: str, block: Doc, label: str, error: str | 
         corrected=Latency.read(lat.sub("corrected")), raw=Latency.read(lat.sub("raw")),
         delivery=Latency.read(block.sub("delivery_delay_us")),
         events_per_cpu_s=client.num("events_per_cpu_s"), bytes_per_event=client.num("bytes_per_event"),
-        saturated=block.flag("generator", "saturated"), verdicts=_verdicts(block, error),
+        saturated=block.flag("generator", "saturated"), verdicts=_verdicts(block, error, objective),
         spectra={} if result is None else {"corrected": spectrum(result.tracker.corrected),
                                            "raw": spectrum(result.tracker.raw)},
         series=() if result is None else second_rows(result.series), block=block)
@@ -300,8 +306,10 @@ def columns(run: RunFiles, several: bool) -> list[Column]:
         raise UsageError(f"{doc.where}: schema {schema!r} is not {SUMMARY_SCHEMA!r}")
     error = doc.opt("error")
     blocks = doc.sub("transports")
+    judged = doc.sub("objective", "transports") if doc.opt("objective") is not None else None
     return [_column(run, t, blocks.sub(t), f"{run.label} {t}" if several else t,
-                    str(error) if error else None) for t in blocks.obj]
+                    str(error) if error else None,
+                    judged.sub(t) if judged is not None and t in judged.obj else None) for t in blocks.obj]
 
 
 # -- capacity --------------------------------------------------------------------------------------------

@@ -66,3 +66,27 @@ def test_report_of_a_real_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert all(cell.split(" / ")[0] in page.body_text for cell in rows[key])
     assert "| verdict | all OK | all OK |" in md
     assert f"{ws['throughput']['events_per_s']:,.0f}" in page.body_text
+
+
+def test_a_judged_runs_report_shows_each_transports_objective_verdict(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--slo-p99 5ms against acks held 20 ms: run exits 3; the report holds each transport's verdict, a
+    failure named with its reason in the HTML headline and as a line of the Markdown."""
+    scenario = tmp_path / "report-run.toml"
+    scenario.write_text(SCENARIO)
+    results = tmp_path / "results"
+    code = main(["run", str(scenario), "--transport", "both", "--out", str(results), "--no-progress",
+                 "--slo-p99", "5ms", "--target-arg=--ack-delay-ms=20"])
+    assert code == 3
+    capsys.readouterr()
+    assert main(["report", "--latest", str(results)]) == 0
+    (run_dir,) = results.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    md = (run_dir / "report.md").read_text()
+    page = Page((run_dir / "report.html").read_text())
+    for name in ("ws", "http"):
+        verdict = summary["objective"]["transports"][name]
+        assert not verdict["met"]
+        line = f"- **{name}** objective FAIL: missed ({verdict['limit']}): {verdict['reason']} (after a "
+        assert line in md, md
+        assert f"missed ({verdict['limit']}): {verdict['reason']}" in page.body_text
