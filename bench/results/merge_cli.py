@@ -36,6 +36,8 @@ from bench.results.shards import (
 from bench.results.summary import summary_document
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
+from bench.results.verdict import EXIT_OBJECTIVE_MISSED, Judge, objective_in_force, objective_line, warmup_of
+from bench.scenario import Objective, parse_duration, parse_share
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +63,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stats-token", metavar="T",
                         help="bearer token for a remote reference target's stats")
     parser.add_argument("--insecure", action="store_true", help="skip TLS certificate checks (https)")
+    parser.add_argument("--slo-p99", metavar="T",
+                        help="judge the merged run: ack latency p99 after the warm-up at most T, nothing "
+                             "lost; exit 3 if missed (default: the objective the shards ran with, if any)")
+    parser.add_argument("--max-loss", metavar="SHARE",
+                        help="with an objective: the share of events that may be lost (default: the shards', "
+                             "else 0)")
+    parser.add_argument("--warmup", metavar="D",
+                        help="with an objective: the first D left out of the latency (default: the shards')")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -80,6 +90,27 @@ def _reconcile_request(args: argparse.Namespace, first: ShardRun) -> ReconcileRe
     target = None if args.no_reconcile or args.verify_url else (args.target or first.info.target)
     return ReconcileRequest(target_url=target.rstrip("/") if target else None, verify_url=args.verify_url,
                             insecure=args.insecure, token=args.stats_token, timeout_s=args.reconcile_timeout)
+
+
+def _judge(args: argparse.Namespace, shard: dict[str, Any]) -> Judge | None:
+    """The objective the merged run is judged by: the flags over the one the shards ran with (their
+    summary's ``objective``, not judged on a slice); None when neither gives one."""
+    recorded = shard.get("objective")
+    ran = None
+    if isinstance(recorded, dict):
+        ran = Objective(float(recorded["p99_us"]), float(recorded["max_loss"]), float(recorded["warmup_s"]))
+    p99 = parse_duration(args.slo_p99) if args.slo_p99 is not None else None
+    if p99 is not None and not p99 > 0:
+        raise UsageError(f"--slo-p99 must be positive, not {p99:g}")
+    loss = parse_share(args.max_loss, "--max-loss") if args.max_loss is not None else None
+    warmup = parse_duration(args.warmup) if args.warmup is not None else None
+    objective = objective_in_force(ran, p99_s=p99, max_loss=loss, warmup_s=warmup)
+    if objective is None:
+        return None
+    sc = shard["scenario"]
+    scale = float((sc.get("clients") or {}).get("time_scale", 1.0))  # the verdict reads real seconds
+    ramp_s, duration_s = float(sc["ramp_s"]) / scale, float(sc["duration_s"]) / scale
+    return Judge(objective, warmup_of(objective, ramp_s, duration_s))
 
 
 def _shard_meta(run: ShardRun) -> dict[str, Any]:
@@ -110,6 +141,10 @@ def merge(args: argparse.Namespace) -> tuple[dict[str, Any], Path, int]:
         rec = merged_reconciliation(request, selected, first.info.app_ids[name], result)
         results[name] = dataclasses.replace(result, reconciliation=rec)
     header = merged_header(selected)
+    judge = _judge(args, first.summary)
+    if judge is not None:
+        header["objective"] = judge.to_json({name: judge.verdict(r) for name, r in results.items()
+                                             if not r.interrupted})
     summary = summary_document(header, results, first.info.app_ids)
     started = datetime.fromisoformat(header["started_at"]).astimezone(UTC)
     run_dir = make_run_dir(args.out, f"{first.info.scenario}-merged", started)
@@ -129,5 +164,10 @@ def run(args: argparse.Namespace) -> int:
     for name, transport in summary["transports"].items():
         for text in transport_lines(name, transport):
             print(text)
+    verdicts = summary.get("objective", {}).get("transports", {})
+    for name, verdict in verdicts.items():
+        print(objective_line(name, verdict))
     print(f"results: {run_dir}")
-    return 0 if summary["ok"] else 1
+    if not summary["ok"]:
+        return 1
+    return 0 if all(v["met"] for v in verdicts.values()) else EXIT_OBJECTIVE_MISSED

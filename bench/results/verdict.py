@@ -30,6 +30,9 @@ from bench.scenario import Objective, Scenario
 
 #: Who stopped a run from meeting the objective: the server under test, or the load generator itself.
 Limit = Literal["target", "generator"]
+#: The exit status of a command whose run missed its objective, every identity holding (run, merge; Locust's
+#: gates and objective exit 3 too).
+EXIT_OBJECTIVE_MISSED = 3
 #: The default warm-up: the fleet's ramp and this much after it, at most half the run.
 WARMUP_AFTER_RAMP_S = 2.0
 

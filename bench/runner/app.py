@@ -38,7 +38,7 @@ from bench.results.shards import ShardInfo, parse_shard, scenario_digest
 from bench.results.summary import RunHeader, build_summary
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
-from bench.results.verdict import Judge, objective_in_force, objective_line
+from bench.results.verdict import EXIT_OBJECTIVE_MISSED, Judge, objective_in_force, objective_line
 from bench.runner.engine import RunConfig, raise_nofile_limit
 from bench.runner.procs import run_transport
 from bench.runner.progress import Progress
@@ -98,8 +98,6 @@ class RunRequest:
 #: objective missed; a shard process lost mid-run; 128 + the signal for a run stopped by SIGINT (130) or
 #: SIGTERM (143).
 EXIT_LOST_PROCESS = 4
-#: Every identity held, but a transport missed the objective (``--slo-p99``, ``[objective]``).
-EXIT_OBJECTIVE_MISSED = 3
 #: The connect rate's pacing is said before the run when it lengthens the scenario's ramp by this much.
 PACING_NOTE_S = 1.0
 
@@ -263,7 +261,7 @@ class _Session:
         result = replace(result, reconciliation=rec)
         self.results[transport] = result
         self.app_ids[transport] = app_id
-        if self.judge is not None and not result.interrupted:
+        if self.judge is not None and not result.interrupted and self.shard is None:  # merge judges shards
             self.verdicts[transport] = self.judge.verdict(result)
         self.write()
         for line in transport_lines(transport, self.summary["transports"][transport]):
@@ -376,6 +374,8 @@ def execute(request: RunRequest) -> int:
                 session.write(error=str(exc))  # whatever was measured is still written
                 raise
         _report(session)
+        if judge is not None and session.shard is not None:
+            print("objective: not judged on a shard's slice; `nucleus-bench merge` judges the whole run")
         if server is not None:
             hold(server, request.metrics_hold_s, session)
     met = all(v["met"] for v in session.verdicts.values())

@@ -15,8 +15,8 @@ from runner_helpers import FAST_SCENARIO, one_line_error, run_cli, write_scenari
 
 from bench.protocol.errors import ScenarioError
 from bench.results.transport import TransportResult
-from bench.results.verdict import objective_in_force, warmup_of
-from bench.runner.app import EXIT_OBJECTIVE_MISSED, exit_status
+from bench.results.verdict import EXIT_OBJECTIVE_MISSED, objective_in_force, warmup_of
+from bench.runner.app import exit_status
 from bench.scenario import Objective, parse_scenario
 from bench.target.embedded import EmbeddedTarget
 

@@ -321,3 +321,42 @@ def test_merge_reconciles_as_asked_or_says_it_did_not(runs: Runs, tmp_path: Path
         else:
             assert not rec["done"] and rec["note"], name
             assert ("--no-reconcile" in rec["note"]) == (how == "no-reconcile")
+
+
+def test_merge_judges_the_whole_run_by_the_objective_the_shards_ran_with(
+        runs: Runs, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Shards that ran with an objective record it, unjudged (met null, no verdict: a slice is not the fleet);
+    the merge judges the merged figures by it, or by --slo-p99 over it: p99 <= 1 µs, which no ack meets, is
+    missed on every transport (exit 3, a line each); without an objective nothing is judged (exit 0)."""
+    dirs = _copy_shards(runs, tmp_path)
+    recorded = {"p99_us": 1.0, "max_loss": 0.0, "warmup_s": 0.5, "met": None, "transports": {}}
+    for run_dir in dirs:
+        _edit(run_dir, lambda doc: doc.update(objective=recorded))
+    code = main(["merge", str(tmp_path / "run"), "--out", str(tmp_path / "judged"), "--no-reconcile"])
+    out = capsys.readouterr().out
+    assert code == 3
+    merged = summary(only_run(tmp_path / "judged"))
+    objective = merged["objective"]
+    assert (objective["p99_us"], objective["warmup_s"], objective["met"]) == (1.0, 0.5, False)
+    for name in TRANSPORTS:
+        verdict = objective["transports"][name]
+        assert not verdict["met"] and verdict["sent"] == merged["transports"][name]["events"]["sent"]
+        assert f"{name}: objective NOT met (" in out
+    code, _ = _merge(capsys, tmp_path / "run", "--out", tmp_path / "flag", "--no-reconcile", "--warmup", "1s")
+    assert code == 3 and summary(only_run(tmp_path / "flag"))["objective"]["warmup_s"] == 1.0
+    code, err = _merge(capsys, runs.shards, "--out", tmp_path / "plain", "--no-reconcile")
+    assert code == 0, err
+    assert "objective" not in summary(only_run(tmp_path / "plain"))
+
+
+def test_a_shard_records_its_objective_and_leaves_the_verdict_to_the_merge(
+        tmp_path: Path, target: EmbeddedTarget, capsys: pytest.CaptureFixture[str]) -> None:
+    """run --shard with --slo-p99 0.001ms (1 µs) (missed by any ack): the shard exits 0, writes the objective unjudged
+    and says the merge judges it."""
+    code = main(["run", SMOKE, "--shard", "0/2", "--target", target.url, "--app-id", secrets.token_hex(12),
+                 "--duration", "2s", "--slo-p99", "0.001ms", "--warmup", "500ms", "--out", str(tmp_path / "out"),
+                 "--no-progress"])
+    assert code == 0
+    assert "objective: not judged on a shard's slice" in capsys.readouterr().out
+    objective = summary(only_run(tmp_path / "out"))["objective"]
+    assert objective == {"p99_us": 1.0, "max_loss": 0.0, "warmup_s": 0.5, "met": None, "transports": {}}
