@@ -12,6 +12,7 @@ import sys
 
 from bench.protocol.errors import UsageError
 from bench.protocol.message import Transport
+from bench.results import objective_flags
 
 TRANSPORT_CHOICES: dict[str, tuple[Transport, ...]] = {"ws": ("ws",), "http": ("http",),
                                                        "both": ("ws", "http")}
@@ -20,12 +21,11 @@ TRANSPORT_CHOICES: dict[str, tuple[Transport, ...]] = {"ws": ("ws",), "http": ("
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="SCENARIO",
                         help="scenario file (TOML): scenarios/desktop-fleet.toml")
-    parser.add_argument("--slo-p99", metavar="T",
-                        help="the objective: ack latency p99 (from the intended send) at most T: 250ms, 1s "
-                             "(default: the scenario's [objective] p99; one of the two is needed)")
-    parser.add_argument("--max-loss", metavar="SHARE",
-                        help="share of a step's events it may lose and still meet the objective: "
-                             "0, 0.001 or 0.1%% (default: the scenario's [objective] max_loss, else 0)")
+    objective_flags.add_arguments(parser, judged="each step",
+                                  source="the scenario's [objective]",
+                                  missed="the search finds the most load that meets it (this flag or the "
+                                         "scenario's [objective] is needed)",
+                                  warmup="the scenario's ramp + 2s, at most half the step")
     parser.add_argument("--transport", choices=tuple(TRANSPORT_CHOICES), default="ws",
                         help="ws, http, or both (a search each, ws first); default ws")
     parser.add_argument("--vary", choices=("devices", "rate"), default="devices",
@@ -41,9 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "WebSocket, the open-files limit (one socket per device)")
     parser.add_argument("--step-duration", default="20s", metavar="D",
                         help="how long each step sends: 20s (default), 2m")
-    parser.add_argument("--warmup", metavar="D",
-                        help="the first D of each step are left out of its latency verdict. Default: the "
-                             "scenario's ramp + 2s, at most half the step")
     parser.add_argument("--resolution", type=float, default=0.05, metavar="R",
                         help="stop when the knee is bracketed within R of its load (default 0.05: 5%%)")
     parser.add_argument("--factor", type=float, default=2.0, metavar="F",
@@ -88,21 +85,19 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from bench.capacity.app import CapacityRequest, execute
     from bench.runner.cli import check_target
-    from bench.scenario import parse_duration, parse_share
+    from bench.scenario import parse_duration
     from bench.transports.common import TransportOptions
 
     _check(args)
-    slo = parse_duration(args.slo_p99) if args.slo_p99 is not None else None
+    flags = objective_flags.read(args)
     step = parse_duration(args.step_duration)
-    _positive("--slo-p99", slo)
     _positive("--step-duration", step)
     request = CapacityRequest(
-        scenario_path=args.scenario, slo_p99_s=slo,
-        max_loss=parse_share(args.max_loss, "--max-loss") if args.max_loss is not None else None,
+        scenario_path=args.scenario, slo_p99_s=flags.p99_s, max_loss=flags.max_loss,
         transports=TRANSPORT_CHOICES[args.transport], vary=args.vary,
         start=args.start, low=args.low, high=args.high, factor=args.factor, resolution=args.resolution,
         max_steps=args.max_steps, step_duration_s=step,
-        warmup_s=parse_duration(args.warmup) if args.warmup is not None else None,
+        warmup_s=flags.warmup_s,
         target_url=check_target(args.target) if args.target else None, target_args=tuple(args.target_arg),
         target_store=args.target_store, processes=args.processes, seed=args.seed, out_dir=args.out,
         progress=not args.no_progress,

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.protocol.errors import UsageError
+from bench.results import objective_flags
 from bench.results.files import make_run_dir, run_meta, write_results
 from bench.results.shards import (
     MergeSet,
@@ -37,7 +38,7 @@ from bench.results.summary import summary_document
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
 from bench.results.verdict import EXIT_OBJECTIVE_MISSED, Judge, objective_in_force, objective_line, warmup_of
-from bench.scenario import Objective, parse_duration, parse_share
+from bench.scenario import Objective
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,14 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stats-token", metavar="T",
                         help="bearer token for a remote reference target's stats")
     parser.add_argument("--insecure", action="store_true", help="skip TLS certificate checks (https)")
-    parser.add_argument("--slo-p99", metavar="T",
-                        help="judge the merged run: ack latency p99 after the warm-up at most T, nothing "
-                             "lost; exit 3 if missed (default: the objective the shards ran with, if any)")
-    parser.add_argument("--max-loss", metavar="SHARE",
-                        help="with an objective: the share of events that may be lost (default: the shards', "
-                             "else 0)")
-    parser.add_argument("--warmup", metavar="D",
-                        help="with an objective: the first D left out of the latency (default: the shards')")
+    objective_flags.add_arguments(parser, judged="the merged run",
+                                  source="the objective the shards ran with, if any", missed="a miss exits 3",
+                                  warmup="the shards'")
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -99,12 +95,8 @@ def _judge(args: argparse.Namespace, shard: dict[str, Any]) -> Judge | None:
     ran = None
     if isinstance(recorded, dict):
         ran = Objective(float(recorded["p99_us"]), float(recorded["max_loss"]), float(recorded["warmup_s"]))
-    p99 = parse_duration(args.slo_p99) if args.slo_p99 is not None else None
-    if p99 is not None and not p99 > 0:
-        raise UsageError(f"--slo-p99 must be positive, not {p99:g}")
-    loss = parse_share(args.max_loss, "--max-loss") if args.max_loss is not None else None
-    warmup = parse_duration(args.warmup) if args.warmup is not None else None
-    objective = objective_in_force(ran, p99_s=p99, max_loss=loss, warmup_s=warmup)
+    flags = objective_flags.read(args)
+    objective = objective_in_force(ran, p99_s=flags.p99_s, max_loss=flags.max_loss, warmup_s=flags.warmup_s)
     if objective is None:
         return None
     sc = shard["scenario"]

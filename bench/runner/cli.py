@@ -12,6 +12,7 @@ import sys
 from urllib.parse import urlsplit
 
 from bench.protocol.errors import UsageError
+from bench.results import objective_flags
 
 #: contract.md, "Endpoints": 1-64 characters of [A-Za-z0-9_-].
 _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -64,16 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how WebSocket replies are read: polled (every 1 ms tick, each reply timed by "
                              "the kernel's receive timestamp), stream (as they arrive), auto (polled for "
                              "ws://, stream for wss://; default)")
-    parser.add_argument("--slo-p99", metavar="T",
-                        help="the objective: ack latency p99 (from the intended send, after the warm-up) at "
-                             "most T, with no event lost: a transport that misses it exits 3 (default: the "
-                             "scenario's [objective], else none)")
-    parser.add_argument("--max-loss", metavar="SHARE",
-                        help="with an objective: the share of events that may be lost, 0 (default), 0.001 "
-                             "or 0.1%%")
-    parser.add_argument("--warmup", metavar="D",
-                        help="with an objective: the first D of the run are left out of its latency "
-                             "(default: the fleet's ramp + 2s, at most half the run)")
+    objective_flags.add_arguments(parser, judged="each transport's run",
+                                  source="the scenario's [objective], else none", missed="a miss exits 3",
+                                  warmup="the fleet's ramp + 2s, at most half the run")
     parser.add_argument("--shard", metavar="I/N",
                         help="drive shard I (0-based) of N of the fleet, the devices d with d %% N == I, for "
                              "`nucleus-bench merge`; needs --target and --app-id shared by every shard")
@@ -134,7 +128,6 @@ def _check_metrics(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.runner.app import RunRequest, execute
-    from bench.scenario import parse_duration, parse_share
 
     transports = TRANSPORT_CHOICES[args.transport]
     _positive("--rate", args.rate)
@@ -146,8 +139,7 @@ def run(args: argparse.Namespace) -> int:
     _positive("--reconcile-timeout", args.reconcile_timeout)
     shard = _check_shard(args)
     _check_metrics(args)
-    slo = parse_duration(args.slo_p99) if args.slo_p99 is not None else None
-    _positive("--slo-p99", slo)
+    flags = objective_flags.read(args)
     request = RunRequest(
         scenario_path=args.scenario, transports=transports,
         target_url=check_target(args.target) if args.target else None,
@@ -160,9 +152,8 @@ def run(args: argparse.Namespace) -> int:
         stats_token=args.stats_token, target_args=tuple(args.target_arg),
         target_store=args.target_store, http_concurrency=args.http_concurrency, ws_io=args.ws_io,
         argv=tuple(sys.argv), shard=shard, metrics_port=args.metrics_port, metrics_host=args.metrics_host,
-        metrics_hold_s=args.metrics_hold, slo_p99_s=slo,
-        max_loss=parse_share(args.max_loss, "--max-loss") if args.max_loss is not None else None,
-        warmup_s=parse_duration(args.warmup) if args.warmup is not None else None,
+        metrics_hold_s=args.metrics_hold, slo_p99_s=flags.p99_s, max_loss=flags.max_loss,
+        warmup_s=flags.warmup_s,
     )
     from bench.runner.procs import ShardLostError
     from bench.runner.stops import STOPS

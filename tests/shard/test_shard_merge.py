@@ -329,7 +329,8 @@ def test_merge_judges_the_whole_run_by_the_objective_the_shards_ran_with(
     the merge judges the merged figures by it, or by --slo-p99 over it: p99 <= 1 µs, which no ack meets, is
     missed on every transport (exit 3, a line each); without an objective nothing is judged (exit 0)."""
     dirs = _copy_shards(runs, tmp_path)
-    recorded = {"p99_us": 1.0, "max_loss": 0.0, "warmup_s": 0.5, "met": None, "transports": {}}
+    recorded: dict[str, Any] = {"p99_us": 1.0, "max_loss": 0.0, "warmup_s": 0.5, "met": None,
+                                "transports": {}}
     for run_dir in dirs:
         _edit(run_dir, lambda doc: doc.update(objective=recorded))
     code = main(["merge", str(tmp_path / "run"), "--out", str(tmp_path / "judged"), "--no-reconcile"])
@@ -351,11 +352,11 @@ def test_merge_judges_the_whole_run_by_the_objective_the_shards_ran_with(
 
 def test_a_shard_records_its_objective_and_leaves_the_verdict_to_the_merge(
         tmp_path: Path, target: EmbeddedTarget, capsys: pytest.CaptureFixture[str]) -> None:
-    """run --shard with --slo-p99 0.001ms (1 µs) (missed by any ack): the shard exits 0, writes the objective unjudged
-    and says the merge judges it."""
+    """run --shard with --slo-p99 0.001ms (1 µs, missed by any ack): the shard exits 0, writes the objective
+    unjudged and says the merge judges it."""
     code = main(["run", SMOKE, "--shard", "0/2", "--target", target.url, "--app-id", secrets.token_hex(12),
-                 "--duration", "2s", "--slo-p99", "0.001ms", "--warmup", "500ms", "--out", str(tmp_path / "out"),
-                 "--no-progress"])
+                 "--duration", "2s", "--slo-p99", "0.001ms", "--warmup", "500ms",
+                 "--out", str(tmp_path / "out"), "--no-progress"])
     assert code == 0
     assert "objective: not judged on a shard's slice" in capsys.readouterr().out
     objective = summary(only_run(tmp_path / "out"))["objective"]
