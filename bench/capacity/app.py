@@ -87,7 +87,7 @@ class _Plan:
     axis: Axis
     search: SearchConfig
     objective: Objective
-    warmup_s: float
+    warmup_s: float | None  # None: each step's own default (its fleet's ramp at the connect rate + 2 s)
 
 
 def plan(request: CapacityRequest, files_limit: int) -> _Plan:
@@ -111,9 +111,7 @@ def plan(request: CapacityRequest, files_limit: int) -> _Plan:
     if objective is None:
         raise UsageError(f"capacity needs an objective: --slo-p99, or an [objective] p99 in {scenario.path}")
     warmup = objective.warmup_s
-    if warmup is None:
-        warmup = default_warmup(scenario.ramp_s, request.step_duration_s)
-    if not 0 <= warmup < request.step_duration_s:
+    if warmup is not None and not 0 <= warmup < request.step_duration_s:
         raise UsageError(f"--warmup {warmup:g}s must be shorter than --step-duration "
                          f"{request.step_duration_s:g}s: the verdict needs seconds after it")
     axis.scenario_at(scenario, search.clamp(search.start), request.step_duration_s)  # e.g. a ramp too long
@@ -184,8 +182,11 @@ class _Session:
         accounting = result.accounting()
         if not accounting.ok:
             raise AccountingFailed(f"{transport} step {n}: {accounting.line()}")
-        figures = step_figures(result, s.warmup_s)
-        return Step(n, Tried(load, judge(figures, s.objective)), figures, app_id)
+        # a step of more devices takes longer to come online at the connect rate: by default, its own warm-up
+        warmup = s.warmup_s if s.warmup_s is not None else default_warmup(scenario.connect_ramp_s,
+                                                                          request.step_duration_s)
+        figures = step_figures(result, warmup)
+        return Step(n, Tried(load, judge(figures, s.objective)), figures, app_id, warmup)
 
     def interrupt(self) -> None:
         """Ctrl-C: each search still running ends with the bracket of its steps so far."""

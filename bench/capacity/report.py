@@ -20,12 +20,14 @@ CAPACITY_SCHEMA = "nucleus-bench/capacity/1"
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One step as run: its number in the search (from 1), its load and verdict, its figures, its appId."""
+    """One step as run: its number in the search (from 1), its load and verdict, its figures, its appId, and
+    the seconds at its start left out of its latency."""
 
     n: int
     tried: Tried
     figures: StepFigures
     app_id: str
+    warmup_s: float = 0.0
 
     @property
     def load(self) -> float:
@@ -41,7 +43,7 @@ def step_json(step: Step, axis: Axis) -> dict[str, Any]:
         "sent": f.sent, "lost": f.lost + f.in_flight, "rejected": f.rejected, "errors": f.error_count,
         "error_kinds": dict(f.errors), "sent_per_s": f.sent_per_s, "acked_per_s": f.acked_per_s,
         "generator_saturated": bool(f.generator), "ok": o.ok, "reason": o.reason, "limit": o.limit,
-        "app_id": step.app_id,
+        "app_id": step.app_id, "warmup_s": step.warmup_s,
     }
 
 

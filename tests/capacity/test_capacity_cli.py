@@ -84,16 +84,19 @@ def test_no_load_meets_an_objective_below_the_ack_delay(tmp_path: Path,
 
 def test_the_scenarios_objective_is_the_searchs_when_no_flag_gives_one(tmp_path: Path) -> None:
     """[objective] p99 = "20ms" in the scenario, no --slo-p99: the search judges by it (one step of one
-    device, missed against acks held 50 ms) and capacity.json records it."""
+    device, missed against acks held 50 ms) and capacity.json records it. Without a warm-up given, each step
+    has its own: its fleet's ramp + 2 s, at most half the step (here the half: 1 s of 2)."""
     path = tmp_path / "objective.toml"
     path.write_text(SCENARIO + '\n[objective]\np99 = "20ms"\nmax_loss = 0.01\n', encoding="utf-8")
-    code = main(["capacity", str(path), "--start", "1", "--max", "1", *FAST,
+    fast = [arg for arg in FAST if arg not in ("--warmup", "500ms")]
+    code = main(["capacity", str(path), "--start", "1", "--max", "1", *fast,
                  "--out", str(tmp_path / "results")])
     assert code == 0
     doc = _capacity(tmp_path)
-    assert doc["slo"] == {"p99_us": 20_000.0, "max_loss": 0.01}
+    assert doc["slo"] == {"p99_us": 20_000.0, "max_loss": 0.01} and doc["search"]["warmup_s"] is None
     (step,) = doc["transports"]["ws"]["steps"]
     assert not step["ok"] and step["reason"].startswith("latency") and step["reason"].endswith("> 20.0 ms")
+    assert step["warmup_s"] == 1.0
 
 
 def test_the_search_climbs_to_the_cap_when_the_objective_is_above_the_delay(
@@ -111,6 +114,7 @@ def test_the_search_climbs_to_the_cap_when_the_objective_is_above_the_delay(
     for name, block in doc["transports"].items():
         assert [(s["devices"], s["rate"]) for s in block["steps"]] == [(2, 40.0), (4, 80.0)], name
         assert all(s["ok"] and s["limit"] is None and s["lost"] == 0 for s in block["steps"]), name
+        assert all(s["warmup_s"] == 0.5 for s in block["steps"]), name  # --warmup 500ms, every step
         assert all(s["p99_us"] >= DELAY_MS * 1000 * (1 - RESOLUTION) for s in block["steps"]), name
         knee = block["knee"]
         assert (knee["devices"], knee["rate"], knee["limit"], knee["ending"]) == (4, 80.0, "none", "cap")
