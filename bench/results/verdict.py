@@ -130,7 +130,8 @@ def step_figures(result: TransportResult, warmup_s: float) -> StepFigures:
 
 
 def _ms(us: float) -> str:
-    return f"{us / 1000:.1f} ms"
+    """A latency in ms to 0.1 ms, or in whole seconds from 10 s up (1h reads 3600 s, not 3600000.0 ms)."""
+    return f"{us / 1000:.1f} ms" if us < 10_000_000 else f"{us / 1e6:.0f} s"
 
 
 def judge(figures: StepFigures, objective: Objective) -> Outcome:

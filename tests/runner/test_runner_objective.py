@@ -77,7 +77,8 @@ def test_loss_misses_the_objective_unless_the_share_is_allowed(tmp_path: Path,
     code, summary, _ = run_cli(tmp_path / "lenient", scenario, "--target", target.url, "--slo-p99", "1h",
                                "--max-loss", "60%")
     assert code == 0 and summary is not None and summary["objective"]["max_loss"] == 0.6
-    assert summary["objective"]["transports"]["ws"]["met"]
+    verdict, lost = summary["objective"]["transports"]["ws"], summary["transports"]["ws"]["events"]["lost"]
+    assert lost > 0 and verdict["met"] and verdict["reason"].endswith(f" ms <= 3600 s, {lost} lost"), verdict
 
 
 def test_the_scenarios_objective_is_used_and_the_command_line_overrides_it(
