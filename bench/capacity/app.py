@@ -40,7 +40,6 @@ from bench.transports.common import TransportOptions
 
 #: Open files kept free for everything but the devices' sockets, when the cap comes from the files limit.
 FD_MARGIN = 256
-#: The warm-up, when not given: the scenario's ramp and this much after it, at most half of the step.
 
 
 @dataclass(frozen=True, slots=True)

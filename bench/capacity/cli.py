@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                   source="the scenario's [objective]",
                                   missed="the search finds the most load that meets it (this flag or the "
                                          "scenario's [objective] is needed)",
-                                  warmup="the scenario's ramp + 2s, at most half the step")
+                                  warmup="per step, the time its fleet takes to come online + 2s, at most "
+                                         "half the step")
     parser.add_argument("--transport", choices=tuple(TRANSPORT_CHOICES), default="ws",
                         help="ws, http, or both (a search each, ws first); default ws")
     parser.add_argument("--vary", choices=("devices", "rate"), default="devices",

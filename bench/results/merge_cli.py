@@ -88,18 +88,31 @@ def _reconcile_request(args: argparse.Namespace, first: ShardRun) -> ReconcileRe
                             insecure=args.insecure, token=args.stats_token, timeout_s=args.reconcile_timeout)
 
 
-def _judge(args: argparse.Namespace, shard: dict[str, Any]) -> Judge | None:
-    """The objective the merged run is judged by: the flags over the one the shards ran with (their
-    summary's ``objective``, not judged on a slice); None when neither gives one."""
-    recorded = shard.get("objective")
-    ran = None
-    if isinstance(recorded, dict):
-        ran = Objective(float(recorded["p99_us"]), float(recorded["max_loss"]), float(recorded["warmup_s"]))
+def _recorded_objective(shard: ShardRun) -> Objective | None:
+    """The objective a shard ran with (its summary's ``objective``, unjudged), None when it had none.
+
+    Raises:
+        UsageError: the block is not one ``run --shard`` writes (one line naming the file).
+    """
+    recorded = shard.summary.get("objective")
+    if recorded is None:
+        return None
+    try:
+        return Objective(float(recorded["p99_us"]), float(recorded["max_loss"]), float(recorded["warmup_s"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{shard.path / 'summary.json'}: objective: not one a shard writes "
+                         f"({exc!r})") from None
+
+
+def _judge(args: argparse.Namespace, first: ShardRun) -> Judge | None:
+    """The objective the merged run is judged by: the flags over the one the shards ran with (not judged on
+    a slice); None when neither gives one."""
+    ran = _recorded_objective(first)
     flags = objective_flags.read(args)
     objective = objective_in_force(ran, p99_s=flags.p99_s, max_loss=flags.max_loss, warmup_s=flags.warmup_s)
     if objective is None:
         return None
-    sc = shard["scenario"]
+    sc = first.summary["scenario"]
     scale = float((sc.get("clients") or {}).get("time_scale", 1.0))  # the verdict reads real seconds
     ramp_s, duration_s = float(sc["ramp_s"]) / scale, float(sc["duration_s"]) / scale
     return Judge(objective, warmup_of(objective, ramp_s, duration_s))
@@ -133,7 +146,7 @@ def merge(args: argparse.Namespace) -> tuple[dict[str, Any], Path, int]:
         rec = merged_reconciliation(request, selected, first.info.app_ids[name], result)
         results[name] = dataclasses.replace(result, reconciliation=rec)
     header = merged_header(selected)
-    judge = _judge(args, first.summary)
+    judge = _judge(args, first)
     if judge is not None:
         header["objective"] = judge.to_json({name: judge.verdict(r) for name, r in results.items()
                                              if not r.interrupted})

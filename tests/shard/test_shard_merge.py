@@ -348,6 +348,9 @@ def test_merge_judges_the_whole_run_by_the_objective_the_shards_ran_with(
     code, err = _merge(capsys, runs.shards, "--out", tmp_path / "plain", "--no-reconcile")
     assert code == 0, err
     assert "objective" not in summary(only_run(tmp_path / "plain"))
+    _edit(dirs[0], lambda doc: doc["objective"].update(p99_us="fast"))
+    code, err = _merge(capsys, tmp_path / "run", "--out", tmp_path / "bad", "--no-reconcile")
+    assert code == 2 and "summary.json: objective: not one a shard writes" in one_line_error(err), err
 
 
 def test_a_shard_records_its_objective_and_leaves_the_verdict_to_the_merge(
