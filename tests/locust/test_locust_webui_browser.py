@@ -35,9 +35,9 @@ from bench.locust_glue import tab as nucleus_tab
 
 #: The page's size: wide enough for the tab's Value column; the screenshot shows the tab's first rows.
 SHOT_WIDTH, SHOT_HEIGHT = 1600, 1300
-#: Sets a field of Locust's React form the way typing does (the value setter, then an input event).
 #: How long a started page gets to show the run's tabs before it is loaded again (Page.swarm_started).
 TAB_GRACE_S = 15.0
+#: Sets a field of Locust's React form the way typing does (the value setter, then an input event).
 _SET = """(name, value) => {
   const el = document.querySelector(`[name="${name}"]`);
   const proto = el.tagName === 'SELECT' ? HTMLSelectElement.prototype : HTMLInputElement.prototype;
@@ -118,6 +118,9 @@ class Page:
                 return
             time.sleep(0.1)
         if _stats(self.base)["state"] in ("spawning", "running"):
+            # what the page said instead (Locust's form shows "An unknown error occurred." when its POST
+            # /swarm got no answer it could read): in the test's captured output, should the reload not do
+            print(f"start form still shown while the swarm runs; the page said: {self.text()[:400]!r}")
             self.tab.navigate(f"{self.base}/")
         self.tab.wait_for(tabs, "the run's tabs")
 
@@ -278,6 +281,7 @@ def test_http_master_and_worker_merge_in_the_tab(tmp_path: Path, chromium: Path)
             page = Page(browser, base)
             page.fill(userCount="4", spawnRate="4")
             page.start()
+            page.swarm_started()
             page.click("tab", "nucleus")
             page.wait_state("live: figures so far of 1 process(es)")
             wait_until(lambda: int(_cell(page.rows(), "http", "acked")["count"] or 0) > 20, "acks in the tab")
