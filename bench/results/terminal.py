@@ -77,4 +77,16 @@ def comparison_table(summary: Mapping[str, Any]) -> Any:
         table.add_column(name, justify="right")
     for label, get in _ROWS:
         table.add_row(label, *(get(b) for b in blocks.values()))
+    judged = (summary.get("objective") or {}).get("transports", {})
+    if judged:  # the run was judged: each transport's verdict, its p99 after the warm-up
+        table.add_row("objective", *(_verdict_cell(judged.get(name)) for name in blocks))
     return table
+
+
+def _verdict_cell(verdict: Mapping[str, Any] | None) -> str:
+    """``met (p99 3.60 ms)``, ``MISSED (target)``, or ``-`` for a transport that was not judged."""
+    if verdict is None:
+        return "-"
+    if verdict["met"]:
+        return f"met (p99 {_ms(verdict['p99_us'])} ms)"
+    return f"MISSED ({verdict['limit']})"

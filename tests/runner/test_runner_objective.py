@@ -46,6 +46,8 @@ def test_an_objective_below_the_ack_delay_is_missed_on_both_transports(
         assert verdict["p99_us"] >= DELAY_MS * 1000 * (1 - RESOLUTION) and verdict["samples"] > 0
         assert verdict["lost"] == 0 and verdict["sent"] == summary["transports"][name]["events"]["sent"]
         assert f"{name}: objective NOT met (target): latency: p99 " in out
+    row = next(line for line in out.splitlines() if "objective " in line and "│" in line)  # the table's
+    assert row.count("MISSED (target)") == 2, out
 
 
 def test_an_objective_above_the_ack_delay_is_met(tmp_path: Path, target_factory: TargetFactory,
