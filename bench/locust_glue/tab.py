@@ -70,6 +70,8 @@ class View:
         writing_report: report.html is being written (``nucleus-bench report``, at the end of a web UI run).
         lines: the end-of-run lines, as the terminal printed them.
         problems: warnings and errors this run logged (a refused form, a worker that sent no result...).
+        verdicts: per transport, its verdict against the scenario's ``[objective]`` (summary.json's
+            ``objective.transports``; empty when the run was not judged).
     """
 
     state: str = "idle"
@@ -81,6 +83,7 @@ class View:
     writing_report: bool = False
     lines: Sequence[str] = ()
     problems: Sequence[str] = ()
+    verdicts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def fine(ms: float) -> float:
@@ -179,9 +182,17 @@ def reconciliation_verdict(rec: Mapping[str, Any]) -> str:
     return f"{rec['method']}: stored {rec['stored']}; {verdict}{note}"
 
 
+def objective_verdict(verdict: Mapping[str, Any]) -> str:
+    """One line: the transport met the scenario's objective, or who missed it and why."""
+    state = "met" if verdict["met"] else f"MISSED ({verdict['limit']})"
+    return f"{state}: {verdict['reason']} (after a {verdict['warmup_s']:g} s warm-up)"
+
+
 def result_rows(view: View) -> list[Row]:
     out = [row("result", name, "reconciliation", value=reconciliation_verdict(block["reconciliation"]))
            for name, block in view.blocks.items()]
+    out += [row("result", name, "objective", value=objective_verdict(verdict))
+            for name, verdict in view.verdicts.items()]
     if view.run_dir is not None:
         out.append(row("result", "", "results folder", value=view.run_dir))
         out.append(row("result", "", "summary.json",

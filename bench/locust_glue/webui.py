@@ -271,7 +271,8 @@ class WebTab:
             return tab.View(state="finished", note=f"summary.json written to {done.run_dir}",
                             blocks=done.summary["transports"], details=done.details,
                             run_dir=str(done.run_dir), report=(done.run_dir / "report.html").is_file(),
-                            writing_report=self._writing_report, lines=done.lines, problems=problems)
+                            writing_report=self._writing_report, lines=done.lines, problems=problems,
+                            verdicts=(done.summary.get("objective") or {}).get("transports", {}))
         snaps = self._live_snapshots()
         if not snaps:
             note = "the run has started: figures come within 2 s" if c is not None else "no run yet"

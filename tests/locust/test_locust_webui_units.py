@@ -166,6 +166,19 @@ def test_reconciliation_verdict_says_what_is_wrong(rec: dict[str, Any], verdict:
     assert _cells(tab.rows(_finished_view(rec)), "reconciliation")["value"] == verdict
 
 
+def test_a_judged_run_has_an_objective_row_per_transport() -> None:
+    """A run judged by the scenario's [objective]: the result rows say met, or missed, who and why."""
+    view = _finished_view(CLEAN)
+    assert not [r for r in tab.rows(view) if r["figure"] == "objective"]  # not judged: no row
+    missed = {"met": False, "limit": "target", "reason": "latency: p99 55.3 ms > 10.0 ms", "warmup_s": 0.5}
+    met = {"met": True, "limit": None, "reason": "p99 3.1 ms <= 250.0 ms, 0 lost", "warmup_s": 2.0}
+    rows = tab.rows(tab.View(state="finished", note="done", blocks={**view.blocks, "http": view.blocks["ws"]},
+                             verdicts={"ws": missed, "http": met}))
+    assert [(r["transport"], r["value"]) for r in rows if r["figure"] == "objective"] == [
+        ("ws", "MISSED (target): latency: p99 55.3 ms > 10.0 ms (after a 0.5 s warm-up)"),
+        ("http", "met: p99 3.1 ms <= 250.0 ms, 0 lost (after a 2 s warm-up)")]
+
+
 def test_a_live_view_has_no_result_rows_and_no_run_shows_how_to_start() -> None:
     view = _finished_view(CLEAN)
     live_rows = tab.rows(tab.View(state="live", note="so far", blocks=view.blocks, details=view.details))
