@@ -65,6 +65,23 @@ def _scenario_notes(base: Sequence[Run], new: Sequence[Run]) -> list[str]:
     return notes
 
 
+def _objective_notes(base: Sequence[Run], new: Sequence[Run], transports: Sequence[str]) -> list[str]:
+    """Where runs were judged against an objective (``objective`` in summary.json): how many of each side's
+    runs met it, per transport (a verdict of its own, beside the comparison's)."""
+    def met(runs: Sequence[Run], transport: str) -> str:
+        verdicts = [((run.summary.get("objective") or {}).get("transports") or {}).get(transport)
+                    for run in runs]
+        judged = [v for v in verdicts if isinstance(v, dict)]
+        return f"met in {sum(1 for v in judged if v.get('met'))} of {len(judged)}" if judged else "not judged"
+
+    notes = []
+    for t in transports:
+        b, n = met(base, t), met(new, t)
+        if (b, n) != ("not judged", "not judged"):
+            notes.append(f"{t} objective: {b} run(s) (BASELINE), {n} run(s) (NEW)")
+    return notes
+
+
 def compare_runs(base: Sequence[Run], new: Sequence[Run], options: Options, *,
                  where: tuple[str, str] = ("BASELINE", "NEW")) -> Report:
     """Compare every transport the runs of both sides have.
@@ -85,6 +102,7 @@ def compare_runs(base: Sequence[Run], new: Sequence[Run], options: Options, *,
         rows += transport_rows(t, side_of(base, t), side_of(new, t), options, paired=paired)
     if left_out:
         notes.append(f"not compared (not in every run of both sides): {', '.join(left_out)}")
+    notes += _objective_notes(base, new, transports)
     if paired:
         notes.append("one run a side, of the same scenario and seed: their seconds are resampled in pairs "
                      "(second n of one with second n of the other)")

@@ -57,6 +57,24 @@ def test_a_directory_of_runs_is_one_side(runs: dict[str, Path], tmp_path: Path,
     assert "(2 run(s))" in capsys.readouterr().out
 
 
+def test_each_sides_objective_verdicts_are_noted(runs: dict[str, Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs judged against an objective (summary.json's ``objective``): the comparison notes how many of
+    each side's runs met it, per transport; runs never judged get no such note."""
+    for name, met in (("base", True), ("slow", False)):
+        path = runs[name] / "summary.json"
+        doc = json.loads(path.read_text())
+        verdict = {"met": met, "reason": "...", "limit": None if met else "target"}
+        doc["objective"] = {"p99_us": 250_000.0, "max_loss": 0.0, "warmup_s": 1.0, "met": met,
+                            "transports": {"ws": verdict}}
+        path.write_text(json.dumps(doc))
+    main(["compare", str(runs["base"]), str(runs["slow"]), "--resamples", "300"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "ws objective: met in 1 of 1 run(s) (BASELINE), met in 0 of 1 run(s) (NEW)" in out, out
+    main(["compare", str(runs["same"]), str(runs["same"]), "--resamples", "300"])
+    assert "ws objective:" not in capsys.readouterr().out
+
+
 def _broken_summary(tmp_path: Path, runs: dict[str, Path]) -> str:
     target = tmp_path / "broken"
     write_run(target, synthetic_run(9, seconds=10))
