@@ -15,6 +15,10 @@ from bench.protocol.errors import UsageError
 
 DEFAULT_ALLOWANCE = "5%"
 
+#: The end of ``compare --help`` (docs/ci.md has every command's).
+EXIT_STATUS = ("exit status: 0 no regression (no change, improved or inconclusive); 1 a metric regressed "
+               "beyond its allowance with confidence; 2 unusable input.")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline", metavar="BASELINE",
@@ -22,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("new", metavar="NEW", help="the same, for the build or setting under test")
     parser.add_argument("--max-regression", action="append", default=[], metavar="[METRIC=]N%",
                         help="how much worse a metric may get before it counts as a regression: N%% for "
-                             f"every metric (default {DEFAULT_ALLOWANCE}), METRIC=N%% for some (repeatable; "
-                             "METRIC is a name or a pattern: p99, raw-*, throughput, lost)")
+                             f"every metric (default {DEFAULT_ALLOWANCE.replace('%', '%%')}), METRIC=N%% for "
+                             "some (repeatable; METRIC is a name or a pattern: p99, raw-*, throughput, lost)")
     parser.add_argument("--confidence", default="95%", metavar="C",
                         help="confidence of the intervals: 95%%, 0.99... (default 95%%)")
     parser.add_argument("--resamples", type=int, default=2000, metavar="N",
