@@ -1,8 +1,9 @@
 """The ``nucleus-bench`` command: parse, build a config, call the library.
 
 Each subcommand lives beside the code it drives and exposes two functions:
-``add_arguments(parser)`` and ``run(args) -> int``. They are imported lazily, so ``nucleus-bench target``
-never loads the load generator and vice versa.
+``add_arguments(parser)`` and ``run(args) -> int``, and may say its exit statuses in ``EXIT_STATUS`` (the end
+of its --help). They are imported lazily, so ``nucleus-bench target`` never loads the load generator and vice
+versa.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text,
+                                            epilog=getattr(module, "EXIT_STATUS", None)))
     return parser
 
 

@@ -17,6 +17,10 @@ from bench.results import objective_flags
 TRANSPORT_CHOICES: dict[str, tuple[Transport, ...]] = {"ws": ("ws",), "http": ("http",),
                                                        "both": ("ws", "http")}
 
+#: The end of ``capacity --help`` (docs/ci.md has every command's).
+EXIT_STATUS = ("exit status: 0 the search ended (its answer, met or not, is in capacity.json); 1 a step's "
+               "accounting identity does not hold; 2 bad input; 130 Ctrl-C (the steps done are written).")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="SCENARIO",

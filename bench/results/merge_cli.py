@@ -40,6 +40,11 @@ from bench.results.transport import TransportResult
 from bench.results.verdict import EXIT_OBJECTIVE_MISSED, Judge, objective_in_force, objective_line, warmup_of
 from bench.scenario import Objective
 
+#: The end of ``merge --help`` (docs/ci.md has every command's).
+EXIT_STATUS = ("exit status: 0 merged, every identity holding (and the objective met, if any); 1 an identity "
+               "does not hold; 2 bad input, or shards that are not the shards of one run; 3 the merged run "
+               "missed the objective.")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dirs", nargs="+", metavar="DIR",

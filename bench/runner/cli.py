@@ -18,6 +18,11 @@ from bench.results import objective_flags
 _APP_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TRANSPORT_CHOICES = {"ws": ("ws",), "http": ("http",), "both": ("ws", "http")}
 
+#: The end of ``run --help`` (docs/ci.md has every command's).
+EXIT_STATUS = ("exit status: 0 finished, every identity holding (and the objective met, if one was given); 1 "
+               "the accounting identity does not hold; 2 bad input; 3 the objective was missed; 4 a process "
+               "of --processes died; 130 / 143 Ctrl-C / SIGTERM. Whatever was measured is written.")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scenario", metavar="SCENARIO", help="scenario file (TOML): scenarios/smoke.toml")
