@@ -88,7 +88,7 @@ from bench.results.reconcile import Reconciliation, not_done, reconcile_fleet
 from bench.results.summary import build_summary
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
-from bench.results.verdict import Judge, default_warmup, objective_line
+from bench.results.verdict import Judge, all_met, default_warmup, objective_line
 from bench.scenario import Scenario, load_scenario, parse_scenario, read_scenario_text
 from bench.target.embedded import EmbeddedTarget
 
@@ -555,7 +555,7 @@ class Glue:
             environment.process_exit_code = 1
         elif c.interrupted:
             environment.process_exit_code = EXIT_INTERRUPTED
-        elif failed or not all(v["met"] for v in verdicts.values()):
+        elif failed or not all_met(verdicts):
             environment.process_exit_code = EXIT_GATES
         elif (self.options.gates.any or verdicts) and not crashed:  # thresholds decide; a crash is Locust's
             environment.process_exit_code = 0

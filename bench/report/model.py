@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bench.metrics import Histogram, SecondSeries
@@ -296,14 +297,20 @@ def _column(run: RunFiles, transport: str, block: Doc, label: str, error: str | 
         series=() if result is None else second_rows(result.series), block=block)
 
 
+def _document(obj: Any, path: Path, schema: str) -> Doc:
+    """A result file's document, refused in one line when it is not of ``schema``."""
+    doc = Doc(obj, str(path))
+    found = doc.opt("schema")
+    if found != schema:
+        raise UsageError(f"{doc.where}: schema {found!r} is not {schema!r}")
+    return doc
+
+
 def columns(run: RunFiles, several: bool) -> list[Column]:
     """One column per transport of the run's summary.json; labelled by run too when ``several`` runs."""
     if run.summary is None:
         return []
-    doc = Doc(run.summary, str(run.path / SUMMARY))
-    schema = doc.opt("schema")
-    if schema != SUMMARY_SCHEMA:
-        raise UsageError(f"{doc.where}: schema {schema!r} is not {SUMMARY_SCHEMA!r}")
+    doc = _document(run.summary, run.path / SUMMARY, SUMMARY_SCHEMA)
     error = doc.opt("error")
     blocks = doc.sub("transports")
     judged = doc.sub("objective", "transports") if doc.opt("objective") is not None else None
@@ -341,10 +348,7 @@ def capacity_curves(run: RunFiles, several: bool) -> list[CapacityCurve]:
     """One curve per transport of the run's capacity.json (schema in results/README.md)."""
     if run.capacity is None:
         return []
-    doc = Doc(run.capacity, str(run.path / CAPACITY))
-    schema = doc.opt("schema")
-    if schema != CAPACITY_SCHEMA:
-        raise UsageError(f"{doc.where}: schema {schema!r} is not {CAPACITY_SCHEMA!r}")
+    doc = _document(run.capacity, run.path / CAPACITY, CAPACITY_SCHEMA)
     slo = doc.sub("slo") if doc.opt("slo") is not None else None
     slo_p99 = slo.num("p99_us") if slo is not None and slo.opt("p99_us") is not None else None
     out = []

@@ -37,7 +37,14 @@ from bench.results.shards import (
 from bench.results.summary import summary_document
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
-from bench.results.verdict import EXIT_OBJECTIVE_MISSED, Judge, objective_in_force, objective_line, warmup_of
+from bench.results.verdict import (
+    EXIT_OBJECTIVE_MISSED,
+    Judge,
+    all_met,
+    objective_in_force,
+    objective_line,
+    warmup_of,
+)
 from bench.scenario import Objective
 
 #: The end of ``merge --help`` (docs/ci.md has every command's).
@@ -180,4 +187,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"results: {run_dir}")
     if not summary["ok"]:
         return 1
-    return 0 if all(v["met"] for v in verdicts.values()) else EXIT_OBJECTIVE_MISSED
+    return 0 if all_met(verdicts) else EXIT_OBJECTIVE_MISSED

@@ -228,8 +228,13 @@ class Judge:
         """The summary's ``objective`` block: what was asked, and each judged transport's verdict."""
         o = self.objective
         return {"p99_us": o.p99_us, "max_loss": o.max_loss, "warmup_s": self.warmup_s,
-                "met": all(v["met"] for v in verdicts.values()) if verdicts else None,
+                "met": all_met(verdicts) if verdicts else None,
                 "transports": dict(verdicts)}
+
+
+def all_met(verdicts: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Every judged transport met the objective (true when none was judged: nothing was missed)."""
+    return all(v["met"] for v in verdicts.values())
 
 
 def objective_line(transport: str, verdict: Mapping[str, Any]) -> str:

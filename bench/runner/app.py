@@ -38,7 +38,7 @@ from bench.results.shards import ShardInfo, parse_shard, scenario_digest
 from bench.results.summary import RunHeader, build_summary
 from bench.results.terminal import transport_lines
 from bench.results.transport import TransportResult
-from bench.results.verdict import EXIT_OBJECTIVE_MISSED, Judge, objective_in_force, objective_line
+from bench.results.verdict import EXIT_OBJECTIVE_MISSED, Judge, all_met, objective_in_force, objective_line
 from bench.runner.engine import RunConfig, raise_nofile_limit
 from bench.runner.procs import run_transport
 from bench.runner.progress import Progress
@@ -93,7 +93,6 @@ class RunRequest:
     warmup_s: float | None = None
 
 
-#: The run's ``error`` when Ctrl-C cut it short.
 #: Exit statuses of ``run`` besides 0 (every identity holds), 1 (one does not) and 2 (bad input): the
 #: objective missed; a shard process lost mid-run; 128 + the signal for a run stopped by SIGINT (130) or
 #: SIGTERM (143).
@@ -378,8 +377,7 @@ def execute(request: RunRequest) -> int:
             print("objective: not judged on a shard's slice; `nucleus-bench merge` judges the whole run")
         if server is not None:
             hold(server, request.metrics_hold_s, session)
-    met = all(v["met"] for v in session.verdicts.values())
-    return exit_status(session.results.values(), bool(session.summary.get("ok")), met)
+    return exit_status(session.results.values(), bool(session.summary.get("ok")), all_met(session.verdicts))
 
 
 def exit_status(results: Iterable[TransportResult], ok: bool, met: bool = True) -> int:
